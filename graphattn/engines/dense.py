@@ -1,0 +1,90 @@
+"""The dense engine: full attention within each graph through PyTorch's SDPA.
+
+For a :class:`~graphattn.attention.patterns.FullGraph` the nodes of each graph are packed into
+padded ``[B, H, L, D]`` blocks and attention runs in
+:func:`torch.nn.functional.scaled_dot_product_attention` with a key-padding mask. No ``N x N``
+edge list is built. Batches whose graphs all have the same size need no mask at all, which
+lets SDPA pick its fused kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.utils import to_dense_batch
+
+from ..attention.patterns import FullGraph, Pattern
+from .base import EdgeTerms
+
+__all__ = ["dense_attention"]
+
+
+def dense_attention(
+    q: Tensor, k: Tensor, v: Tensor, graph: Tensor | Pattern, *,
+    terms: EdgeTerms | None = None, dropout: float = 0.0, need_weights: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Full attention per graph on padded blocks (see :mod:`.base` for the contract)."""
+    if not isinstance(graph, FullGraph):
+        raise ValueError(f"the dense engine needs a FullGraph pattern, got {type(graph).__name__}")
+    if terms is not None and not terms.empty:
+        raise ValueError("the dense engine does not take edge features or relation types")
+    num_nodes, heads, dim = q.shape
+    dim_v = v.size(-1)
+
+    sizes = graph.sizes
+    nonempty = sizes[sizes > 0]
+    if num_nodes == 0 or nonempty.numel() == 0:
+        out = v.new_zeros(num_nodes, heads, dim_v)
+        return out, (q.new_zeros(0, heads) if need_weights else None)
+
+    num_blocks, length = nonempty.numel(), int(nonempty.max())
+    uniform = bool((nonempty == length).all())
+    if uniform:  # no padding: plain views
+        qb, kb, vb = (t.view(num_blocks, length, heads, -1).transpose(1, 2) for t in (q, k, v))
+        mask = None
+        batch = None
+    else:
+        batch = torch.repeat_interleave(
+            torch.arange(num_blocks, device=q.device), nonempty.to(q.device)
+        )
+
+        def pad(t: Tensor) -> Tensor:
+            dense, _ = to_dense_batch(t.reshape(num_nodes, -1), batch, 0.0, length, num_blocks)
+            return dense.view(num_blocks, length, heads, -1).transpose(1, 2)  # (B, H, L, D)
+
+        qb, kb, vb = pad(q), pad(k), pad(v)
+        mask = torch.arange(length, device=q.device) < nonempty.to(q.device).unsqueeze(1)
+        key_mask = mask[:, None, None, :]  # (B, 1, 1, L): padded keys are never attended
+
+    weights = None
+    if need_weights:
+        logits = qb @ kb.transpose(-1, -2)  # (B, H, L, L); q is pre-scaled
+        if mask is not None:
+            logits = logits.masked_fill(~key_mask, float("-inf"))
+        probs = logits.softmax(dim=-1)
+        weights = _gather_edge_weights(probs, graph, nonempty)
+        if dropout > 0.0:
+            probs = F.dropout(probs, p=dropout, training=True)
+        ob = probs @ vb  # (B, H, L, Dv)
+    else:
+        ob = F.scaled_dot_product_attention(
+            qb, kb, vb, attn_mask=None if mask is None else key_mask,
+            dropout_p=dropout, scale=1.0,
+        )  # (B, H, L, Dv)
+
+    ob = ob.transpose(1, 2)  # (B, L, H, Dv)
+    out = ob.reshape(num_nodes, heads, dim_v) if mask is None else ob[mask]
+    return out, weights
+
+
+def _gather_edge_weights(probs: Tensor, graph: FullGraph, nonempty: Tensor) -> Tensor:
+    """Pick the ``[E, H]`` weights of the materialized edges out of ``[B, H, L, L]`` blocks."""
+    device = probs.device
+    src, dst = graph.edge_index(device)
+    starts = torch.cumsum(nonempty, 0) - nonempty  # start node of each non-empty graph
+    block = torch.repeat_interleave(
+        torch.arange(nonempty.numel(), device=device), nonempty.to(device)
+    )[dst]
+    start = starts.to(device)[block]
+    return probs[block, :, dst - start, src - start]  # (E, H)
