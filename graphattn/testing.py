@@ -75,13 +75,15 @@ def assert_matches_reference(
     torch.testing.assert_close(out, ref, **tol, msg=lambda m: f"{engine} output: {m}")
     if need_weights:
         assert weights is not None and ref_weights is not None
-        torch.testing.assert_close(weights, ref_weights, **tol, msg=lambda m: f"{engine} weights: {m}")
+        torch.testing.assert_close(
+            weights, ref_weights, **tol, msg=lambda m: f"{engine} weights: {m}"
+        )
 
     if backward and inputs and out.numel() > 0:
         grad = torch.randn_like(ref)
         got = torch.autograd.grad(out, inputs, grad, allow_unused=True)
         want = torch.autograd.grad(ref, inputs, grad, allow_unused=True)
-        for i, (g, w) in enumerate(zip(got, want)):
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
             g = torch.zeros_like(inputs[i]) if g is None else g
             w = torch.zeros_like(inputs[i]) if w is None else w
             assert torch.isfinite(g).all(), f"{engine}: non-finite gradient of input {i}"

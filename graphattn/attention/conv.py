@@ -170,7 +170,9 @@ class MultiHeadAttentionConv(AttentionPropagation):
         constructor.
         """
         if not isinstance(mha, nn.MultiheadAttention):
-            raise TypeError(f"`mha` must be a torch.nn.MultiheadAttention, got {type(mha).__name__}")
+            raise TypeError(
+                f"`mha` must be a torch.nn.MultiheadAttention, got {type(mha).__name__}"
+            )
         if not mha._qkv_same_embed_dim:
             raise ValueError("`mha` must have kdim == vdim == embed_dim")
         if mha.bias_k is not None or mha.add_zero_attn:

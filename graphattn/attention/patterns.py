@@ -107,7 +107,7 @@ class Pattern:
             return cached
         parts = []
         by_size: dict[int, Tensor] = {}
-        for offset, n in zip(self.ptr[:-1].tolist(), self.sizes.tolist()):
+        for offset, n in zip(self.ptr[:-1].tolist(), self.sizes.tolist(), strict=True):
             if n == 0:
                 continue
             local = by_size.get(n)
@@ -132,9 +132,8 @@ class Pattern:
     def __repr__(self) -> str:
         extra = self._describe()
         extra = f", {extra}" if extra else ""
-        return (
-            f"{type(self).__name__}(num_nodes={self.num_nodes}, num_graphs={self.num_graphs}{extra})"
-        )
+        name = type(self).__name__
+        return f"{name}(num_nodes={self.num_nodes}, num_graphs={self.num_graphs}{extra})"
 
     def __eq__(self, other: object) -> bool:
         return (

@@ -33,8 +33,13 @@ class AttentionPropagation(MessagePassing):
     """
 
     # The arguments of `propagate` / `edge_updater`, for PyG's generated (jinja) versions.
-    propagate_type = {"value": Tensor, "alpha": Tensor, "edge_value": Optional[Tensor]}
-    edge_updater_type = {"query": Tensor, "key": Tensor, "edge_key": Optional[Tensor]}
+    # (typing.Optional, not `X | None`: PyG renders these into generated source.)
+    propagate_type = {
+        "value": Tensor, "alpha": Tensor, "edge_value": Optional[Tensor],  # noqa: UP045
+    }
+    edge_updater_type = {
+        "query": Tensor, "key": Tensor, "edge_key": Optional[Tensor],  # noqa: UP045
+    }
 
     def __init__(self, **kwargs):
         kwargs.setdefault("aggr", "sum")
