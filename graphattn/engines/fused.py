@@ -423,7 +423,7 @@ def fused_attention(
         if not isinstance(t, Tensor):
             raise TypeError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
         if t.dtype not in _FLOATS:
-            raise TypeError(f"`{name}` must be float32 or float64 for the fused engine, got {t.dtype}")
+            raise TypeError(f"`{name}` must be float32 or float64 (fused engine), got {t.dtype}")
         if t.device.type != "cpu":
             raise ValueError(f"the fused engine runs on the CPU; `{name}` is on {t.device}")
         if t.dim() != 3:
