@@ -1,6 +1,8 @@
 """Numba kernels of the ``fused`` engine (private; see :mod:`graphattn.engines.fused`).
 
-All kernels take NumPy views of contiguous CPU tensors:
+All kernels take NumPy views of contiguous CPU tensors, flattened over heads (``[N, H * D]``,
+so that the per-edge loops run over one contiguous row; ``heads``, ``dim`` and ``dim_v`` are
+passed separately):
 
 - ``q, k`` ``[N, H, D]``, ``v`` ``[N, H, Dv]`` in float32 or float64 (one specialisation each);
 - a CSR by target ``(t_ptr [N+1], t_src [E], t_eid [E])``: the incoming edges of node ``i`` sit
@@ -54,55 +56,59 @@ def _drop_factor(p_drop, seed, e, heads, h, keep_scale, zero):
     return zero
 
 
+# The helpers index 2-D arrays by (row, column) instead of taking row views: a view in a
+# parallel loop increments the shared reference count of its parent atomically, which makes
+# the threads contend for one cache line on every edge.
 @njit(inline="always")
-def _score(q, k, ek, rk, i, j, e, r, h, has_ek, has_rel, zero):
-    """<q_i^h, k_j^h + ek_e^h + rk_r^h>."""
-    s = zero
-    for d in range(q.shape[2]):
-        kd = k[j, h, d]
-        if has_ek:
-            kd += ek[e, h, d]
-        if has_rel:
-            kd += rk[r, h, d]
-        s += q[i, h, d] * kd
-    return s
+def _edge_row(base, term, rel, has_term, has_rel, j, e, r, row):
+    """``row[:] = base[j] + term[e] + rel[r]``."""
+    for x in range(row.size):
+        row[x] = base[j, x]
+    if has_term:
+        for x in range(row.size):
+            row[x] += term[e, x]
+    if has_rel:
+        for x in range(row.size):
+            row[x] += rel[r, x]
+    return row
 
 
 @njit(inline="always")
-def _value_dot(g, i, v, ev, rv, j, e, r, h, has_ev, has_rel, zero):
-    """<g_i^h, v_j^h + ev_e^h + rv_r^h>."""
-    s = zero
-    for d in range(v.shape[2]):
-        vd = v[j, h, d]
-        if has_ev:
-            vd += ev[e, h, d]
-        if has_rel:
-            vd += rv[r, h, d]
-        s += g[i, h, d] * vd
-    return s
+def _head_dots(a, i, b, prod, out, heads, dim, zero):
+    """``out[h] = <a[i, h*dim:(h+1)*dim], b[h*dim:(h+1)*dim]>`` for every head."""
+    for x in range(prod.size):
+        prod[x] = a[i, x] * b[x]
+    for h in range(heads):
+        s = zero
+        for d in range(h * dim, (h + 1) * dim):
+            s += prod[d]
+        out[h] = s
 
 
 @njit(parallel=True, cache=True, fastmath=False)
 def forward_kernel(
-    q, k, v, t_ptr, t_src, t_eid, ek, ev, rk, rv, etype,
+    q, k, v, heads, dim, dim_v, t_ptr, t_src, t_eid, ek, ev, rk, rv, etype,
     has_ek, has_ev, has_rel, p_drop, seed, keep_scale, zero, out, lse,
 ):
-    """Online-softmax attention per target; writes ``out [N, H, Dv]`` and ``lse [N, H]``."""
-    n, heads, _ = q.shape
-    dim_v = v.shape[2]
+    """Online-softmax attention per target; writes ``out [N, H*Dv]`` and ``lse [N, H]``."""
+    n = q.shape[0]
     nblocks = (n + _BLOCK - 1) // _BLOCK
     for b in prange(nblocks):
         m = np.empty(heads, dtype=q.dtype)
         l = np.empty(heads, dtype=q.dtype)
-        acc = np.empty((heads, dim_v), dtype=q.dtype)
+        s = np.empty(heads, dtype=q.dtype)
+        acc = np.empty(heads * dim_v, dtype=q.dtype)
+        kk = np.empty(heads * dim, dtype=q.dtype)
+        vv = np.empty(heads * dim_v, dtype=q.dtype)
+        prod = np.empty(heads * dim, dtype=q.dtype)
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             start = t_ptr[i]
             stop = t_ptr[i + 1]
             if start == stop:  # no incoming edge: zero output, lse = -inf
                 for h in range(heads):
                     lse[i, h] = -np.inf
-                    for d in range(dim_v):
-                        out[i, h, d] = zero
+                for x in range(heads * dim_v):
+                    out[i, x] = zero
                 continue
             m[:] = -np.inf
             l[:] = zero
@@ -111,53 +117,58 @@ def forward_kernel(
                 j = t_src[pos]
                 e = t_eid[pos]
                 r = etype[e] if has_rel else 0
+                krow = _edge_row(k, ek, rk, has_ek, has_rel, j, e, r, kk)
+                vrow = _edge_row(v, ev, rv, has_ev, has_rel, j, e, r, vv)
+                _head_dots(q, i, krow, prod, s, heads, dim, zero)
                 for h in range(heads):
-                    s = _score(q, k, ek, rk, i, j, e, r, h, has_ek, has_rel, zero)
+                    sh = s[h]
                     mh = m[h]
-                    if s > mh:  # new running maximum: rescale what was summed so far
-                        c = np.exp(mh - s)
+                    if sh > mh:  # new running maximum: rescale what was summed so far
+                        c = np.exp(mh - sh)
                         l[h] *= c
-                        for d in range(dim_v):
-                            acc[h, d] *= c
-                        m[h] = s
-                        mh = s
-                    w = np.exp(s - mh)
+                        for x in range(h * dim_v, (h + 1) * dim_v):
+                            acc[x] *= c
+                        m[h] = sh
+                        mh = sh
+                    w = np.exp(sh - mh)
                     l[h] += w
                     w = w * _drop_factor(p_drop, seed, e, heads, h, keep_scale, zero)
-                    for d in range(dim_v):
-                        vd = v[j, h, d]
-                        if has_ev:
-                            vd += ev[e, h, d]
-                        if has_rel:
-                            vd += rv[r, h, d]
-                        acc[h, d] += w * vd
+                    for x in range(h * dim_v, (h + 1) * dim_v):
+                        acc[x] += w * vrow[x]
             for h in range(heads):
-                for d in range(dim_v):
-                    out[i, h, d] = acc[h, d] / l[h]
-                lse[i, h] = m[h] + np.log(l[h])
+                lh = l[h]
+                for x in range(h * dim_v, (h + 1) * dim_v):
+                    out[i, x] = acc[x] / lh
+                lse[i, h] = m[h] + np.log(lh)
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def weights_kernel(q, k, t_ptr, t_src, t_eid, ek, rk, etype, has_ek, has_rel, zero, lse, w):
+def weights_kernel(
+    q, k, heads, dim, t_ptr, t_src, t_eid, ek, rk, etype, has_ek, has_rel, zero, lse, w,
+):
     """Attention weights ``w [E, H]`` (before dropout), recomputed from the saved ``lse``."""
-    n, heads, _ = q.shape
+    n = q.shape[0]
     nblocks = (n + _BLOCK - 1) // _BLOCK
     for b in prange(nblocks):
+        s = np.empty(heads, dtype=q.dtype)
+        kk = np.empty(heads * dim, dtype=q.dtype)
+        prod = np.empty(heads * dim, dtype=q.dtype)
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             for pos in range(t_ptr[i], t_ptr[i + 1]):
                 j = t_src[pos]
                 e = t_eid[pos]
                 r = etype[e] if has_rel else 0
+                krow = _edge_row(k, ek, rk, has_ek, has_rel, j, e, r, kk)
+                _head_dots(q, i, krow, prod, s, heads, dim, zero)
                 for h in range(heads):
-                    s = _score(q, k, ek, rk, i, j, e, r, h, has_ek, has_rel, zero)
-                    w[e, h] = np.exp(s - lse[i, h])
+                    w[e, h] = np.exp(s[h] - lse[i, h])
 
 
 @njit(parallel=True, cache=True, fastmath=False)
 def backward_target_kernel(
-    q, k, v, gout, out, lse, glse, t_ptr, t_src, t_eid, ek, ev, rk, rv, etype,
-    has_ek, has_ev, has_rel, need_dek, need_dev, need_drel, p_drop, seed, keep_scale, zero,
-    delta, dq, dek, dev, drk_part, drv_part,
+    q, k, v, heads, dim, dim_v, gout, out, lse, glse, t_ptr, t_src, t_eid, ek, ev, rk, rv,
+    etype, has_ek, has_ev, has_rel, need_dek, need_dev, need_drel, p_drop, seed, keep_scale,
+    zero, delta, dq, dek, dev, drk_part, drv_part,
 ):
     """Backward by target: ``delta``, ``dq`` and the gradients of the edge terms.
 
@@ -166,56 +177,68 @@ def backward_target_kernel(
     ``dq_i += ds * k_e``, ``d(key terms)_e = ds * q_i``, ``d(value terms)_e = P M gout_i``.
     ``dq``, ``drk_part`` and ``drv_part`` must be zero on entry.
     """
-    n, heads, dim = q.shape
-    dim_v = v.shape[2]
+    n = q.shape[0]
     nblocks = (n + _BLOCK - 1) // _BLOCK
     for b in prange(nblocks):
         tid = numba.get_thread_id()
+        s = np.empty(heads, dtype=q.dtype)
+        dp = np.empty(heads, dtype=q.dtype)
+        ds = np.empty(heads, dtype=q.dtype)
+        pm = np.empty(heads, dtype=q.dtype)
+        dl = np.empty(heads, dtype=q.dtype)
+        kk = np.empty(heads * dim, dtype=q.dtype)
+        vv = np.empty(heads * dim_v, dtype=q.dtype)
+        prod = np.empty(heads * dim, dtype=q.dtype)
+        prod_v = np.empty(heads * dim_v, dtype=q.dtype)
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             start = t_ptr[i]
             stop = t_ptr[i + 1]
-            for h in range(heads):
-                if start == stop:
+            if start == stop:
+                for h in range(heads):
                     delta[i, h] = zero
-                    continue
+                continue
+            for h in range(heads):
                 acc = zero
-                for d in range(dim_v):
-                    acc += gout[i, h, d] * out[i, h, d]
-                delta[i, h] = acc - glse[i, h]
+                for x in range(h * dim_v, (h + 1) * dim_v):
+                    acc += gout[i, x] * out[i, x]
+                dl[h] = acc - glse[i, h]
+                delta[i, h] = dl[h]
             for pos in range(start, stop):
                 j = t_src[pos]
                 e = t_eid[pos]
                 r = etype[e] if has_rel else 0
+                krow = _edge_row(k, ek, rk, has_ek, has_rel, j, e, r, kk)
+                vrow = _edge_row(v, ev, rv, has_ev, has_rel, j, e, r, vv)
+                _head_dots(q, i, krow, prod, s, heads, dim, zero)
+                _head_dots(gout, i, vrow, prod_v, dp, heads, dim_v, zero)
                 for h in range(heads):
-                    s = _score(q, k, ek, rk, i, j, e, r, h, has_ek, has_rel, zero)
-                    p = np.exp(s - lse[i, h])
-                    dp = _value_dot(gout, i, v, ev, rv, j, e, r, h, has_ev, has_rel, zero)
+                    p = np.exp(s[h] - lse[i, h])
                     mfac = _drop_factor(p_drop, seed, e, heads, h, keep_scale, zero)
-                    ds = p * (dp * mfac - delta[i, h])
-                    for d in range(dim):
-                        kd = k[j, h, d]
-                        if has_ek:
-                            kd += ek[e, h, d]
-                        if has_rel:
-                            kd += rk[r, h, d]
-                        dq[i, h, d] += ds * kd
-                    if need_dek:
-                        for d in range(dim):
-                            dek[e, h, d] = ds * q[i, h, d]
-                    pm = p * mfac
-                    if need_dev:
-                        for d in range(dim_v):
-                            dev[e, h, d] = pm * gout[i, h, d]
-                    if need_drel:
-                        for d in range(dim):
-                            drk_part[tid, r, h, d] += ds * q[i, h, d]
-                        for d in range(dim_v):
-                            drv_part[tid, r, h, d] += pm * gout[i, h, d]
+                    ds[h] = p * (dp[h] * mfac - dl[h])
+                    pm[h] = p * mfac
+                for h in range(heads):
+                    dsh = ds[h]
+                    for x in range(h * dim, (h + 1) * dim):
+                        dq[i, x] += dsh * krow[x]
+                if need_dek:
+                    for h in range(heads):
+                        for x in range(h * dim, (h + 1) * dim):
+                            dek[e, x] = ds[h] * q[i, x]
+                if need_dev:
+                    for h in range(heads):
+                        for x in range(h * dim_v, (h + 1) * dim_v):
+                            dev[e, x] = pm[h] * gout[i, x]
+                if need_drel:
+                    for h in range(heads):
+                        for x in range(h * dim, (h + 1) * dim):
+                            drk_part[tid, r, x] += ds[h] * q[i, x]
+                        for x in range(h * dim_v, (h + 1) * dim_v):
+                            drv_part[tid, r, x] += pm[h] * gout[i, x]
 
 
 @njit(parallel=True, cache=True, fastmath=False)
 def backward_source_kernel(
-    q, k, v, gout, lse, delta, s_ptr, s_dst, s_eid, ek, ev, rk, rv, etype,
+    q, k, v, heads, dim, dim_v, gout, lse, delta, s_ptr, s_dst, s_eid, ek, ev, rk, rv, etype,
     has_ek, has_ev, has_rel, p_drop, seed, keep_scale, zero, dk, dv,
 ):
     """Backward by source: ``dk_j += ds * q_i`` and ``dv_j += P M gout_i`` over out-edges.
@@ -223,23 +246,30 @@ def backward_source_kernel(
     Scores are recomputed, so no per-edge tensor is stored between the two backward passes.
     ``dk`` and ``dv`` must be zero on entry.
     """
-    n, heads, dim = k.shape
-    dim_v = v.shape[2]
+    n = k.shape[0]
     nblocks = (n + _BLOCK - 1) // _BLOCK
     for b in prange(nblocks):
+        s = np.empty(heads, dtype=q.dtype)
+        dp = np.empty(heads, dtype=q.dtype)
+        kk = np.empty(heads * dim, dtype=q.dtype)
+        vv = np.empty(heads * dim_v, dtype=q.dtype)
+        prod = np.empty(heads * dim, dtype=q.dtype)
+        prod_v = np.empty(heads * dim_v, dtype=q.dtype)
         for j in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             for pos in range(s_ptr[j], s_ptr[j + 1]):
                 i = s_dst[pos]
                 e = s_eid[pos]
                 r = etype[e] if has_rel else 0
+                krow = _edge_row(k, ek, rk, has_ek, has_rel, j, e, r, kk)
+                vrow = _edge_row(v, ev, rv, has_ev, has_rel, j, e, r, vv)
+                _head_dots(q, i, krow, prod, s, heads, dim, zero)
+                _head_dots(gout, i, vrow, prod_v, dp, heads, dim_v, zero)
                 for h in range(heads):
-                    s = _score(q, k, ek, rk, i, j, e, r, h, has_ek, has_rel, zero)
-                    p = np.exp(s - lse[i, h])
-                    dp = _value_dot(gout, i, v, ev, rv, j, e, r, h, has_ev, has_rel, zero)
+                    p = np.exp(s[h] - lse[i, h])
                     mfac = _drop_factor(p_drop, seed, e, heads, h, keep_scale, zero)
-                    ds = p * (dp * mfac - delta[i, h])
-                    pm = p * mfac
-                    for d in range(dim):
-                        dk[j, h, d] += ds * q[i, h, d]
-                    for d in range(dim_v):
-                        dv[j, h, d] += pm * gout[i, h, d]
+                    dsh = p * (dp[h] * mfac - delta[i, h])
+                    pmh = p * mfac
+                    for x in range(h * dim, (h + 1) * dim):
+                        dk[j, x] += dsh * q[i, x]
+                    for x in range(h * dim_v, (h + 1) * dim_v):
+                        dv[j, x] += pmh * gout[i, x]

@@ -213,14 +213,20 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _terms_np(q: Tensor, v: Tensor, ek, ev, rk, rv, et):
-    """NumPy views of the edge terms; absent ones become empty arrays of the same type."""
-    empty = np.empty((0, 0, 0), dtype=_np(q).dtype)
+def _flat(t: Tensor) -> np.ndarray:
+    """A contiguous ``[rows, H * D]`` NumPy view of an ``[rows, H, D]`` tensor."""
+    a = _np(t)
+    return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))  # (rows, H * D)
+
+
+def _terms_np(q: Tensor, ek, ev, rk, rv, et):
+    """Flat NumPy views of the edge terms; absent ones become empty arrays of the same type."""
+    empty = np.empty((0, 0), dtype=_np(q).dtype)
     return (
-        empty if ek is None else _np(ek),
-        empty if ev is None else _np(ev),
-        empty if rk is None else _np(rk),
-        empty if rv is None else _np(rv),
+        empty if ek is None else _flat(ek),
+        empty if ev is None else _flat(ev),
+        empty if rk is None else _flat(rk),
+        empty if rv is None else _flat(rv),
         np.empty(0, dtype=np.int64) if et is None else _np(et.long()),
     )
 
@@ -243,12 +249,13 @@ def _fused_attention_op(
     csr = CSR_CACHE.get(edge_index, n)
     out = q.new_empty(n, heads, v.size(-1))
     lse = q.new_empty(n, heads)
-    ek, ev, rk, rv, et = _terms_np(q, v, edge_key, edge_value, rel_key, rel_value, edge_type)
+    ek, ev, rk, rv, et = _terms_np(q, edge_key, edge_value, rel_key, rel_value, edge_type)
     p, s, keep, zero = _scalars(q, dropout, seed)
     K.forward_kernel(
-        _np(q), _np(k), _np(v), csr.t_ptr.numpy(), csr.t_src.numpy(), csr.t_eid.numpy(),
+        _flat(q), _flat(k), _flat(v), heads, q.size(-1), v.size(-1),
+        csr.t_ptr.numpy(), csr.t_src.numpy(), csr.t_eid.numpy(),
         ek, ev, rk, rv, et, edge_key is not None, edge_value is not None, rel_key is not None,
-        p, s, keep, zero, out.numpy(), lse.numpy(),
+        p, s, keep, zero, _flat(out), lse.numpy(),
     )
     return out, lse
 
@@ -279,12 +286,12 @@ def _fused_attention_backward_op(
     need_edge_key = need_edge_key and edge_key is not None
     need_edge_value = need_edge_value and edge_value is not None
     need_rel = need_rel and rel_key is not None
-    ek, ev, rk, rv, et = _terms_np(q, v, edge_key, edge_value, rel_key, rel_value, edge_type)
+    ek, ev, rk, rv, et = _terms_np(q, edge_key, edge_value, rel_key, rel_value, edge_type)
     p, s, keep, zero = _scalars(q, dropout, seed)
     flags = (edge_key is not None, edge_value is not None, rel_key is not None)
     empty = q.new_empty(0)  # placeholder for gradients that are not computed
 
-    gout = _np(grad_out)
+    gout = _flat(grad_out)
     glse = q.new_zeros(n, heads) if grad_lse is None else grad_lse
     delta = q.new_empty(n, heads)
     dq = torch.zeros_like(q)
@@ -294,17 +301,16 @@ def _fused_attention_backward_op(
     threads = numba.get_num_threads()
     if need_rel:
         num_rel = rel_key.size(0)  # type: ignore[union-attr]
-        drk_part = q.new_zeros(threads, num_rel, heads, dim)
-        drv_part = q.new_zeros(threads, num_rel, heads, dim_v)
+        drk_part = q.new_zeros(threads, num_rel, heads * dim)
+        drv_part = q.new_zeros(threads, num_rel, heads * dim_v)
     else:
-        drk_part = drv_part = q.new_zeros(0, 0, 0, 0)
+        drk_part = drv_part = q.new_zeros(0, 0, 0)
     K.backward_target_kernel(
-        _np(q), _np(k), _np(v), gout, _np(out), _np(lse), _np(glse),
-        csr.t_ptr.numpy(), csr.t_src.numpy(), csr.t_eid.numpy(), ek, ev, rk, rv, et, *flags,
-        need_edge_key, need_edge_value, need_rel, p, s, keep, zero,
-        delta.numpy(), dq.numpy(),
-        dek.numpy().reshape(-1, heads, dim) if need_edge_key else ek,
-        dev.numpy().reshape(-1, heads, dim_v) if need_edge_value else ev,
+        _flat(q), _flat(k), _flat(v), heads, dim, dim_v, gout, _flat(out), _np(lse),
+        _np(glse), csr.t_ptr.numpy(), csr.t_src.numpy(), csr.t_eid.numpy(),
+        ek, ev, rk, rv, et, *flags, need_edge_key, need_edge_value, need_rel,
+        p, s, keep, zero, delta.numpy(), _flat(dq),
+        _flat(dek) if need_edge_key else ek, _flat(dev) if need_edge_value else ev,
         drk_part.numpy(), drv_part.numpy(),
     )
     if need_qkv:
@@ -312,14 +318,14 @@ def _fused_attention_backward_op(
         dv = torch.zeros_like(v)
         s_ptr, s_dst, s_eid = csr.source
         K.backward_source_kernel(
-            _np(q), _np(k), _np(v), gout, _np(lse), delta.numpy(),
+            _flat(q), _flat(k), _flat(v), heads, dim, dim_v, gout, _np(lse), delta.numpy(),
             s_ptr.numpy(), s_dst.numpy(), s_eid.numpy(), ek, ev, rk, rv, et, *flags,
-            p, s, keep, zero, dk.numpy(), dv.numpy(),
+            p, s, keep, zero, _flat(dk), _flat(dv),
         )
     else:
         dq, dk, dv = q.new_empty(0), q.new_empty(0), q.new_empty(0)
-    drk = drk_part.sum(0) if need_rel else q.new_empty(0)
-    drv = drv_part.sum(0) if need_rel else q.new_empty(0)
+    drk = drk_part.sum(0).view_as(rel_key) if need_rel else q.new_empty(0)
+    drv = drv_part.sum(0).view_as(rel_value) if need_rel else q.new_empty(0)
     # outputs must not alias each other: a gradient that is not needed is its own empty tensor
     return dq, dk, dv, dek if need_edge_key else q.new_empty(0), (
         dev if need_edge_value else q.new_empty(0)), drk, drv
@@ -379,9 +385,10 @@ def _fused_attention_weights_op(
     n, heads, _ = q.shape
     csr = CSR_CACHE.get(edge_index, n)
     w = q.new_empty(csr.num_edges, heads)
-    ek, _, rk, _, et = _terms_np(q, q, edge_key, None, rel_key, None, edge_type)
+    ek, _, rk, _, et = _terms_np(q, edge_key, None, rel_key, None, edge_type)
     K.weights_kernel(
-        _np(q), _np(k), csr.t_ptr.numpy(), csr.t_src.numpy(), csr.t_eid.numpy(), ek, rk, et,
+        _flat(q), _flat(k), heads, q.size(-1), csr.t_ptr.numpy(), csr.t_src.numpy(),
+        csr.t_eid.numpy(), ek, rk, et,
         edge_key is not None, rel_key is not None, _np(q).dtype.type(0), _np(lse), w.numpy(),
     )
     return w
