@@ -109,7 +109,14 @@ def build_csr(edge_index: Tensor, num_nodes: int) -> CSR:
     >>> csr.t_ptr.tolist(), csr.t_src.tolist(), csr.t_eid.tolist()
     ([0, 1, 3, 3], [1, 0, 2], [2, 0, 1])
     """
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"`edge_index` must have shape [2, E], got {list(edge_index.shape)}")
     ei = edge_index.detach().to("cpu", torch.long)
+    if ei.numel() > 0 and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
+        raise ValueError(
+            f"`edge_index` values must be in [0, {num_nodes}), "
+            f"got range [{int(ei.min())}, {int(ei.max())}]"
+        )
     src, dst = ei[0].contiguous(), ei[1].contiguous()  # (E,), (E,)
     t_ptr, t_src, t_eid = _sorted_csr(dst, src, num_nodes)
     return CSR(num_nodes, t_ptr, t_src, t_eid, src)
@@ -231,6 +238,31 @@ def _terms_np(q: Tensor, ek, ev, rk, rv, et):
     )
 
 
+def _check_terms(q, v, num_edges, ek, ev, rk, rv, et) -> None:
+    """Shapes and relation ids of the edge terms (the kernels do not bounds-check)."""
+    _, heads, dim = q.shape
+    dim_v = v.size(-1)
+    for name, t, rows, width in (
+        ("edge_key", ek, num_edges, dim), ("edge_value", ev, num_edges, dim_v),
+        ("rel_key", rk, None, dim), ("rel_value", rv, None, dim_v),
+    ):
+        if t is None:
+            continue
+        want = [num_edges if rows is not None else t.size(0), heads, width]
+        if t.dim() != 3 or list(t.shape) != want or t.dtype != q.dtype:
+            raise ValueError(f"`{name}` must be {q.dtype} of shape {want}, got {list(t.shape)}")
+    if (rk is None) != (rv is None) or (rk is None) != (et is None):
+        raise ValueError("`rel_key`, `rel_value` and `edge_type` must be given together")
+    if rk is not None:
+        if rk.size(0) != rv.size(0) or et.shape != (num_edges,):
+            raise ValueError(
+                f"`edge_type` must have shape [{num_edges}] and `rel_key`/`rel_value` the "
+                f"same number of relations, got {list(et.shape)}, {rk.size(0)}, {rv.size(0)}"
+            )
+        if num_edges > 0 and (int(et.min()) < 0 or int(et.max()) >= rk.size(0)):
+            raise ValueError(f"`edge_type` values must be in [0, {rk.size(0)})")
+
+
 def _scalars(q: Tensor, dropout: float, seed: Tensor):
     dt = _np(q).dtype.type
     keep_scale = dt(1.0 / (1.0 - dropout))
@@ -247,6 +279,7 @@ def _fused_attention_op(
     """Forward: ``(out [N, H, Dv], lse [N, H])`` (lse is ``-inf`` for isolated nodes)."""
     n, heads, _ = q.shape
     csr = CSR_CACHE.get(edge_index, n)
+    _check_terms(q, v, csr.num_edges, edge_key, edge_value, rel_key, rel_value, edge_type)
     out = q.new_empty(n, heads, v.size(-1))
     lse = q.new_empty(n, heads)
     ek, ev, rk, rv, et = _terms_np(q, edge_key, edge_value, rel_key, rel_value, edge_type)

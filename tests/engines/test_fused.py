@@ -247,6 +247,13 @@ def test_bad_inputs_name_the_argument():
         fused_attention(q[0], q, q, edge_index)
     with pytest.raises(TypeError, match="`graph`"):
         fused_attention(q, q, q, [[0], [1]])
+    with pytest.raises(ValueError, match="`edge_index`"):
+        fused_attention(q, q, q, torch.tensor([[0], [3]]))  # node 3 of 3
+    bad_type = EdgeTerms(None, None, q[:2], q[:2], torch.tensor([2]))
+    with pytest.raises(ValueError, match="`edge_type`"):
+        fused_attention(q, q, q, edge_index, terms=bad_type)
+    with pytest.raises(ValueError, match="`edge_key`"):
+        fused_attention(q, q, q, edge_index, terms=EdgeTerms(key=q))
 
 
 # ---- CSR conversion and cache --------------------------------------------------------------
