@@ -315,7 +315,7 @@ class MultiHeadAttentionConv(AttentionPropagation):
                     "put them on the same device"
                 )
             num_edges = graph.size(1)
-            if num_edges > 0:
+            if num_edges > 0 and not torch.compiler.is_compiling():  # value checks need a sync
                 lo, hi = int(graph.min()), int(graph.max())
                 if lo < 0:
                     raise ValueError(f"`edge_index` has a negative node index ({lo})")
@@ -366,7 +366,7 @@ class MultiHeadAttentionConv(AttentionPropagation):
                 )
             if edge_type.device != x.device:
                 raise ValueError(f"`edge_type` is on {edge_type.device} but `x` is on {x.device}")
-            if num_edges > 0:
+            if num_edges > 0 and not torch.compiler.is_compiling():  # value checks need a sync
                 lo, hi = int(edge_type.min()), int(edge_type.max())
                 if lo < 0 or hi >= self.num_relations:
                     raise ValueError(

@@ -112,3 +112,18 @@ def _dense_supports(request: AttentionRequest) -> str | None:
 
 register_engine(Engine("dense", dense_attention, _dense_supports, priority=10))
 register_engine(Engine("scatter", scatter_attention, _scatter_supports, priority=1000))
+
+
+# ---- fused (numba CSR kernels): arbitrary graphs on the CPU -------------------------------
+from ..engines.fused import fused_attention  # noqa: E402
+
+
+def _fused_supports(request: AttentionRequest) -> str | None:
+    if request.device.type != "cpu":
+        return f"it runs on the CPU only, not on {request.device}"
+    if request.dtype not in (torch.float32, torch.float64):
+        return f"it computes in float32 or float64, not {request.dtype}"
+    return None
+
+
+register_engine(Engine("fused", fused_attention, _fused_supports, priority=100))

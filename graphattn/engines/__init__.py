@@ -8,3 +8,7 @@ from .dense import dense_attention
 from .scatter import AttentionPropagation, scatter_attention
 
 __all__ = ["AttentionPropagation", "EdgeTerms", "dense_attention", "scatter_attention"]
+
+from .fused import fused_attention  # noqa: E402
+
+__all__ += ["fused_attention"]

@@ -1,0 +1,35 @@
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "sparse_scaling.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("sparse_scaling", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sparse_scaling_smoke(tmp_path):
+    """Tiny sizes, one step each, every engine in its own process: table, CSV and PNG."""
+    bench = _load()
+    rows = bench.main([
+        "--sizes", "64", "--degree", "4", "--d-model", "16", "--heads", "2",
+        "--warmup", "0", "--repeats", "1", "--out", str(tmp_path),
+    ])
+    assert {r["engine"] for r in rows} == {"fused", "scatter", "pyg"}
+    for r in rows:
+        assert "error" not in r, r
+        assert r["time_s"] > 0 and r["peak_extra_mb"] >= 0
+    with open(tmp_path / "sparse_scaling.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3
+    assert (tmp_path / "sparse_scaling.png").stat().st_size > 0
+
+
+def test_sparse_scaling_rejects_unknown_engine(tmp_path):
+    with pytest.raises(SystemExit):
+        _load().main(["--engines", "nope", "--out", str(tmp_path)])

@@ -1,0 +1,304 @@
+import gc
+import logging
+
+import pytest
+import torch
+
+from graphattn import FullGraph, MultiHeadAttentionConv
+from graphattn.attention.dispatch import AttentionRequest, resolve_engine
+from graphattn.engines.base import EdgeTerms
+from graphattn.engines.fused import (
+    CSR_CACHE,
+    _fused_attention_op,
+    build_csr,
+    csr_for,
+    fused_attention,
+)
+from graphattn.testing import assert_matches_reference, random_qkv
+
+from ..conftest import HEAD_DIM, HEADS, IN_CHANNELS, OUT_CHANNELS
+
+NUM_RELATIONS = 4
+
+
+def _terms(kind, num_edges, dtype, generator, heads=HEADS, dim=HEAD_DIM):
+    """Edge-feature and/or relation terms that require gradients."""
+    def rand(*shape):
+        return torch.randn(*shape, dtype=dtype, generator=generator).requires_grad_()
+
+    key = value = rel_key = rel_value = edge_type = None
+    if kind in ("features", "both"):
+        key, value = rand(num_edges, heads, dim), rand(num_edges, heads, dim)
+    if kind in ("relations", "both"):
+        rel_key, rel_value = rand(NUM_RELATIONS, heads, dim), rand(NUM_RELATIONS, heads, dim)
+        edge_type = torch.randint(0, NUM_RELATIONS, (num_edges,), generator=generator)
+    return EdgeTerms(key, value, rel_key, rel_value, edge_type)
+
+
+def _scaled_qkv(num_nodes, dtype, generator):
+    """Random q, k, v with q scaled by D ** -0.5, as engines receive it from the layer."""
+    q, k, v = random_qkv(num_nodes, HEADS, HEAD_DIM, dtype=dtype, generator=generator)
+    return (q.detach() * HEAD_DIM**-0.5).requires_grad_(), k, v
+
+
+# ---- equality with the scatter reference -------------------------------------------------
+@pytest.mark.parametrize("kind", ["none", "features", "relations", "both"])
+def test_fused_matches_reference(graph_case, dtype, generator, kind):
+    q, k, v = _scaled_qkv(graph_case.num_nodes, dtype, generator)
+    terms = None if kind == "none" else _terms(kind, graph_case.num_edges, dtype, generator)
+    assert_matches_reference("fused", q, k, v, graph_case.edge_index, terms=terms)
+
+
+def test_fused_matches_reference_without_weights(graph_case, generator):
+    q, k, v = random_qkv(graph_case.num_nodes, HEADS, HEAD_DIM, generator=generator)
+    assert_matches_reference("fused", q, k, v, graph_case.edge_index, need_weights=False)
+
+
+def test_fused_on_patterns(pattern_case, generator):
+    q, k, v = random_qkv(pattern_case.num_nodes, HEADS, HEAD_DIM, generator=generator)
+    terms = _terms("both", pattern_case.num_edges, torch.float32, generator)
+    assert_matches_reference("fused", q, k, v, pattern_case.pattern, terms=terms)
+
+
+def test_fused_value_width_differs_from_key_width(generator):
+    edge_index = torch.randint(0, 8, (2, 31), generator=generator)
+    q, k = random_qkv(8, 2, 3, generator=generator)[:2]
+    v = torch.randn(8, 2, 7, generator=generator, requires_grad=True)
+    assert_matches_reference("fused", q, k, v, edge_index)
+
+
+def test_isolated_nodes_get_zero_output_and_gradient(generator):
+    edge_index = torch.tensor([[0, 1, 1], [1, 2, 2]])  # nodes 0 and 3 have no incoming edge
+    q, k, v = random_qkv(4, HEADS, HEAD_DIM, dtype=torch.float64, generator=generator)
+    out, _ = fused_attention(q, k, v, edge_index)
+    assert torch.equal(out[[0, 3]], torch.zeros(2, HEADS, HEAD_DIM, dtype=torch.float64))
+    out.square().sum().backward()
+    assert torch.equal(q.grad[[0, 3]], torch.zeros(2, HEADS, HEAD_DIM, dtype=torch.float64))
+    # node 3 is nobody's source either
+    assert torch.equal(k.grad[[2, 3]], torch.zeros(2, HEADS, HEAD_DIM, dtype=torch.float64))
+    assert v.grad[[0, 1]].abs().sum() > 0
+
+
+def test_duplicate_edges_count_twice(generator):
+    q, k, v = random_qkv(3, 1, 4, dtype=torch.float64, generator=generator)
+    once, _ = fused_attention(q, k, v, torch.tensor([[0, 1], [2, 2]]))
+    twice, w = fused_attention(q, k, v, torch.tensor([[0, 0, 1], [2, 2, 2]]), need_weights=True)
+    assert not torch.allclose(once[2], twice[2])
+    torch.testing.assert_close(w[0], w[1])
+    s = (q[2, 0] * k[:2, 0]).sum(-1)  # the two distinct logits
+    p = torch.softmax(torch.stack([s[0], s[0], s[1]]), 0)
+    torch.testing.assert_close(twice[2, 0], p[0] * v[0, 0] * 2 + p[2] * v[1, 0])
+
+
+# ---- torch.library: opcheck, gradcheck, torch.compile ------------------------------------
+def _op_args(num_nodes, num_edges, heads, dim, *, terms, dropout, generator):
+    q, k, v = random_qkv(num_nodes, heads, dim, dtype=torch.float64, generator=generator)
+    edge_index = torch.randint(0, num_nodes, (2, num_edges), generator=generator)
+    t = _terms(terms, num_edges, torch.float64, generator, heads, dim)
+    seed = torch.tensor(1234)
+    return (q, k, v, edge_index, t.key, t.value, t.rel_key, t.rel_value, t.edge_type,
+            dropout, seed)
+
+
+@pytest.mark.parametrize("terms,dropout", [("none", 0.0), ("both", 0.3)])
+def test_opcheck(terms, dropout, generator):
+    args = _op_args(7, 19, 2, 3, terms=terms, dropout=dropout, generator=generator)
+    torch.library.opcheck(_fused_attention_op, args)
+
+
+def test_gradcheck_on_catalogue(graph_case, generator):
+    n, e = graph_case.num_nodes, graph_case.num_edges
+    q, k, v = random_qkv(n, 2, 3, dtype=torch.float64, generator=generator)
+    terms = _terms("both", e, torch.float64, generator, heads=2, dim=3)
+    edge_index = graph_case.edge_index
+
+    def fn(q, k, v, key, value, rel_key, rel_value):
+        t = EdgeTerms(key, value, rel_key, rel_value, terms.edge_type)
+        return fused_attention(q, k, v, edge_index, terms=t)[0]
+
+    inputs = (q, k, v, terms.key, terms.value, terms.rel_key, terms.rel_value)
+    # fast mode checks random projections of the Jacobian (a full check is done below)
+    assert torch.autograd.gradcheck(fn, inputs, fast_mode=True)
+
+
+def test_gradcheck_with_dropout(generator):
+    args = _op_args(6, 17, 2, 3, terms="both", dropout=0.4, generator=generator)
+    edge_index, edge_type, seed = args[3], args[8], args[10]
+
+    def fn(q, k, v, key, value, rel_key, rel_value):
+        return torch.ops.graphattn.fused_attention(
+            q, k, v, edge_index, key, value, rel_key, rel_value, edge_type, 0.4, seed
+        )[0]
+
+    inputs = tuple(args[i] for i in (0, 1, 2, 4, 5, 6, 7))
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+def test_dropout_keeps_expected_fraction():
+    """q = 0 gives uniform weights 1/E; with v = 1 the output is (kept / E) / (1 - p)."""
+    num_edges, p = 4000, 0.25
+    edge_index = torch.stack([torch.arange(num_edges), torch.zeros(num_edges, dtype=torch.long)])
+    q = torch.zeros(num_edges, 2, 1, dtype=torch.float64)
+    v = torch.ones(num_edges, 2, 1, dtype=torch.float64)
+    torch.manual_seed(0)
+    out, _ = fused_attention(q, q, v, edge_index, dropout=p)
+    again, _ = fused_attention(q, q, v, edge_index, dropout=p)
+    mean = out[0, :, 0]
+    sigma = (p / (1 - p) / num_edges) ** 0.5
+    assert ((mean - 1).abs() < 5 * sigma).all()
+    assert ((mean - 1).abs() > 0).all()  # something was dropped
+    assert mean[0] != mean[1]  # heads draw independent masks
+    assert not torch.equal(out, again)  # a new seed each call
+
+
+def test_compile_fullgraph_no_graph_break(generator):
+    """AOT tracing (fake kernels and autograd) without graph breaks; inductor is the slow test."""
+    torch.manual_seed(0)
+    conv = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="fused")
+    x = torch.randn(13, IN_CHANNELS, generator=generator)
+    edge_index = torch.randint(0, 13, (2, 40), generator=generator)
+    compiled = torch.compile(conv, fullgraph=True, backend="aot_eager")
+    out = compiled(x, edge_index)
+    torch.testing.assert_close(out, conv(x, edge_index))
+    out.sum().backward()
+    assert conv.lin_query.weight.grad is not None
+
+
+@pytest.mark.slow
+def test_compile_inductor(generator):
+    torch._dynamo.reset()
+    conv = MultiHeadAttentionConv(
+        IN_CHANNELS, OUT_CHANNELS, HEADS, engine="fused", num_relations=NUM_RELATIONS
+    )
+    x = torch.randn(11, IN_CHANNELS, generator=generator)
+    edge_index = torch.randint(0, 11, (2, 37), generator=generator)
+    edge_type = torch.randint(0, NUM_RELATIONS, (37,), generator=generator)
+    compiled = torch.compile(conv, fullgraph=True)
+    out = compiled(x, edge_index, edge_type=edge_type)
+    torch.testing.assert_close(out, conv(x, edge_index, edge_type=edge_type))
+    out.sum().backward()
+
+
+# ---- the layer ----------------------------------------------------------------------------
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_half_inputs_through_the_layer(half, generator):
+    torch.manual_seed(0)
+    conv = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="fused").to(half)
+    ref = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="scatter").to(half)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(17, IN_CHANNELS, generator=generator).to(half)
+    edge_index = torch.randint(0, 17, (2, 60), generator=generator)
+    out, att = conv(x, edge_index, return_attention=True)
+    want, want_att = ref(x, edge_index, return_attention=True)
+    assert out.dtype == half and att.weights.dtype == torch.float32
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(att.weights, want_att.weights)
+    out.float().sum().backward()
+    want.float().sum().backward()
+    torch.testing.assert_close(conv.lin_key.weight.grad, ref.lin_key.weight.grad)
+
+
+def test_layer_with_edge_features_and_relations_matches_scatter(generator):
+    torch.manual_seed(0)
+    kwargs = dict(edge_dim=2, num_relations=NUM_RELATIONS)
+    conv = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="fused", **kwargs)
+    ref = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="scatter", **kwargs)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(14, IN_CHANNELS, generator=generator)
+    edge_index = torch.randint(0, 14, (2, 45), generator=generator)
+    edge_attr = torch.randn(45, 2, generator=generator)
+    edge_type = torch.randint(0, NUM_RELATIONS, (45,), generator=generator)
+    out = conv(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
+    want = ref(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
+    torch.testing.assert_close(out, want)
+    out.square().sum().backward()
+    want.square().sum().backward()
+    for (name, p), r in zip(conv.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, r.grad, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_auto_picks_fused_for_edge_index_on_cpu(caplog):
+    conv = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS)
+    x = torch.randn(6, IN_CHANNELS)
+    edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    with caplog.at_level(logging.DEBUG, logger="graphattn"):
+        assert conv.engine_for(x, edge_index) == "fused"
+    assert "chose 'fused'" in caplog.text
+    assert conv.engine_for(x, FullGraph(6)) == "dense"  # structured engines keep their patterns
+    assert conv.engine_for(x.double(), edge_index) == "fused"
+
+
+def test_auto_falls_back_to_scatter_off_the_cpu():
+    request = AttentionRequest(
+        graph=torch.zeros(2, 1, dtype=torch.long), device=torch.device("meta"),
+        dtype=torch.float32,
+    )
+    assert resolve_engine("auto", request).name == "scatter"
+    with pytest.raises(ValueError, match="CPU"):
+        resolve_engine("fused", request)
+
+
+def test_bad_inputs_name_the_argument():
+    q = torch.randn(3, 2, 4)
+    edge_index = torch.tensor([[0], [1]])
+    with pytest.raises(TypeError, match="`k`"):
+        fused_attention(q, q.long(), q, edge_index)
+    with pytest.raises(ValueError, match="`q`"):
+        fused_attention(q[0], q, q, edge_index)
+    with pytest.raises(TypeError, match="`graph`"):
+        fused_attention(q, q, q, [[0], [1]])
+    with pytest.raises(ValueError, match="`edge_index`"):
+        fused_attention(q, q, q, torch.tensor([[0], [3]]))  # node 3 of 3
+    bad_type = EdgeTerms(None, None, q[:2], q[:2], torch.tensor([2]))
+    with pytest.raises(ValueError, match="`edge_type`"):
+        fused_attention(q, q, q, edge_index, terms=bad_type)
+    with pytest.raises(ValueError, match="`edge_key`"):
+        fused_attention(q, q, q, edge_index, terms=EdgeTerms(key=q))
+
+
+# ---- CSR conversion and cache --------------------------------------------------------------
+def test_build_csr_groups_edges_stably(generator):
+    edge_index = torch.randint(0, 9, (2, 50), generator=generator)
+    csr = build_csr(edge_index, 11)  # two extra nodes without edges
+    src, dst = edge_index
+    assert csr.t_ptr.tolist() == [0] + torch.bincount(dst, minlength=11).cumsum(0).tolist()
+    assert torch.equal(dst[csr.t_eid], torch.sort(dst, stable=True).values)
+    assert torch.equal(csr.t_src, src[csr.t_eid])
+    for perm in (csr.t_eid, csr.source[2]):  # stable: edge ids ascend within each node
+        assert torch.equal(torch.sort(perm).values, torch.arange(50))
+    s_ptr, s_dst, s_eid = csr.source
+    assert torch.equal(src[s_eid], torch.sort(src, stable=True).values)
+    assert torch.equal(s_dst, dst[s_eid])
+    assert s_ptr[-1] == 50 and s_ptr.numel() == 12
+
+
+def test_csr_cache_reuses_rebuilds_and_forgets(generator):
+    CSR_CACHE.clear()
+    edge_index = torch.randint(0, 10, (2, 30), generator=generator)
+    q, k, v = random_qkv(10, 2, 3, generator=generator)
+    fused_attention(q, k, v, edge_index)
+    fused_attention(q, k, v, edge_index)
+    assert (CSR_CACHE.misses, CSR_CACHE.hits) == (1, 1)
+
+    fused_attention(q, k, v, edge_index.clone())  # same content, another tensor
+    assert CSR_CACHE.misses == 2
+
+    edge_index[1, :] = 0  # in place: every edge now points to node 0
+    out, _ = fused_attention(q, k, v, edge_index)
+    assert CSR_CACHE.misses == 3
+    assert torch.equal(out[1:], torch.zeros(9, 2, 3))
+
+    n_entries = len(CSR_CACHE)
+    del edge_index, out  # `out`'s autograd graph holds the edge_index too
+    gc.collect()
+    assert len(CSR_CACHE) < n_entries  # freed graphs leave the cache
+
+
+def test_csr_is_cached_on_the_pattern(generator):
+    pattern = FullGraph.from_sizes([3, 5])
+    csr = csr_for(pattern)
+    assert pattern._fused_csr is csr and csr_for(pattern) is csr
+    CSR_CACHE.clear()
+    q, k, v = random_qkv(8, 2, 3, generator=generator)
+    fused_attention(q, k, v, pattern)
+    assert CSR_CACHE.misses == 0  # the op found the pattern's CSR
