@@ -22,13 +22,15 @@ are one-off impulses (:math:`\sigma^r_i(t) = 0` for :math:`t \ge 1`).
     u^r_i(t) = \sum_{j \to i \,\in\, E_r} w^r_{ji} \, p^r_j(t-1)
     \qquad (u^r_i(t) = 1 \text{ if } i \text{ has no supplier on } r),
 
-then output, and each relation's own rule:
+the supply-side input-output step: within one input type the suppliers are aggregated
+linearly with fixed input shares, the technical coefficients of an input-output table (with a
+single relation and :math:`\theta = 1` this is the linear Ghosh / Leontief supply model
+:math:`y(t) = (1 - \sigma) \odot W^\top y(t-1)`). Then output, and each relation's own rule:
 
 .. math::
     \text{goods:}\quad & y_i(t) = p^\text{goods}_i(t) = \big(1 - \sigma^\text{goods}_i(t)\big)
         \prod_{r} u^r_i(t)^{\theta_r}
-        \qquad \text{(Leontief-style: output scales with the goods input bundle,}
-        \ \theta_\text{goods} = 1\text{, Cobb-Douglas in the other inputs)} \\
+        \qquad \text{(Cobb-Douglas in the input bundles, constant returns by default)} \\
     \text{capital:}\quad & p^\text{capital}_i(t) = \big(1 - \sigma^\text{capital}_i(t)\big)
         \big(1 - \rho_\text{capital}\,(1 - u^\text{capital}_i(t))\big)\,
         y_i(t)^{\eta_\text{capital}}
@@ -85,7 +87,8 @@ class ShockDynamics:
 
     Attributes:
         elasticity: :math:`\\theta_r`, the exponent of relation ``r``'s input availability in
-            output, by relation name; ``goods`` should stay 1 (Leontief in goods).
+            output, by relation name. The defaults for goods, capital and labour sum to 1
+            (constant returns); each further relation adds ``default_elasticity``.
         default_elasticity: :math:`\\theta_r` of relations not named in ``elasticity``.
         pass_through: :math:`\\rho_r` of ``capital`` and the other pass-through relations.
         default_pass_through: :math:`\\rho_r` of relations not named in ``pass_through``.
@@ -97,9 +100,9 @@ class ShockDynamics:
     """
 
     elasticity: Mapping[str, float] = field(
-        default_factory=lambda: {"goods": 1.0, "capital": 0.3, "labour": 0.5}
+        default_factory=lambda: {"goods": 0.6, "capital": 0.15, "labour": 0.25}
     )
-    default_elasticity: float = 0.3
+    default_elasticity: float = 0.15
     pass_through: Mapping[str, float] = field(default_factory=lambda: {"capital": 0.6})
     default_pass_through: float = 0.5
     labour_persistence: float = 0.5

@@ -77,10 +77,13 @@ def test_path_economy_known_answer():
                 edge_weight=torch.ones(2, dtype=torch.float64))
     data.relation_names = ["goods"]
     shocks = torch.tensor([[0.5], [0.0], [0.0]], dtype=torch.float64)
-    out = simulate(data, shocks, 3).output
+    linear = ShockDynamics(elasticity={"goods": 1.0})  # the linear supply-side IO model
+    out = simulate(data, shocks, 3, dynamics=linear).output
     assert out.tolist() == [[0.5, 1.0, 1.0], [0.5, 0.5, 1.0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]
-    impulse = simulate(data, shocks, 3, persistent=False).output
+    impulse = simulate(data, shocks, 3, persistent=False, dynamics=linear).output
     assert impulse.tolist() == [[0.5, 1.0, 1.0], [1.0, 0.5, 1.0], [1.0, 1.0, 0.5], [1, 1, 1]]
+    default = simulate(data, shocks, 2).output  # output elasticity 0.6 to goods
+    assert default[2, 2].item() == pytest.approx(0.5**0.36)
 
 
 def test_relation_specific_rules():
