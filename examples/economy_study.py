@@ -361,8 +361,13 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
                 "test_nmse")
     print_table("(b) width vs relation types: test normalised MSE", width_rows, "heads_H",
                 "relations_K", "test_nmse")
-    print(f"\n(c) head -> relation attention shares (H={max(args.heads)}): "
-          f"{args.out / 'head_relation_share.csv'}")
+    print(f"\n(c) head -> relation attention shares (H={max(args.heads)}, 1 layer): largest "
+          "share any head puts on a relation (its share of edges in brackets)")
+    for num_rel, s in shares.items():
+        best = s[0].max(axis=0)  # (K,)
+        cells = "  ".join(f"{names[r]} {best[r]:.2f} ({edge_share[num_rel][r]:.2f})"
+                          for r in range(num_rel))
+        print(f"  K={num_rel}: {cells}")
     print(f"\nwrote {', '.join(sorted(p.name for p in args.out.iterdir()))} into {args.out}/")
     print(f"total {time.perf_counter() - started:.0f} s on {machine}")
     return {"depth": depth_rows, "width": width_rows, "shares": share_rows}
