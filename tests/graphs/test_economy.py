@@ -154,3 +154,16 @@ def test_conversion_type_errors():
         to_data(nx.DiGraph())
     with pytest.raises(TypeError, match="data"):
         from_data(supply_chain_economy(20))
+
+
+def test_custom_tiers_and_many_relations():
+    g = supply_chain_economy(30, tiers=["firm", "household"], num_relations=10, seed=6)
+    assert g.graph["tiers"] == ["firm", "household"]
+    assert g.graph["relations"][-2:] == ["relation8", "relation9"]
+    data = to_data(g)
+    assert data.x.shape == (30, 3)
+    # households buy goods from firms and supply labour to them
+    src_tier, dst_tier = data.tier[data.edge_index[0]], data.tier[data.edge_index[1]]
+    goods, labour = data.edge_type == 0, data.edge_type == 2
+    assert (src_tier[goods] == 0).all() and (dst_tier[goods] == 1).all()
+    assert (src_tier[labour] == 1).all() and (dst_tier[labour] == 0).all()
