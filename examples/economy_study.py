@@ -82,6 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1 is fastest for these small graphs on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--only", choices=["depth", "width"],
+                   help="run only (a) depth vs hops, or only (b) + (c)")
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
     for key, value in base.items():
@@ -288,7 +290,35 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     started = time.perf_counter()
     progress = not args.no_progress
 
-    # (a) depth vs hops -------------------------------------------------------------------
+    depth_rows: list[dict] = []
+    width_rows: list[dict] = []
+    share_rows: list[dict] = []
+    if args.only != "width":
+        depth_rows = run_depth(args, progress)
+    if args.only != "depth":
+        width_rows, share_rows, shares, edge_share = run_width(args, progress)
+    names = list(RELATION_NAMES)
+
+    if depth_rows:
+        print_table("(a) depth vs hops: test normalised MSE", depth_rows, "depth_L", "hops_k",
+                    "test_nmse")
+    if width_rows:
+        print_table("(b) width vs relation types: test normalised MSE", width_rows, "heads_H",
+                    "relations_K", "test_nmse")
+        print(f"\n(c) head -> relation attention shares (H={max(args.heads)}, 1 layer): "
+              "largest share any head puts on a relation (its share of edges in brackets)")
+        for num_rel, s in shares.items():
+            best = s[0].max(axis=0)  # (K,)
+            cells = "  ".join(f"{names[r]} {best[r]:.2f} ({edge_share[num_rel][r]:.2f})"
+                              for r in range(num_rel))
+            print(f"  K={num_rel}: {cells}")
+    print(f"\nwrote {', '.join(sorted(p.name for p in args.out.iterdir()))} into {args.out}/")
+    print(f"total {time.perf_counter() - started:.0f} s on {machine}")
+    return {"depth": depth_rows, "width": width_rows, "shares": share_rows}
+
+
+def run_depth(args: argparse.Namespace, progress: bool) -> list[dict]:
+    """(a): impulse responses at horizons k against depth L; writes CSV and heat map."""
     max_hop = max(args.hops)
     kwargs = dict(density=args.density, steps=max_hop)
     train = make_split(args.agents, 3, args.scenarios, seed=args.seed, **kwargs)
@@ -309,8 +339,11 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     heatmap(args.out / "depth_vs_hops.png", depth_rows, "depth_L", "hops_k", "test_nmse",
             f"(a) impulse response at horizon k vs depth L (d_model={args.d_model})",
             "hops k the target needs", "model depth L")
+    return depth_rows
 
-    # (b) width vs relation types, (c) head shares -------------------------------------------
+
+def run_width(args: argparse.Namespace, progress: bool):
+    """(b) and (c): K relation aggregates against heads H, and per-head relation shares."""
     equal = ShockDynamics(elasticity={}, default_elasticity=1.0)
     width_rows, shares, edge_share = [], {}, {}
     names = list(RELATION_NAMES)
@@ -356,21 +389,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     write_csv(args.out / "head_relation_share.csv", share_rows)
     share_figure(args.out / "head_relation_share.png", shares, names, edge_share,
                  max(args.heads))
-
-    print_table("(a) depth vs hops: test normalised MSE", depth_rows, "depth_L", "hops_k",
-                "test_nmse")
-    print_table("(b) width vs relation types: test normalised MSE", width_rows, "heads_H",
-                "relations_K", "test_nmse")
-    print(f"\n(c) head -> relation attention shares (H={max(args.heads)}, 1 layer): largest "
-          "share any head puts on a relation (its share of edges in brackets)")
-    for num_rel, s in shares.items():
-        best = s[0].max(axis=0)  # (K,)
-        cells = "  ".join(f"{names[r]} {best[r]:.2f} ({edge_share[num_rel][r]:.2f})"
-                          for r in range(num_rel))
-        print(f"  K={num_rel}: {cells}")
-    print(f"\nwrote {', '.join(sorted(p.name for p in args.out.iterdir()))} into {args.out}/")
-    print(f"total {time.perf_counter() - started:.0f} s on {machine}")
-    return {"depth": depth_rows, "width": width_rows, "shares": share_rows}
+    return width_rows, share_rows, shares, edge_share
 
 
 if __name__ == "__main__":
