@@ -230,11 +230,13 @@ def heatmap(path: Path, rows: list[dict], row_key: str, col_key: str, value: str
     for r in rows:
         grid[rks.index(r[row_key]), cks.index(r[col_key])] = r[value]
     fig, ax = plt.subplots(figsize=(1.1 * len(cks) + 2.5, 0.7 * len(rks) + 1.8))
-    im = ax.imshow(grid, cmap="viridis_r", vmin=0, vmax=max(1.0, np.nanmax(grid)), aspect="auto")
+    top = float(np.nanmax(grid)) if np.isfinite(grid).any() else 1.0
+    top = top if top > 0 else 1.0  # colour scale up to the worst cell, so small errors differ
+    im = ax.imshow(grid, cmap="viridis_r", vmin=0, vmax=top, aspect="auto")
     for i in range(len(rks)):
         for j in range(len(cks)):
-            ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if grid[i, j] > 0.5 else "black")
+            ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=8,
+                    color="white" if grid[i, j] > 0.5 * top else "black")
     ax.set_xticks(range(len(cks)), [str(c) for c in cks])
     ax.set_yticks(range(len(rks)), [str(r) for r in rks])
     ax.set_xlabel(xlabel)
