@@ -18,7 +18,7 @@ from torch import Tensor
 from ..engines.base import EdgeTerms
 from ..engines.dense import dense_attention
 from ..engines.scatter import scatter_attention
-from .patterns import FullGraph, Pattern
+from .patterns import CausalFullGraph, FullGraph, Pattern
 
 __all__ = ["AttentionRequest", "Engine", "register_engine", "engines", "resolve_engine"]
 
@@ -103,8 +103,8 @@ def _scatter_supports(request: AttentionRequest) -> str | None:
 
 
 def _dense_supports(request: AttentionRequest) -> str | None:
-    if not isinstance(request.graph, FullGraph):
-        return "it needs a FullGraph pattern (every node attends to its whole graph)"
+    if not isinstance(request.graph, (FullGraph, CausalFullGraph)):
+        return "it needs a FullGraph or CausalFullGraph pattern (attention to the whole graph)"
     if request.has_edge_terms:
         return "it does not take edge features or relation types"
     return None
@@ -112,3 +112,17 @@ def _dense_supports(request: AttentionRequest) -> str | None:
 
 register_engine(Engine("dense", dense_attention, _dense_supports, priority=10))
 register_engine(Engine("scatter", scatter_attention, _scatter_supports, priority=1000))
+
+# ---- blocked engine (issue 3): chunked / window / grid patterns as dense blocks ----------------
+from ..engines.blocked import BLOCKED_PATTERNS, blocked_attention  # noqa: E402
+
+
+def _blocked_supports(request: AttentionRequest) -> str | None:
+    if not isinstance(request.graph, BLOCKED_PATTERNS):
+        return "it needs a ChunkedGraph, WindowGraph or GridGraph pattern"
+    if request.has_edge_terms:
+        return "it does not take edge features or relation types"
+    return None
+
+
+register_engine(Engine("blocked", blocked_attention, _blocked_supports, priority=20))
