@@ -2,9 +2,13 @@
 
 from .attention import (
     AttentionOutput,
+    CausalFullGraph,
+    ChunkedGraph,
     FullGraph,
+    GridGraph,
     MultiHeadAttentionConv,
     Pattern,
+    WindowGraph,
     engines,
 )
 
@@ -12,9 +16,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttentionOutput",
+    "CausalFullGraph",
+    "ChunkedGraph",
     "FullGraph",
+    "GridGraph",
     "MultiHeadAttentionConv",
     "Pattern",
+    "WindowGraph",
     "__version__",
     "engines",
 ]

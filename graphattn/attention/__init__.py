@@ -2,16 +2,20 @@
 
 from .conv import AttentionOutput, MultiHeadAttentionConv
 from .dispatch import AttentionRequest, Engine, engines, register_engine, resolve_engine
-from .patterns import FullGraph, Pattern
+from .patterns import CausalFullGraph, ChunkedGraph, FullGraph, GridGraph, Pattern, WindowGraph
 
 __all__ = [
     "AttentionOutput",
     "AttentionRequest",
+    "CausalFullGraph",
+    "ChunkedGraph",
     "Engine",
     "FullGraph",
+    "GridGraph",
     "MultiHeadAttentionConv",
     "Pattern",
     "engines",
     "register_engine",
     "resolve_engine",
+    "WindowGraph",
 ]
