@@ -62,6 +62,8 @@ class _Plan:
     node_slot: Tensor | None  # (N,) query slot of each node; None when the identity
     mask: Tensor | None  # (num_blocks, 1, block | 1, span) bool: keep this (query, key) pair
     k_base: Tensor  # (num_blocks,) node index of key slot 0 (may be negative)
+    single: bool  # one non-empty graph: blocks are strided views of padded q, k, v
+    pad_front: int  # key slots before node 0 in the first block (``single`` only)
 
 
 def _row_plan(
@@ -119,7 +121,7 @@ def _row_plan(
 
     return _Plan(
         num_blocks, block, span, dev(q_index), k_index.flatten().to(device), dev(node_slot),
-        dev(mask), k_base.to(device),
+        dev(mask), k_base.to(device), rows.numel() == 1, pad_before * width,
     )
 
 
@@ -202,12 +204,20 @@ def blocked_attention(
     def with_pad_row(t: Tensor) -> Tensor:
         return torch.cat([t, t.new_zeros(1, heads, t.size(-1))])  # (N + 1, H, D): row N = 0
 
-    if plan.q_index is None:
-        qb = q.view(nb, b, heads, dim)  # (B, b, H, D)
+    if plan.single:  # strided views: no gather, and a cheap backward
+        extra = nb * b - num_nodes  # padded query slots at the end
+        qb = F.pad(q, (0, 0, 0, 0, 0, extra)).view(nb, b, heads, dim)  # (B, b, H, D)
+        pad = (0, 0, 0, 0, plan.pad_front, extra + s - b - plan.pad_front)
+        # (N + s - b, H, D) -> unfold -> (B, H, D, s) -> (B, s, H, D)
+        kb = F.pad(k, pad).unfold(0, s, b).permute(0, 3, 1, 2)
+        vb = F.pad(v, pad).unfold(0, s, b).permute(0, 3, 1, 2)
     else:
-        qb = with_pad_row(q).index_select(0, plan.q_index).view(nb, b, heads, dim)
-    kb = with_pad_row(k).index_select(0, plan.k_index).view(nb, s, heads, dim)
-    vb = with_pad_row(v).index_select(0, plan.k_index).view(nb, s, heads, dim_v)
+        if plan.q_index is None:
+            qb = q.view(nb, b, heads, dim)  # (B, b, H, D)
+        else:
+            qb = with_pad_row(q).index_select(0, plan.q_index).view(nb, b, heads, dim)
+        kb = with_pad_row(k).index_select(0, plan.k_index).view(nb, s, heads, dim)
+        vb = with_pad_row(v).index_select(0, plan.k_index).view(nb, s, heads, dim_v)
     qb, kb, vb = (t.transpose(1, 2) for t in (qb, kb, vb))  # (B, H, b | s, D)
 
     weights = None
@@ -226,7 +236,10 @@ def blocked_attention(
         )  # (B, H, b, Dv)
 
     ob = ob.transpose(1, 2).reshape(nb * b, heads, dim_v)  # (B * b, H, Dv): query slots
-    out = ob if plan.node_slot is None else ob.index_select(0, plan.node_slot)
+    if plan.single or plan.node_slot is None:
+        out = ob[:num_nodes]
+    else:
+        out = ob.index_select(0, plan.node_slot)
     return out, weights
 
 
