@@ -13,7 +13,9 @@ included) forward + backward on:
 
 Each configuration runs in a fresh process forked from a preloaded server (so memory numbers
 do not mix): one warm-up step, then up to ``--repeats`` timed steps (fewer when one step takes
-longer than ``--budget`` seconds); the table reports the median. Peak memory is the growth of
+longer than ``--budget`` seconds); the table reports the median. ``--rounds K`` sweeps all
+configurations K times in turn and reports the median over rounds, which spreads the load of
+other processes over all rows. Peak memory is the growth of
 the process's peak resident set size (``getrusage().ru_maxrss``) over its resident size just
 before the first step: all memory the step needed at its peak (activations, gradients,
 workspaces, and the edge list's per-edge tensors), inputs and parameters excluded. The useful
@@ -53,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--radius", type=int, default=64, help="window radius")
     p.add_argument("--chunk-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5, help="timed steps per configuration")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="sweep all configurations this many times; report medians over rounds")
     p.add_argument("--budget", type=float, default=20.0,
                    help="seconds of timed steps per configuration (at least one step)")
     p.add_argument("--max-edges", type=int, default=1_100_000,
@@ -67,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.smoke:
         args.sizes, args.repeats, args.budget = [64, 96], 1, 1.0
         args.d_model, args.heads, args.radius, args.chunk_size = 32, 4, 4, 8
+    if args.rounds < 1:
+        p.error("--rounds must be >= 1")
     if args.d_model % args.heads:
         p.error("--d-model must be divisible by --heads")
     return args
@@ -221,7 +227,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"dense_vs_sparse on {machine}")
     print(f"settings: N={args.sizes} d_model={args.d_model} heads={args.heads} "
           f"radius={args.radius} chunk_size={args.chunk_size} repeats={args.repeats} "
-          f"budget={args.budget}s max_edges={args.max_edges} float32, forward + backward")
+          f"rounds={args.rounds} budget={args.budget}s max_edges={args.max_edges} "
+          "float32, forward + backward")
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
@@ -242,25 +249,41 @@ def main(argv: list[str] | None = None) -> list[dict]:
         configs.append({"n": n, "pattern": "window", "engine": "pyg-TransformerConv"})
 
     rows = []
-    for cfg in tqdm(configs, desc="configurations", unit="cfg"):
+    for cfg in configs:
         n, d = cfg["n"], args.d_model
         edges = info["edges"][cfg["pattern"]][n]
         row = {"machine": machine, "n": n, "pattern": cfg["pattern"], "engine": cfg["engine"],
                "d_model": d, "heads": args.heads, "radius": args.radius,
-               "chunk_size": args.chunk_size, "num_edges": edges}
-        useful = 3 * (8 * n * d * d + 4 * edges * d)
-        row["useful_gflop"] = useful / 1e9
+               "chunk_size": args.chunk_size, "num_edges": edges,
+               "useful_gflop": 3 * (8 * n * d * d + 4 * edges * d) / 1e9}
         if cfg["engine"] in ("scatter", "pyg-TransformerConv") and edges > args.max_edges:
             row["status"] = f"skipped: {edges} edges > --max-edges {args.max_edges}"
-        else:
-            try:
-                row.update(in_child(run_config, {**cfg, "args": args}))
-                row["status"] = "ok"
-                row["gflops"] = useful / row["median_s"] / 1e9
-                row["frac_matmul"] = row["gflops"] / row["matmul_gflops"]
-            except Exception as exc:  # e.g. out of memory in the child: report, continue
-                row["status"] = f"failed: {type(exc).__name__}: {exc}"[:120]
         rows.append(row)
+
+    # Rounds sweep all configurations in turn, so that load from other processes drifting
+    # over the run spreads over every row instead of favouring the rows measured when quiet.
+    results: list[list[dict]] = [[] for _ in rows]
+    todo = [(i, cfg) for i, cfg in enumerate(configs) if "status" not in rows[i]]
+    progress = tqdm(total=len(todo) * args.rounds, desc="configurations", unit="cfg")
+    for _ in range(args.rounds):
+        for i, cfg in todo:
+            try:
+                results[i].append(in_child(run_config, {**cfg, "args": args}))
+            except Exception as exc:  # e.g. out of memory in the child: report, continue
+                rows[i]["status"] = f"failed: {type(exc).__name__}: {exc}"[:120]
+            progress.update()
+    progress.close()
+    for row, got in zip(rows, results, strict=True):
+        if "status" in row:
+            continue
+        row["status"] = "ok"
+        row["median_s"] = statistics.median(g["median_s"] for g in got)
+        row["repeats"] = sum(g["repeats"] for g in got)
+        row["peak_mb"] = max(g["peak_mb"] for g in got)
+        row["load"] = statistics.mean(g["load"] for g in got)
+        row["matmul_gflops"] = statistics.median(g["matmul_gflops"] for g in got)
+        row["gflops"] = row["useful_gflop"] / row["median_s"]
+        row["frac_matmul"] = row["gflops"] / row["matmul_gflops"]
 
     by_key = {(r["n"], r["pattern"], r["engine"]): r for r in rows}
     for r in rows:

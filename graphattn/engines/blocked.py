@@ -40,7 +40,7 @@ __all__ = ["blocked_attention", "BLOCKED_PATTERNS", "DEFAULT_BLOCK_SIZE"]
 BLOCKED_PATTERNS = (ChunkedGraph, WindowGraph, GridGraph)
 
 #: Query nodes per block for windows and grids (grids round it to whole rows). 64 was the
-#: fastest of 16 / 32 / 64 / 128 for fwd+bwd at N=8192, radius 64, 8 heads of 32 on this CPU.
+#: fastest of 32 / 64 / 128 for fwd+bwd at N=8192, radius 64, 8 heads of 32 on this CPU.
 DEFAULT_BLOCK_SIZE = 64
 
 
