@@ -2,19 +2,27 @@
 
 from .attention import (
     AttentionOutput,
+    CausalFullGraph,
+    ChunkedGraph,
     FullGraph,
+    GridGraph,
     MultiHeadAttentionConv,
     Pattern,
-    engines,
+    WindowGraph,
+    available_engines,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AttentionOutput",
+    "CausalFullGraph",
+    "ChunkedGraph",
     "FullGraph",
+    "GridGraph",
     "MultiHeadAttentionConv",
     "Pattern",
+    "WindowGraph",
     "__version__",
-    "engines",
+    "available_engines",
 ]

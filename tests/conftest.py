@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from graphattn import FullGraph
+from graphattn import CausalFullGraph, ChunkedGraph, FullGraph, GridGraph, WindowGraph
 from graphattn.attention.patterns import Pattern
 
 IN_CHANNELS = 5
@@ -76,6 +76,18 @@ def build_catalogue() -> list[GraphCase]:
         GraphCase("batch", sum(batch_sizes), batch.edge_index(), batch),
         GraphCase("single-node", 1, _edges([(0, 0)]), FullGraph(1)),
     ]
+    # Structured patterns over ragged batches (a zero-length graph included), with lengths
+    # that are not multiples of the chunk or window size.
+    structured = [
+        ("causal-batch", CausalFullGraph.from_sizes([4, 0, 9])),
+        ("chunked-batch", ChunkedGraph.from_sizes([7, 0, 12, 1], chunk_size=3)),
+        ("window-batch", WindowGraph.from_sizes([13, 2, 0, 6], radius=2)),
+        ("causal-window", WindowGraph.from_sizes([11, 5], radius=3, causal=True)),
+        ("grid-8", GridGraph(3, 5, radius=1, num_graphs=2)),
+        ("grid-4", GridGraph(4, 3, radius=1, metric="manhattan")),
+    ]
+    for name, pattern in structured:
+        cases.append(GraphCase(name, pattern.num_nodes, pattern.edge_index(), pattern))
     return cases
 
 

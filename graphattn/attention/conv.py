@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..engines.base import EdgeTerms
 from ..engines.scatter import AttentionPropagation, scatter_attention
-from .dispatch import AttentionRequest, Engine, engines, resolve_engine
+from .dispatch import AttentionRequest, Engine, available_engines, resolve_engine
 from .patterns import Pattern
 
 __all__ = ["AttentionOutput", "MultiHeadAttentionConv"]
@@ -117,8 +117,10 @@ class MultiHeadAttentionConv(AttentionPropagation):
             _check_positive_int("num_relations", num_relations)
         if not isinstance(engine, str):
             raise TypeError(f"`engine` must be a str, got {type(engine).__name__}")
-        if engine != "auto" and engine not in engines():
-            raise ValueError(f"unknown `engine` {engine!r}; expected 'auto' or one of {engines()}")
+        if engine != "auto" and engine not in available_engines():
+            raise ValueError(
+                f"unknown `engine` {engine!r}; expected 'auto' or one of {available_engines()}"
+            )
         super().__init__()
 
         self.in_channels = in_channels

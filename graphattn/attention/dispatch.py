@@ -16,11 +16,13 @@ import torch
 from torch import Tensor
 
 from ..engines.base import EdgeTerms
+from ..engines.blocked import BLOCKED_PATTERNS, blocked_attention
 from ..engines.dense import dense_attention
+from ..engines.fused import fused_attention
 from ..engines.scatter import scatter_attention
-from .patterns import FullGraph, Pattern
+from .patterns import CausalFullGraph, FullGraph, Pattern
 
-__all__ = ["AttentionRequest", "Engine", "register_engine", "engines", "resolve_engine"]
+__all__ = ["AttentionRequest", "Engine", "available_engines", "register_engine", "resolve_engine"]
 
 logger = logging.getLogger("graphattn")
 
@@ -70,7 +72,7 @@ def register_engine(engine: Engine) -> Engine:
     return engine
 
 
-def engines() -> tuple[str, ...]:
+def available_engines() -> tuple[str, ...]:
     """Names of the registered engines, in the order ``"auto"`` tries them."""
     return tuple(e.name for e in sorted(_REGISTRY.values(), key=lambda e: e.priority))
 
@@ -85,7 +87,9 @@ def resolve_engine(name: str, request: AttentionRequest) -> Engine:
         raise RuntimeError("no registered engine supports this request")  # pragma: no cover
     engine = _REGISTRY.get(name)
     if engine is None:
-        raise ValueError(f"unknown `engine` {name!r}; expected 'auto' or one of {engines()}")
+        raise ValueError(
+            f"unknown `engine` {name!r}; expected 'auto' or one of {available_engines()}"
+        )
     reason = engine.supports(request)
     if reason is not None:
         raise ValueError(f"`engine`={name!r} cannot run this call: {reason}")
@@ -103,8 +107,8 @@ def _scatter_supports(request: AttentionRequest) -> str | None:
 
 
 def _dense_supports(request: AttentionRequest) -> str | None:
-    if not isinstance(request.graph, FullGraph):
-        return "it needs a FullGraph pattern (every node attends to its whole graph)"
+    if not isinstance(request.graph, (FullGraph, CausalFullGraph)):
+        return "it needs a FullGraph or CausalFullGraph pattern (attention to the whole graph)"
     if request.has_edge_terms:
         return "it does not take edge features or relation types"
     return None
@@ -112,10 +116,6 @@ def _dense_supports(request: AttentionRequest) -> str | None:
 
 register_engine(Engine("dense", dense_attention, _dense_supports, priority=10))
 register_engine(Engine("scatter", scatter_attention, _scatter_supports, priority=1000))
-
-
-# ---- fused (numba CSR kernels): arbitrary graphs on the CPU -------------------------------
-from ..engines.fused import fused_attention  # noqa: E402
 
 
 def _fused_supports(request: AttentionRequest) -> str | None:
@@ -126,4 +126,13 @@ def _fused_supports(request: AttentionRequest) -> str | None:
     return None
 
 
+def _blocked_supports(request: AttentionRequest) -> str | None:
+    if not isinstance(request.graph, BLOCKED_PATTERNS):
+        return "it needs a ChunkedGraph, WindowGraph or GridGraph pattern"
+    if request.has_edge_terms:
+        return "it does not take edge features or relation types"
+    return None
+
+
+register_engine(Engine("blocked", blocked_attention, _blocked_supports, priority=20))
 register_engine(Engine("fused", fused_attention, _fused_supports, priority=100))

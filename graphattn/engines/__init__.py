@@ -4,11 +4,12 @@ See :mod:`graphattn.engines.base` for the contract every engine follows.
 """
 
 from .base import EdgeTerms
+from .blocked import blocked_attention
 from .dense import dense_attention
+from .fused import fused_attention
 from .scatter import AttentionPropagation, scatter_attention
 
-__all__ = ["AttentionPropagation", "EdgeTerms", "dense_attention", "scatter_attention"]
-
-from .fused import fused_attention  # noqa: E402
-
-__all__ += ["fused_attention"]
+__all__ = [
+    "AttentionPropagation", "EdgeTerms", "blocked_attention", "dense_attention",
+    "fused_attention", "scatter_attention",
+]

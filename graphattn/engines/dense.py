@@ -5,6 +5,10 @@ padded ``[B, H, L, D]`` blocks and attention runs in
 :func:`torch.nn.functional.scaled_dot_product_attention` with a key-padding mask. No ``N x N``
 edge list is built. Batches whose graphs all have the same size need no mask at all, which
 lets SDPA pick its fused kernels.
+
+A :class:`~graphattn.attention.patterns.CausalFullGraph` runs the same way with SDPA's
+``is_causal``: padding sits after the real nodes of each block, so the causal mask alone already
+hides it from every real query (padded query rows stay finite and are dropped).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import to_dense_batch
 
-from ..attention.patterns import FullGraph, Pattern
+from ..attention.patterns import CausalFullGraph, FullGraph, Pattern
 from .base import EdgeTerms
 
 __all__ = ["dense_attention"]
@@ -25,8 +29,11 @@ def dense_attention(
     terms: EdgeTerms | None = None, dropout: float = 0.0, need_weights: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """Full attention per graph on padded blocks (see :mod:`.base` for the contract)."""
-    if not isinstance(graph, FullGraph):
-        raise ValueError(f"the dense engine needs a FullGraph pattern, got {type(graph).__name__}")
+    if not isinstance(graph, (FullGraph, CausalFullGraph)):
+        raise ValueError(
+            f"the dense engine needs a FullGraph or CausalFullGraph, got {type(graph).__name__}"
+        )
+    causal = isinstance(graph, CausalFullGraph)
     if terms is not None and not terms.empty:
         raise ValueError("the dense engine does not take edge features or relation types")
     num_nodes, heads, dim = q.shape
@@ -62,6 +69,9 @@ def dense_attention(
         logits = qb @ kb.transpose(-1, -2)  # (B, H, L, L); q is pre-scaled
         if mask is not None:
             logits = logits.masked_fill(~key_mask, float("-inf"))
+        if causal:
+            future = torch.ones(length, length, dtype=torch.bool, device=q.device).triu(1)
+            logits = logits.masked_fill(future, float("-inf"))
         probs = logits.softmax(dim=-1)
         weights = _gather_edge_weights(probs, graph, nonempty)
         if dropout > 0.0:
@@ -69,8 +79,8 @@ def dense_attention(
         ob = probs @ vb  # (B, H, L, Dv)
     else:
         ob = F.scaled_dot_product_attention(
-            qb, kb, vb, attn_mask=None if mask is None else key_mask,
-            dropout_p=dropout, scale=1.0,
+            qb, kb, vb, attn_mask=None if (mask is None or causal) else key_mask,
+            dropout_p=dropout, scale=1.0, is_causal=causal,
         )  # (B, H, L, Dv)
 
     ob = ob.transpose(1, 2)  # (B, L, H, Dv)
@@ -78,7 +88,7 @@ def dense_attention(
     return out, weights
 
 
-def _gather_edge_weights(probs: Tensor, graph: FullGraph, nonempty: Tensor) -> Tensor:
+def _gather_edge_weights(probs: Tensor, graph: Pattern, nonempty: Tensor) -> Tensor:
     """Pick the ``[E, H]`` weights of the materialized edges out of ``[B, H, L, L]`` blocks."""
     device = probs.device
     src, dst = graph.edge_index(device)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
-from ..attention.dispatch import engines
+from ..attention.dispatch import available_engines
 from ..attention.patterns import Pattern
 from .block import NORMS, GraphTransformerBlock
 from .positional import (
@@ -72,9 +72,9 @@ class GraphTransformerConfig:
             raise TypeError(f"`checkpoint` must be a bool, got {type(self.checkpoint).__name__}")
         if not isinstance(self.engine, str):
             raise TypeError(f"`engine` must be a str, got {type(self.engine).__name__}")
-        if self.engine != "auto" and self.engine not in engines():
+        if self.engine != "auto" and self.engine not in available_engines():
             raise ValueError(
-                f"unknown `engine` {self.engine!r}; expected 'auto' or one of {engines()}"
+                f"unknown `engine` {self.engine!r}; expected 'auto' or one of {available_engines()}"
             )
         for name in ("edge_dim", "num_relations"):
             if getattr(self, name) is not None:

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphattn import FullGraph, MultiHeadAttentionConv, engines
+from graphattn import FullGraph, MultiHeadAttentionConv, available_engines
 from graphattn.attention.dispatch import AttentionRequest, resolve_engine
 from graphattn.testing import assert_matches_reference, random_qkv
 
@@ -19,7 +19,7 @@ def request(graph, **kwargs) -> AttentionRequest:
 
 
 def test_registry_lists_reference_last():
-    names = engines()
+    names = available_engines()
     assert "dense" in names and names[-1] == "scatter"
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from graphattn import FullGraph
+from graphattn import CausalFullGraph, FullGraph
 from graphattn.engines import dense_attention
 from graphattn.testing import assert_matches_reference, random_qkv
 
@@ -9,6 +9,10 @@ from ..conftest import HEAD_DIM, HEADS
 
 
 def test_dense_matches_reference(pattern_case, dtype, generator):
+    if not isinstance(pattern_case.pattern, (FullGraph, CausalFullGraph)):
+        with pytest.raises(ValueError, match="needs a FullGraph"):
+            dense_attention(*random_qkv(pattern_case.num_nodes, 1, 2), pattern_case.pattern)
+        return
     q, k, v = random_qkv(pattern_case.num_nodes, HEADS, HEAD_DIM, dtype=dtype, generator=generator)
     assert_matches_reference("dense", q, k, v, pattern_case.pattern)
 
