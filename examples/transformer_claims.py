@@ -630,9 +630,10 @@ def main(argv=None) -> None:
                         help="memory budget for (e) in MiB (default 128, quick 32)")
     common.add_argument("--channels", type=int, default=128, help="(e) model width")
     common.add_argument("--heads", type=int, default=4, help="(e) heads")
-    common.add_argument("--layers", type=int, default=12, help="(e) blocks")
+    common.add_argument("--layers", type=int, default=12, help="(e) blocks (quick: 4)")
     common.add_argument("--window", type=int, default=64,
-                        help="(e) chunk size of local attention; lengths are multiples of it")
+                        help="(e) chunk size of local attention; lengths are multiples of it "
+                        "(quick: 32)")
     common.add_argument("--threads", type=int, default=2, help="(e) torch threads per trial")
     common.add_argument("--tolerance", type=float, default=0.05,
                         help="(e) stop when failing/fitting lengths are this close")
@@ -656,6 +657,7 @@ def main(argv=None) -> None:
         args.budget_mb = 32.0 if args.quick else 128.0
     if args.quick:
         args.tolerance, args.max_trials = max(args.tolerance, 0.25), min(args.max_trials, 3)
+        args.layers, args.window = min(args.layers, 4), min(args.window, 32)
     print(f"machine: {machine()}; quick={args.quick}; output: {args.out}")
     args.out.mkdir(parents=True, exist_ok=True)
     fns = ([cmd_variance, cmd_params, cmd_logits, cmd_depth, cmd_memory]
