@@ -45,13 +45,14 @@ def sinusoidal_table(pos: Tensor, channels: int, base: float = 10000.0) -> Tenso
     _check_positive_int("channels", channels)
     dtype = torch.float64 if pos.dtype == torch.float64 else torch.float32
     half = (channels + 1) // 2
-    # frequency of pair i: b^(-2i/C)
-    freq = torch.exp(
-        torch.arange(half, device=pos.device, dtype=dtype) * (-2.0 * math.log(base) / channels)
+    # angles in float64: in float32 the angle of position 4095 is off by ~4e-4
+    wide = torch.float64 if pos.device.type == "cpu" else dtype
+    freq = torch.exp(  # frequency of pair i: b^(-2i/C)
+        torch.arange(half, device=pos.device, dtype=wide) * (-2.0 * math.log(base) / channels)
     )
-    angle = pos.to(dtype).unsqueeze(-1) * freq  # (N, ceil(C/2))
+    angle = pos.to(wide).unsqueeze(-1) * freq  # (N, ceil(C/2))
     table = torch.stack([angle.sin(), angle.cos()], dim=-1)  # (N, ceil(C/2), 2)
-    return table.flatten(-2)[..., :channels]  # (N, C): sin, cos interleaved
+    return table.flatten(-2)[..., :channels].to(dtype)  # (N, C): sin, cos interleaved
 
 
 def positions_in_graph(batch: Tensor | None, num_nodes: int) -> Tensor:
