@@ -47,8 +47,7 @@ import torch
 from tqdm import tqdm
 
 from graphattn import FullGraph, MultiHeadAttentionConv
-from graphattn.attention import AttentionRequest, engines, resolve_engine
-from graphattn.attention.patterns import Pattern
+from graphattn.attention import ChunkedGraph, available_engines
 from graphattn.nn import GraphTransformer, GraphTransformerBlock, GraphTransformerConfig
 
 HEADS = (1, 2, 4, 8, 16)
@@ -246,65 +245,14 @@ def train_steps(norm: str, lr: float, steps: int, depth: int = 24, channels: int
 
 
 # ---- (e) checkpointing memory budget ----------------------------------------------------------
-def _find_local_pattern(length: int, engine: str, window: int) -> Pattern | None:
-    """A chunked / window pattern that ``engine`` serves (patterns come from another branch;
-    found by name so this picks them up once they exist)."""
-    import inspect
-
-    def subclasses(cls):
-        for sub in cls.__subclasses__():
-            yield sub
-            yield from subclasses(sub)
-
-    try:
-        import graphattn.graphs  # noqa: F401  (registers pattern classes if present)
-    except ImportError:
-        pass
-    for cls in subclasses(Pattern):
-        name = cls.__name__.lower()
-        if not any(word in name for word in ("chunk", "window", "block")) or "causal" in name:
-            continue
-        params = inspect.signature(cls.__init__).parameters
-        for arg in ("chunk_size", "radius", "block_size", "window", "size"):
-            if arg in params:
-                value = window if arg != "radius" else window // 2
-                try:
-                    pattern = cls(length, **{arg: value})
-                except Exception:
-                    continue
-                request = AttentionRequest(pattern, torch.device("cpu"), torch.float32)
-                try:
-                    resolve_engine(engine, request)
-                except ValueError:
-                    continue
-                return pattern
-    return None
-
-
-def chunk_edge_index(length: int, chunk: int) -> torch.Tensor:
-    """Edges of chunked attention (every node attends to its chunk) as a plain edge list."""
-    parts = []
-    for start in range(0, length, chunk):
-        n = min(chunk, length - start)
-        ar = torch.arange(n)
-        parts.append(torch.stack([ar.repeat(n), ar.repeat_interleave(n)]) + start)
-    return torch.cat(parts, dim=1)
-
-
 def memory_variants(window: int) -> list[tuple[str, str]]:
-    """(variant, note) pairs to measure: dense, dense with the math SDPA kernel, blocked (if
-    registered with a pattern it serves) or else chunked attention through scatter."""
-    out = [("dense", "FullGraph, SDPA (flash kernel on CPU: no L x L tensor)"),
-           ("dense-math", "FullGraph, SDPA forced to the math kernel (stores L x L per layer)")]
-    if "blocked" in engines() and _find_local_pattern(4 * window, "blocked", window) is not None:
-        out.append(("blocked", f"'blocked' engine on a chunk/window pattern of {window}"))
-    else:
-        out.append((
-            "chunk-scatter",
-            f"no 'blocked' engine with a local pattern in this branch: chunks of {window} as an "
-            "edge list on the scatter engine",
-        ))
-    return out
+    """(variant, note) pairs to measure: dense full attention (SDPA's flash and math kernels)
+    and chunked attention on the blocked engine."""
+    return [
+        ("dense", "FullGraph, SDPA (flash kernel on CPU: no L x L tensor)"),
+        ("dense-math", "FullGraph, SDPA forced to the math kernel (stores L x L per layer)"),
+        ("blocked", f"ChunkedGraph(chunk_size={window}) on the blocked engine"),
+    ]
 
 
 def _rss() -> int:
@@ -326,7 +274,7 @@ def run_trial(args) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     variant = args.variant
-    engine = {"dense-math": "dense", "chunk-scatter": "scatter"}.get(variant, variant)
+    engine = {"dense-math": "dense"}.get(variant, variant)
     config = GraphTransformerConfig(
         in_channels=args.channels, channels=args.channels, heads=args.heads,
         num_layers=args.layers, checkpoint=args.checkpoint, engine=engine,
@@ -336,9 +284,7 @@ def run_trial(args) -> dict:
     def graph(n):
         if variant in ("dense", "dense-math"):
             return FullGraph(n)
-        if variant == "blocked":
-            return _find_local_pattern(n, "blocked", args.window)
-        return chunk_edge_index(n, args.window)
+        return ChunkedGraph(n, chunk_size=args.window)
 
     ctx = sdpa_kernel([SDPBackend.MATH]) if variant == "dense-math" else None
 
@@ -582,7 +528,7 @@ def cmd_memory(args) -> None:
     variants = memory_variants(args.window)
     print(f"(e) longest sequence whose forward + backward fits {args.budget_mb} MiB; model: "
           f"channels={args.channels}, heads={args.heads}, layers={args.layers}, ffn 4x, "
-          f"float32, {args.threads} threads per trial; engines registered: {engines()}")
+          f"float32, {args.threads} threads per trial; engines registered: {available_engines()}")
     for variant, note in variants:
         print(f"  {variant}: {note}")
     rows = []

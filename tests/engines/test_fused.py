@@ -55,7 +55,7 @@ def test_fused_matches_reference_without_weights(graph_case, generator):
 
 
 def test_fused_on_patterns(pattern_case, generator):
-    q, k, v = random_qkv(pattern_case.num_nodes, HEADS, HEAD_DIM, generator=generator)
+    q, k, v = _scaled_qkv(pattern_case.num_nodes, torch.float32, generator)
     terms = _terms("both", pattern_case.num_edges, torch.float32, generator)
     assert_matches_reference("fused", q, k, v, pattern_case.pattern, terms=terms)
 
