@@ -24,6 +24,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+# Reassociation lets LLVM vectorise the per-head dot products and row updates; no flag that
+# assumes finite values (the kernels use -inf for empty rows and running maxima).
+_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 _BLOCK = 64  # nodes per parallel work item (amortises the per-item scratch allocation)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -85,7 +88,7 @@ def _head_dots(a, i, b, prod, out, heads, dim, zero):
         out[h] = s
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def forward_kernel(
     q, k, v, heads, dim, dim_v, t_ptr, t_src, t_eid, ek, ev, rk, rv, etype,
     has_ek, has_ev, has_rel, p_drop, seed, keep_scale, zero, out, lse,
@@ -142,7 +145,7 @@ def forward_kernel(
                 lse[i, h] = m[h] + np.log(lh)
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def weights_kernel(
     q, k, heads, dim, t_ptr, t_src, t_eid, ek, rk, etype, has_ek, has_rel, zero, lse, w,
 ):
@@ -164,7 +167,7 @@ def weights_kernel(
                     w[e, h] = np.exp(s[h] - lse[i, h])
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def backward_target_kernel(
     q, k, v, heads, dim, dim_v, gout, out, lse, glse, t_ptr, t_src, t_eid, ek, ev, rk, rv,
     etype, has_ek, has_ev, has_rel, need_dek, need_dev, need_drel, p_drop, seed, keep_scale,
@@ -236,7 +239,7 @@ def backward_target_kernel(
                             drv_part[tid, r, x] += pm[h] * gout[i, x]
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def backward_source_kernel(
     q, k, v, heads, dim, dim_v, gout, lse, delta, s_ptr, s_dst, s_eid, ek, ev, rk, rv, etype,
     has_ek, has_ev, has_rel, p_drop, seed, keep_scale, zero, dk, dv,
