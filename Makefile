@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	$(PY) examples/economy_study.py --quick
 
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/dense_vs_sparse.py --quick
+	$(PY) benchmarks/sparse_scaling.py --quick
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
