@@ -526,6 +526,8 @@ def cmd_depth(args) -> None:
 def cmd_memory(args) -> None:
     budget = int(args.budget_mb * 2**20)
     variants = memory_variants(args.window)
+    if getattr(args, "variants", None):
+        variants = [(v, note) for v, note in variants if v in args.variants]
     print(f"(e) longest sequence whose forward + backward fits {args.budget_mb} MiB; model: "
           f"channels={args.channels}, heads={args.heads}, layers={args.layers}, ffn 4x, "
           f"float32, {args.threads} threads per trial; engines registered: {available_engines()}")
@@ -585,6 +587,10 @@ def main(argv=None) -> None:
                         help="(e) stop when failing/fitting lengths are this close")
     common.add_argument("--max-trials", type=int, default=6, help="(e) trials after the probes")
     common.add_argument("--trial-timeout", type=float, default=300.0, help="(e) seconds")
+    common.add_argument(
+        "--variants", nargs="+", choices=["dense", "dense-math", "blocked"], default=None,
+        help="(e) measure only these variants (default: all)",
+    )
     for name, fn in (("variance", cmd_variance), ("params", cmd_params),
                      ("logits", cmd_logits), ("depth", cmd_depth), ("memory", cmd_memory)):
         sub.add_parser(name, parents=[common]).set_defaults(fn=fn)
