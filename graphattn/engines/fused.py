@@ -284,7 +284,7 @@ def _fused_attention_op(
     lse = q.new_empty(n, heads)
     ek, ev, rk, rv, et = _terms_np(q, edge_key, edge_value, rel_key, rel_value, edge_type)
     p, s, keep, zero = _scalars(q, dropout, seed)
-    K.forward_kernel(
+    K.kernels(heads, q.size(-1), v.size(-1)).forward(
         _flat(q), _flat(k), _flat(v), heads, q.size(-1), v.size(-1),
         csr.t_ptr.numpy(), csr.t_src.numpy(), csr.t_eid.numpy(),
         ek, ev, rk, rv, et, edge_key is not None, edge_value is not None, rel_key is not None,
@@ -326,8 +326,8 @@ def _fused_attention_backward_op(
 
     gout = _flat(grad_out)
     glse = q.new_zeros(n, heads) if grad_lse is None else grad_lse
-    delta = q.new_empty(n, heads)
-    dq = torch.zeros_like(q)
+    ld = q.new_empty(n, 2 * heads)  # (lse, delta) per node, packed for the by-source pass
+    dq = torch.empty_like(q)  # the kernels write every row
     num_edges = csr.num_edges
     dek = q.new_empty(num_edges, heads, dim) if need_edge_key else empty
     dev = q.new_empty(num_edges, heads, dim_v) if need_edge_value else empty
@@ -338,20 +338,21 @@ def _fused_attention_backward_op(
         drv_part = q.new_zeros(threads, num_rel, heads * dim_v)
     else:
         drk_part = drv_part = q.new_zeros(0, 0, 0)
-    K.backward_target_kernel(
+    kern = K.kernels(heads, dim, dim_v)
+    kern.backward_target(
         _flat(q), _flat(k), _flat(v), heads, dim, dim_v, gout, _flat(out), _np(lse),
         _np(glse), csr.t_ptr.numpy(), csr.t_src.numpy(), csr.t_eid.numpy(),
         ek, ev, rk, rv, et, *flags, need_edge_key, need_edge_value, need_rel,
-        p, s, keep, zero, delta.numpy(), _flat(dq),
+        p, s, keep, zero, ld.numpy(), _flat(dq),
         _flat(dek) if need_edge_key else ek, _flat(dev) if need_edge_value else ev,
         drk_part.numpy(), drv_part.numpy(),
     )
     if need_qkv:
-        dk = torch.zeros_like(k)
-        dv = torch.zeros_like(v)
+        dk = torch.empty_like(k)
+        dv = torch.empty_like(v)
         s_ptr, s_dst, s_eid = csr.source
-        K.backward_source_kernel(
-            _flat(q), _flat(k), _flat(v), heads, dim, dim_v, gout, _np(lse), delta.numpy(),
+        kern.backward_source(
+            _flat(q), _flat(k), _flat(v), heads, dim, dim_v, gout, ld.numpy(),
             s_ptr.numpy(), s_dst.numpy(), s_eid.numpy(), ek, ev, rk, rv, et, *flags,
             p, s, keep, zero, _flat(dk), _flat(dv),
         )
@@ -419,7 +420,7 @@ def _fused_attention_weights_op(
     csr = CSR_CACHE.get(edge_index, n)
     w = q.new_empty(csr.num_edges, heads)
     ek, _, rk, _, et = _terms_np(q, edge_key, None, rel_key, None, edge_type)
-    K.weights_kernel(
+    K.kernels(heads, q.size(-1), q.size(-1)).weights(
         _flat(q), _flat(k), heads, q.size(-1), csr.t_ptr.numpy(), csr.t_src.numpy(),
         csr.t_eid.numpy(), ek, rk, et,
         edge_key is not None, rel_key is not None, _np(q).dtype.type(0), _np(lse), w.numpy(),

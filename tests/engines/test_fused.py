@@ -6,6 +6,7 @@ import torch
 
 from graphattn import FullGraph, MultiHeadAttentionConv
 from graphattn.attention.dispatch import AttentionRequest, resolve_engine
+from graphattn.engines import _fused_kernels as K
 from graphattn.engines.base import EdgeTerms
 from graphattn.engines.fused import (
     CSR_CACHE,
@@ -58,6 +59,69 @@ def test_fused_on_patterns(pattern_case, generator):
     q, k, v = _scaled_qkv(pattern_case.num_nodes, torch.float32, generator)
     terms = _terms("both", pattern_case.num_edges, torch.float32, generator)
     assert_matches_reference("fused", q, k, v, pattern_case.pattern, terms=terms)
+
+
+# ---- compiled shapes and tiles -----------------------------------------------------------
+# The catalogue above runs the generic build (3 heads of 11); these run builds compiled for
+# their shape, and nodes whose incoming edges span several tiles.
+SPECIAL_HEADS, SPECIAL_DIM = 2, 8
+
+
+def test_shape_selects_build():
+    assert K.kernels(SPECIAL_HEADS, SPECIAL_DIM, SPECIAL_DIM) is not K._generic()
+    assert K.kernels(HEADS, HEAD_DIM, HEAD_DIM) is K._generic()
+    assert K.kernels(SPECIAL_HEADS, SPECIAL_DIM, 7) is K._generic()
+
+
+@pytest.mark.parametrize("kind", ["none", "both"])
+def test_specialised_build_matches_reference(graph_case, dtype, generator, kind):
+    q, k, v = random_qkv(graph_case.num_nodes, SPECIAL_HEADS, SPECIAL_DIM, dtype=dtype,
+                         generator=generator)
+    terms = None if kind == "none" else _terms(
+        kind, graph_case.num_edges, dtype, generator, SPECIAL_HEADS, SPECIAL_DIM)
+    assert_matches_reference("fused", q, k, v, graph_case.edge_index, terms=terms)
+
+
+def _hub_graph(generator, in_degree):
+    """Node 0 receives ``in_degree`` edges (sources cycling through 1..50, so with duplicates);
+    with keys that grow with the source id, some tiles raise the running maximum and some do
+    not. Plus a few random edges."""
+    src = torch.cat([torch.arange(1, in_degree + 1) % 50 + 1, torch.randint(0, 51, (40,),
+                                                                          generator=generator)])
+    dst = torch.cat([torch.zeros(in_degree, dtype=torch.long),
+                     torch.randint(1, 51, (40,), generator=generator)])
+    return torch.stack([src, dst])
+
+
+@pytest.mark.parametrize("shape", [(SPECIAL_HEADS, SPECIAL_DIM), (HEADS, HEAD_DIM)],
+                         ids=["specialised", "generic"])
+@pytest.mark.parametrize("kind", ["none", "both"])
+def test_nodes_spanning_several_tiles(shape, kind, generator):
+    heads, dim = shape
+    edge_index = _hub_graph(generator, 3 * K.TILE + 5)
+    q, k, v = random_qkv(51, heads, dim, dtype=torch.float64, generator=generator)
+    with torch.no_grad():  # keys grow with the source id: later tiles hold larger scores
+        k.mul_(0.1).add_(torch.arange(51, dtype=torch.float64).view(-1, 1, 1) * 0.2)
+        q.abs_()
+    terms = None if kind == "none" else _terms(
+        kind, edge_index.size(1), torch.float64, generator, heads, dim)
+    assert_matches_reference("fused", q, k, v, edge_index, terms=terms)
+
+
+def test_gradcheck_specialised_build(generator):
+    edge_index = _hub_graph(generator, K.TILE + 3)
+    q, k, v = random_qkv(51, SPECIAL_HEADS, SPECIAL_DIM, dtype=torch.float64,
+                         generator=generator)
+    terms = _terms("both", edge_index.size(1), torch.float64, generator, SPECIAL_HEADS,
+                   SPECIAL_DIM)
+
+    def fn(q, k, v, ek, ev, rk, rv):
+        t = EdgeTerms(ek, ev, rk, rv, terms.edge_type)
+        return fused_attention(q, k, v, edge_index, terms=t)[0]
+
+    assert torch.autograd.gradcheck(
+        fn, (q, k, v, terms.key, terms.value, terms.rel_key, terms.rel_value)
+    )
 
 
 def test_fused_value_width_differs_from_key_width(generator):
