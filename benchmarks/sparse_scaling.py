@@ -6,6 +6,9 @@ gradients of the layer's parameters; ``x`` does not require grad), d_model 128, 
 - ``fused``:   ``MultiHeadAttentionConv(128, 128, heads=8, engine="fused")`` (numba CSR kernels)
 - ``scatter``: the same layer with ``engine="scatter"`` (PyG gather / softmax / scatter)
 - ``pyg``:     ``torch_geometric.nn.TransformerConv(128, 16, heads=8)`` (out_channels per head)
+- ``proj``:    the four 128 x 128 projections of the layer alone (``lin_out(q + k + v)``, no
+  attention): a floor on the time and memory of any attention layer with these projections,
+  which shows how much of ``fused``'s time is attention at all
 
 Time: the median of ``--repeats`` steps after ``--warmup`` steps (the first step, which builds
 the fused engine's cached CSR, is reported separately as ``first_s``).
@@ -40,7 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-ENGINES = ("fused", "scatter", "pyg")
+ENGINES = ("fused", "scatter", "pyg", "proj")
 
 
 # ---- worker (one engine, one size, its own process) --------------------------------------
@@ -64,6 +67,22 @@ def _reset_peak() -> bool:
         return False
 
 
+def _Projections(d_model: int):
+    """The layer's four projections without attention: ``lin_out(q + k + v)``."""
+    from torch import nn
+
+    class Projections(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.ModuleList(nn.Linear(d_model, d_model) for _ in range(4))
+
+        def forward(self, x, edge_index):
+            q, k, v, o = self.lin
+            return o(q(x) + k(x) + v(x))
+
+    return Projections()
+
+
 def worker(spec: dict) -> dict:
     import torch
 
@@ -77,6 +96,8 @@ def worker(spec: dict) -> dict:
         from torch_geometric.nn import TransformerConv
 
         model = TransformerConv(d_model, d_model // heads, heads=heads)
+    elif spec["engine"] == "proj":
+        model = _Projections(d_model)
     else:
         from graphattn import MultiHeadAttentionConv
 
@@ -181,7 +202,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for n in args.sizes:
         e = n * args.degree
         for engine in args.engines:
-            if engine != "fused" and e > args.max_edges_pyg:
+            if engine in ("scatter", "pyg") and e > args.max_edges_pyg:
                 continue
             jobs.append({"engine": engine, "nodes": n, "edges": e, "d_model": args.d_model,
                          "heads": args.heads, "warmup": args.warmup, "repeats": args.repeats,

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..engines.base import EdgeTerms
 from ..engines.scatter import AttentionPropagation, scatter_attention
@@ -218,10 +219,14 @@ class MultiHeadAttentionConv(AttentionPropagation):
         heads, dim = self.heads, self.head_dim
         compute = torch.float32 if x.dtype in _HALF else x.dtype
 
-        q = self.lin_query(x).view(-1, heads, dim).to(compute)  # (N, H, D)
+        # the 1/sqrt(d) scale is folded into the query projection's (small) weight and bias,
+        # so no extra pass over the [N, H, D] queries, forward or backward
+        scale = 1.0 / math.sqrt(dim)
+        bias_q = None if self.lin_query.bias is None else self.lin_query.bias * scale
+        q = F.linear(x, self.lin_query.weight * scale, bias_q)
+        q = q.view(-1, heads, dim).to(compute)  # (N, H, D), scaled
         k = self.lin_key(x).view(-1, heads, dim).to(compute)  # (N, H, D)
         v = self.lin_value(x).view(-1, heads, dim).to(compute)  # (N, H, D)
-        q = q * (1.0 / math.sqrt(dim))  # scale before the dot product
 
         terms = self._edge_terms(edge_attr, edge_type, num_edges, compute)
         engine = self._resolve(

@@ -81,7 +81,7 @@ class CSR:
     t_ptr: Tensor
     t_src: Tensor
     t_eid: Tensor
-    _src: Tensor = field(repr=False)
+    _src: Tensor | None = field(repr=False)
     _source: tuple[Tensor, Tensor, Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -93,7 +93,9 @@ class CSR:
         if self._source is None:
             dst = self.t_src.new_empty(self.num_edges)
             dst[self.t_eid] = _targets_from_ptr(self.t_ptr, self.num_edges)
+            assert self._src is not None
             self._source = _sorted_csr(self._src, dst, self.num_nodes)
+            self._src = None  # only needed to build the source CSR
         return self._source
 
 
@@ -316,6 +318,9 @@ def _fused_attention_backward_op(
     n, heads, dim = q.shape
     dim_v = v.size(-1)
     csr = CSR_CACHE.get(edge_index, n)
+    # the source CSR (built once per graph) is fetched before the gradients are allocated, so
+    # that its sorting temporaries do not add to the peak memory
+    source = csr.source if need_qkv else None
     need_edge_key = need_edge_key and edge_key is not None
     need_edge_value = need_edge_value and edge_value is not None
     need_rel = need_rel and rel_key is not None
@@ -350,7 +355,8 @@ def _fused_attention_backward_op(
     if need_qkv:
         dk = torch.empty_like(k)
         dv = torch.empty_like(v)
-        s_ptr, s_dst, s_eid = csr.source
+        assert source is not None
+        s_ptr, s_dst, s_eid = source
         kern.backward_source(
             _flat(q), _flat(k), _flat(v), heads, dim, dim_v, gout, ld.numpy(),
             s_ptr.numpy(), s_dst.numpy(), s_eid.numpy(), ek, ev, rk, rv, et, *flags,
