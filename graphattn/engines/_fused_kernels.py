@@ -178,6 +178,24 @@ def _prefetch_by_source(lo, hi, s_dst, q, gout, ld):
         _prefetch_row(ld, i)
 
 
+@njit(inline="always")
+def _kv_tile(t0, nt, stop, t_src, t_eid, etype, k, v, ek, ev, rk, rv, has_ek, has_ev, has_rel,
+             kt, vt, et, width, width_v):
+    """Gather the keys and values (with their edge terms) of target-CSR positions
+    ``t0:t0+nt`` into ``kt``, ``vt`` and their edge ids into ``et``, after prefetching the
+    rows of the node's next tile (positions up to ``stop``)."""
+    if t0 + TILE < stop:
+        _prefetch_by_target(t0 + TILE, min(stop, t0 + 2 * TILE), t_src, t_eid, k, v, ek, ev,
+                            has_ek, has_ev)
+    for t in range(nt):
+        j = t_src[t0 + t]
+        e = t_eid[t0 + t]
+        r = etype[e] if has_rel else 0
+        et[t] = e
+        _gather(kt, t, k, j, ek, e, rk, r, has_ek, has_rel, width)
+        _gather(vt, t, v, j, ev, e, rv, r, has_ev, has_rel, width_v)
+
+
 def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
     """Compile (or load from numba's cache) the kernels for ``heads_c`` heads of ``dim_c``
     (queries, keys) and ``dim_v_c`` (values) channels.
@@ -223,16 +241,8 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 acc[:] = zero
                 for t0 in range(start, stop, TILE):
                     nt = min(TILE, stop - t0)
-                    if t0 + TILE < stop:
-                        _prefetch_by_target(t0 + TILE, min(stop, t0 + 2 * TILE), t_src, t_eid,
-                                            k, v, ek, ev, has_ek, has_ev)
-                    for t in range(nt):
-                        j = t_src[t0 + t]
-                        e = t_eid[t0 + t]
-                        r = etype[e] if has_rel else 0
-                        et[t] = e
-                        _gather(kt, t, k, j, ek, e, rk, r, has_ek, has_rel, heads * dim)
-                        _gather(vt, t, v, j, ev, e, rv, r, has_ev, has_rel, heads * dim_v)
+                    _kv_tile(t0, nt, stop, t_src, t_eid, etype, k, v, ek, ev, rk, rv, has_ek,
+                             has_ev, has_rel, kt, vt, et, heads * dim, heads * dim_v)
                     _row_dots(q, i, kt, nt, s, heads, dim, zero)
                     for h in range(heads):  # one rescale per tile, by the tile's new maximum
                         mx = m[h]
@@ -338,16 +348,8 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 dqa[:] = zero
                 for t0 in range(start, stop, TILE):
                     nt = min(TILE, stop - t0)
-                    if t0 + TILE < stop:
-                        _prefetch_by_target(t0 + TILE, min(stop, t0 + 2 * TILE), t_src, t_eid,
-                                            k, v, ek, ev, has_ek, has_ev)
-                    for t in range(nt):
-                        j = t_src[t0 + t]
-                        e = t_eid[t0 + t]
-                        r = etype[e] if has_rel else 0
-                        et[t] = e
-                        _gather(kt, t, k, j, ek, e, rk, r, has_ek, has_rel, heads * dim)
-                        _gather(vt, t, v, j, ev, e, rv, r, has_ev, has_rel, heads * dim_v)
+                    _kv_tile(t0, nt, stop, t_src, t_eid, etype, k, v, ek, ev, rk, rv, has_ek,
+                             has_ev, has_rel, kt, vt, et, heads * dim, heads * dim_v)
                     _row_dots(q, i, kt, nt, s, heads, dim, zero)
                     _row_dots(gout, i, vt, nt, dp, heads, dim_v, zero)
                     for t in range(nt):  # s <- ds, dp <- P * M

@@ -1,16 +1,10 @@
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gather_floor.py"
+from ._scripts import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("gather_floor", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gather_floor")
 
 
 def test_gather_floor_smoke(capsys):

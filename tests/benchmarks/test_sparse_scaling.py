@@ -1,17 +1,12 @@
 import csv
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "sparse_scaling.py"
+from ._scripts import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("sparse_scaling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sparse_scaling")
 
 
 def test_sparse_scaling_smoke(tmp_path):
