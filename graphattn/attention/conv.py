@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .._checks import check_index_tensor, check_same_device
 from ..engines.base import EdgeTerms
 from ..engines.scatter import AttentionPropagation, scatter_attention
 from .dispatch import AttentionRequest, Engine, available_engines, resolve_engine
@@ -312,15 +313,10 @@ class MultiHeadAttentionConv(AttentionPropagation):
                 )
             num_edges = graph.num_edges if (edge_attr is not None or edge_type is not None) else -1
         elif isinstance(graph, Tensor):
-            if graph.is_floating_point() or graph.is_complex() or graph.dtype == torch.bool:
-                raise TypeError(f"`edge_index` must be an integer tensor, got dtype {graph.dtype}")
+            check_index_tensor("edge_index", graph)
             if graph.dim() != 2 or graph.size(0) != 2:
                 raise ValueError(f"`edge_index` must have shape [2, E], got {list(graph.shape)}")
-            if graph.device != x.device:
-                raise ValueError(
-                    f"`edge_index` is on {graph.device} but `x` is on {x.device}; "
-                    "put them on the same device"
-                )
+            check_same_device("edge_index", graph, x)
             num_edges = graph.size(1)
             if num_edges > 0 and not torch.compiler.is_compiling():  # value checks need a sync
                 lo, hi = int(graph.min()), int(graph.max())
@@ -349,8 +345,7 @@ class MultiHeadAttentionConv(AttentionPropagation):
                     f"`edge_attr` must have shape [{num_edges}, {self.edge_dim}] "
                     f"(one row per edge), got {list(edge_attr.shape)}"
                 )
-            if edge_attr.device != x.device:
-                raise ValueError(f"`edge_attr` is on {edge_attr.device} but `x` is on {x.device}")
+            check_same_device("edge_attr", edge_attr, x)
 
         if self.num_relations is None:
             if edge_type is not None:
@@ -362,17 +357,13 @@ class MultiHeadAttentionConv(AttentionPropagation):
                 f"the layer was built with num_relations={self.num_relations}; pass `edge_type`"
             )
         else:
-            if not isinstance(edge_type, Tensor) or edge_type.is_floating_point() or (
-                edge_type.dtype in (torch.bool, torch.complex64, torch.complex128)
-            ):
-                raise TypeError("`edge_type` must be an integer tensor")
+            check_index_tensor("edge_type", edge_type)
             if edge_type.dim() != 1 or edge_type.numel() != num_edges:
                 raise ValueError(
                     f"`edge_type` must have shape [{num_edges}] (one per edge), "
                     f"got {list(edge_type.shape)}"
                 )
-            if edge_type.device != x.device:
-                raise ValueError(f"`edge_type` is on {edge_type.device} but `x` is on {x.device}")
+            check_same_device("edge_type", edge_type, x)
             if num_edges > 0 and not torch.compiler.is_compiling():  # value checks need a sync
                 lo, hi = int(edge_type.min()), int(edge_type.max())
                 if lo < 0 or hi >= self.num_relations:

@@ -106,14 +106,23 @@ def _scatter_supports(request: AttentionRequest) -> str | None:
     return None
 
 
-def _dense_supports(request: AttentionRequest) -> str | None:
-    if not isinstance(request.graph, (FullGraph, CausalFullGraph)):
-        return "it needs a FullGraph or CausalFullGraph pattern (attention to the whole graph)"
-    if request.has_edge_terms:
-        return "it does not take edge features or relation types"
-    return None
+def _pattern_supports(patterns: tuple[type, ...], needs: str):
+    """``supports`` of an engine that serves only ``patterns``, without edge terms."""
+
+    def supports(request: AttentionRequest) -> str | None:
+        if not isinstance(request.graph, patterns):
+            return f"it needs {needs}"
+        if request.has_edge_terms:
+            return "it does not take edge features or relation types"
+        return None
+
+    return supports
 
 
+_dense_supports = _pattern_supports(
+    (FullGraph, CausalFullGraph),
+    "a FullGraph or CausalFullGraph pattern (attention to the whole graph)",
+)
 register_engine(Engine("dense", dense_attention, _dense_supports, priority=10))
 register_engine(Engine("scatter", scatter_attention, _scatter_supports, priority=1000))
 
@@ -126,13 +135,8 @@ def _fused_supports(request: AttentionRequest) -> str | None:
     return None
 
 
-def _blocked_supports(request: AttentionRequest) -> str | None:
-    if not isinstance(request.graph, BLOCKED_PATTERNS):
-        return "it needs a ChunkedGraph, WindowGraph or GridGraph pattern"
-    if request.has_edge_terms:
-        return "it does not take edge features or relation types"
-    return None
-
-
+_blocked_supports = _pattern_supports(
+    BLOCKED_PATTERNS, "a ChunkedGraph, WindowGraph or GridGraph pattern"
+)
 register_engine(Engine("blocked", blocked_attention, _blocked_supports, priority=20))
 register_engine(Engine("fused", fused_attention, _fused_supports, priority=100))

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .._checks import check_index_tensor
+
 __all__ = [
     "Pattern", "FullGraph", "CausalFullGraph", "ChunkedGraph", "WindowGraph", "GridGraph",
 ]
@@ -32,9 +34,7 @@ def _as_ptr(num_nodes: int | None, ptr: Tensor | Sequence[int] | None) -> Tensor
             raise ValueError(f"`num_nodes` must be >= 0, got {num_nodes}")
         return torch.tensor([0, num_nodes], dtype=torch.long)
     if isinstance(ptr, Tensor):
-        if ptr.is_floating_point() or ptr.is_complex() or ptr.dtype == torch.bool:
-            raise TypeError(f"`ptr` must be an integer tensor, got dtype {ptr.dtype}")
-        ptr = ptr.detach().to("cpu", torch.long)
+        ptr = check_index_tensor("ptr", ptr).detach().to("cpu", torch.long)
     else:
         ptr = torch.as_tensor(list(ptr), dtype=torch.long)
     if ptr.dim() != 1 or ptr.numel() < 1:

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["EdgeTerms"]
+__all__ = ["EdgeTerms", "block_attention"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,33 @@ class EdgeTerms:
             cast(self.key), cast(self.value), cast(self.rel_key), cast(self.rel_value),
             self.edge_type,
         )
+
+
+def block_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, need_probs: bool,
+    is_causal: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Attention inside dense blocks ``[B, H, L, D]`` (``q`` pre-scaled), for the block engines.
+
+    ``mask`` is boolean, broadcastable to ``[B, H, Lq, Lk]`` and true where a query may attend
+    (or :obj:`None`); ``is_causal`` adds the causal mask. Without ``need_probs`` this is one
+    :func:`~torch.nn.functional.scaled_dot_product_attention` call; with it the softmax is
+    computed explicitly so that the probabilities, taken before dropout, can be returned.
+
+    Returns ``(out [B, H, Lq, Dv], probs [B, H, Lq, Lk] or None)``.
+    """
+    if not need_probs:
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout, scale=1.0, is_causal=is_causal
+        )
+        return out, None
+    logits = q @ k.transpose(-1, -2)  # (B, H, Lq, Lk)
+    if mask is not None:
+        logits = logits.masked_fill(~mask, float("-inf"))
+    if is_causal:
+        lq, lk = logits.shape[-2:]
+        future = torch.ones(lq, lk, dtype=torch.bool, device=q.device).triu(1)
+        logits = logits.masked_fill(future, float("-inf"))
+    probs = logits.softmax(dim=-1)
+    dropped = F.dropout(probs, p=dropout, training=True) if dropout > 0.0 else probs
+    return dropped @ v, probs

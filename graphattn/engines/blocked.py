@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..attention.patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph
-from .base import EdgeTerms
+from .base import EdgeTerms, block_attention
 
 __all__ = ["blocked_attention", "BLOCKED_PATTERNS", "DEFAULT_BLOCK_SIZE"]
 
@@ -220,20 +220,10 @@ def blocked_attention(
         vb = with_pad_row(v).index_select(0, plan.k_index).view(nb, s, heads, dim_v)
     qb, kb, vb = (t.transpose(1, 2) for t in (qb, kb, vb))  # (B, H, b | s, D)
 
-    weights = None
-    if need_weights:
-        logits = qb @ kb.transpose(-1, -2)  # (B, H, b, s); q is pre-scaled
-        if plan.mask is not None:
-            logits = logits.masked_fill(~plan.mask, float("-inf"))
-        probs = logits.softmax(dim=-1)
-        weights = _gather_edge_weights(probs, graph, plan)
-        if dropout > 0.0:
-            probs = F.dropout(probs, p=dropout, training=True)
-        ob = probs @ vb  # (B, H, b, Dv)
-    else:
-        ob = F.scaled_dot_product_attention(
-            qb, kb, vb, attn_mask=plan.mask, dropout_p=dropout, scale=1.0
-        )  # (B, H, b, Dv)
+    ob, probs = block_attention(
+        qb, kb, vb, mask=plan.mask, dropout=dropout, need_probs=need_weights
+    )  # (B, H, b, Dv), (B, H, b, s)
+    weights = None if probs is None else _gather_edge_weights(probs, graph, plan)
 
     ob = ob.transpose(1, 2).reshape(nb * b, heads, dim_v)  # (B * b, H, Dv): query slots
     if plan.single or plan.node_slot is None:

@@ -14,12 +14,11 @@ hides it from every real query (padded query rows stay finite and are dropped).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.utils import to_dense_batch
 
 from ..attention.patterns import CausalFullGraph, FullGraph, Pattern
-from .base import EdgeTerms
+from .base import EdgeTerms, block_attention
 
 __all__ = ["dense_attention"]
 
@@ -64,24 +63,12 @@ def dense_attention(
         mask = torch.arange(length, device=q.device) < nonempty.to(q.device).unsqueeze(1)
         key_mask = mask[:, None, None, :]  # (B, 1, 1, L): padded keys are never attended
 
-    weights = None
-    if need_weights:
-        logits = qb @ kb.transpose(-1, -2)  # (B, H, L, L); q is pre-scaled
-        if mask is not None:
-            logits = logits.masked_fill(~key_mask, float("-inf"))
-        if causal:
-            future = torch.ones(length, length, dtype=torch.bool, device=q.device).triu(1)
-            logits = logits.masked_fill(future, float("-inf"))
-        probs = logits.softmax(dim=-1)
-        weights = _gather_edge_weights(probs, graph, nonempty)
-        if dropout > 0.0:
-            probs = F.dropout(probs, p=dropout, training=True)
-        ob = probs @ vb  # (B, H, L, Dv)
-    else:
-        ob = F.scaled_dot_product_attention(
-            qb, kb, vb, attn_mask=None if (mask is None or causal) else key_mask,
-            dropout_p=dropout, scale=1.0, is_causal=causal,
-        )  # (B, H, L, Dv)
+    # with a causal mask, padded keys (after a graph's last node) are never attended anyway
+    ob, probs = block_attention(
+        qb, kb, vb, mask=None if (mask is None or causal) else key_mask, dropout=dropout,
+        need_probs=need_weights, is_causal=causal,
+    )  # (B, H, L, Dv), (B, H, L, L)
+    weights = None if probs is None else _gather_edge_weights(probs, graph, nonempty)
 
     ob = ob.transpose(1, 2)  # (B, L, H, Dv)
     out = ob.reshape(num_nodes, heads, dim_v) if mask is None else ob[mask]

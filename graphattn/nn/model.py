@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
+from .._checks import check_index_tensor, check_same_device
 from ..attention.dispatch import available_engines
 from ..attention.patterns import Pattern
 from .block import NORMS, GraphTransformerBlock
@@ -216,17 +217,13 @@ class GraphTransformer(nn.Module):
         """The batch vector and the number of graphs."""
         num_nodes = x.size(0)
         if batch is not None:
-            if not isinstance(batch, Tensor):
-                raise TypeError(f"`batch` must be a torch.Tensor, got {type(batch).__name__}")
-            if batch.is_floating_point() or batch.is_complex() or batch.dtype == torch.bool:
-                raise TypeError(f"`batch` must be an integer tensor, got dtype {batch.dtype}")
+            check_index_tensor("batch", batch)
             if batch.dim() != 1 or batch.numel() != num_nodes:
                 raise ValueError(
                     f"`batch` must have shape [{num_nodes}] (one graph index per node), "
                     f"got {list(batch.shape)}"
                 )
-            if batch.device != x.device:
-                raise ValueError(f"`batch` is on {batch.device} but `x` is on {x.device}")
+            check_same_device("batch", batch, x)
             if num_nodes > 0 and int(batch.min()) < 0:
                 raise ValueError(f"`batch` must be >= 0, got {int(batch.min())}")
             batch = batch.long()

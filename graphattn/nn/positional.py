@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import cumsum, degree
 
+from .._checks import check_index_tensor
+
 __all__ = [
     "GridPositionalEncoding",
     "LearnedPositionalEncoding",
@@ -236,10 +238,7 @@ def _check_grid_size(name: str, size: object) -> tuple[int, int]:
 
 
 def _check_positions(name: str, pos: object, dims: int) -> None:
-    if not isinstance(pos, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(pos).__name__}")
-    if pos.is_floating_point() or pos.is_complex() or pos.dtype == torch.bool:
-        raise TypeError(f"`{name}` must be an integer tensor, got dtype {pos.dtype}")
+    check_index_tensor(name, pos)
     want = "[N]" if dims == 1 else "[N, 2] (row, col)"
     if (dims == 1 and pos.dim() != 1) or (dims == 2 and (pos.dim() != 2 or pos.size(1) != 2)):
         raise ValueError(f"`{name}` must have shape {want}, got {list(pos.shape)}")
