@@ -24,9 +24,9 @@ current one is computed: on graphs without locality the kernels are bound by the
 row reads, not by arithmetic. Scores are then computed tile by tile with one softmax
 rescaling per tile (not per edge). The kernels are compiled per head count and size
 (:func:`kernels`): sizes known at compile time let LLVM unroll and vectorise the per-head
-loops (measured at N = 100k, E = 1.6M, 8 heads of 16, best of 7 in two rounds: forward
-0.40-0.52 s generic vs 0.27-0.33 s compiled for the shape; both backward passes together
-1.05-1.22 s vs 0.81-0.90 s).
+loops (``python benchmarks/fused_kernels.py``: N = 100k, E = 1.6M, 8 heads of 16, best of
+7 in two rounds: forward 0.28 s compiled for the shape vs 0.40 s generic; both backward
+passes together 0.73-0.82 s vs 1.19-1.21 s).
 The by-source pass reads a target's log-sum-exp and ``delta`` from one packed row
 ``ld [N, 2H]`` (one cache line per edge instead of two).
 

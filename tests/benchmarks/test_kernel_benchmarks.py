@@ -18,3 +18,18 @@ def test_gather_floor_smoke(capsys):
 def test_gather_floor_rejects_bad_sizes():
     with pytest.raises(SystemExit):
         _load().main(["--nodes", "0"])
+
+
+def test_fused_kernels_smoke(capsys):
+    rows = load_script("fused_kernels").main(
+        ["--nodes", "300", "--degree", "4", "--heads", "2", "--dim", "8", "--repeats", "1",
+         "--rounds", "1"])
+    assert [r["build"] for r in rows] == ["compiled", "generic"]
+    for r in rows:
+        assert r["total_best"] > 0
+    assert "by source" in capsys.readouterr().out
+
+
+def test_fused_kernels_rejects_bad_sizes():
+    with pytest.raises(SystemExit):
+        load_script("fused_kernels").main(["--heads", "0"])

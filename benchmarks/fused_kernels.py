@@ -1,0 +1,96 @@
+"""The fused engine's three kernels alone: the build compiled for the head shape vs the generic one.
+
+Times the forward, the backward pass by target and the backward pass by source of
+``graphattn.engines._fused_kernels`` on a random graph, without the layer, autograd or
+allocation of the outputs (they are allocated once and reused), for the build compiled for
+``(heads, dim)`` and for the generic build that reads the shape at run time. Prints the best
+and the median of ``--repeats`` calls per kernel, for ``--rounds`` interleaved rounds (the
+machine's noise shows as the spread between rounds).
+
+    python benchmarks/fused_kernels.py                     # N = 100k, E = 1.6M, 8 heads x 16
+    python benchmarks/fused_kernels.py --nodes 10000 --heads 4 --dim 32 --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def _time(fn, args, repeats: int) -> tuple[float, float]:
+    fn(*args)  # compile / load, warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t0)
+    return min(times), statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=100_000)
+    parser.add_argument("--degree", type=int, default=16, help="edges per node: E = degree * N")
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--dim", type=int, default=16, help="channels per head")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name in ("nodes", "degree", "heads", "dim", "repeats", "rounds"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be > 0")
+
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from graphattn.engines import _fused_kernels as K
+    from graphattn.engines.fused import build_csr
+
+    n, e, h, d = args.nodes, args.nodes * args.degree, args.heads, args.dim
+    gen = torch.Generator().manual_seed(args.seed)
+    csr = build_csr(torch.randint(0, n, (2, e), generator=gen), n)
+    t_ptr, t_src, t_eid = (a.numpy() for a in (csr.t_ptr, csr.t_src, csr.t_eid))
+    s_ptr, s_dst, s_eid = (a.numpy() for a in csr.source)
+    rng = np.random.default_rng(args.seed)
+    q, k, v, gout = (rng.standard_normal((n, h * d), dtype=np.float32) for _ in range(4))
+    q *= d**-0.5
+    out, dq, dk, dv = (np.empty_like(q) for _ in range(4))
+    lse, glse = np.empty((n, h), np.float32), np.zeros((n, h), np.float32)
+    ld = np.empty((n, 2 * h), np.float32)
+    no2, no3 = np.empty((0, 0), np.float32), np.empty((0, 0, 0), np.float32)
+    no_types = np.empty(0, np.int64)
+    one, zero, seed = np.float32(1), np.float32(0), np.uint64(0)
+    terms = (no2, no2, no2, no2, no_types, False, False, False)  # no edge terms
+    builds = {"compiled": K.kernels(h, d, d), "generic": K._generic()}
+    if builds["compiled"] is builds["generic"]:
+        print(f"note: {h} heads of {d} have no compiled build; both rows are the generic one")
+
+    print(f"N={n} E={e} heads={h} dim={d} float32, best / median of {args.repeats} (s)")
+    rows = []
+    for rnd in range(args.rounds):
+        for name, kern in builds.items():
+            fwd = _time(kern.forward, (q, k, v, h, d, d, t_ptr, t_src, t_eid, *terms, 0.0,
+                                       seed, one, zero, out, lse), args.repeats)
+            tgt = _time(kern.backward_target, (q, k, v, h, d, d, gout, out, lse, glse, t_ptr,
+                                               t_src, t_eid, *terms, False, False, False, 0.0,
+                                               seed, one, zero, ld, dq, no2, no2, no3, no3),
+                        args.repeats)
+            src = _time(kern.backward_source, (q, k, v, h, d, d, gout, ld, s_ptr, s_dst, s_eid,
+                                               *terms, 0.0, seed, one, zero, dk, dv),
+                        args.repeats)
+            row = {"round": rnd, "build": name, "forward": fwd, "backward_target": tgt,
+                   "backward_source": src, "total_best": fwd[0] + tgt[0] + src[0]}
+            rows.append(row)
+            print(f"round {rnd} {name:9} forward {fwd[0]:.3f} / {fwd[1]:.3f}   "
+                  f"by target {tgt[0]:.3f} / {tgt[1]:.3f}   by source {src[0]:.3f} / "
+                  f"{src[1]:.3f}   sum of best {row['total_best']:.3f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
