@@ -56,17 +56,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--radius", type=int, default=64, help="window radius")
     p.add_argument("--chunk-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5, help="timed steps per configuration")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="sweep all configurations this many times; report medians over rounds")
-    p.add_argument("--budget", type=float, default=20.0,
-                   help="seconds of timed steps per configuration (at least one step)")
-    p.add_argument("--max-edges", type=int, default=1_100_000,
-                   help="skip scatter and TransformerConv above this many edges")
-    p.add_argument("--max-fused-edges", type=int, default=5_000_000,
-                   help="skip the fused engine above this many edges (full attention)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="sweep all configurations this many times; report medians over rounds",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=20.0,
+        help="seconds of timed steps per configuration (at least one step)",
+    )
+    p.add_argument(
+        "--max-edges",
+        type=int,
+        default=1_100_000,
+        help="skip scatter and TransformerConv above this many edges",
+    )
+    p.add_argument(
+        "--max-fused-edges",
+        type=int,
+        default=5_000_000,
+        help="skip the fused engine above this many edges (full attention)",
+    )
     p.add_argument("--out", type=Path, default=Path("outputs/dense_vs_sparse"))
-    p.add_argument("--quick", action="store_true",
-                   help="N = 512, 1024; 3 repeats in 1 s; edge lists <= 300k (about a minute)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="N = 512, 1024; 3 repeats in 1 s; edge lists <= 300k (about a minute)",
+    )
     p.add_argument("--smoke", action="store_true", help="tiny settings for CI (seconds)")
     args = p.parse_args(argv)
     if args.quick:
@@ -133,11 +152,17 @@ def probe(args: argparse.Namespace) -> dict:
             except ValueError:
                 continue
             supported[name].append(engine)
-        edges[name] = {m: _pattern(name, m, args).num_edges if name != "full" else m * m
-                       for m in args.sizes}
+        edges[name] = {
+            m: _pattern(name, m, args).num_edges if name != "full" else m * m for m in args.sizes
+        }
     rate = matmul_gflops(2048, 7)
-    return {"engines": supported, "edges": edges, "matmul_gflops": rate,
-            "threads": torch.get_num_threads(), "torch": torch.__version__}
+    return {
+        "engines": supported,
+        "edges": edges,
+        "matmul_gflops": rate,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 def run_config(cfg: dict) -> dict:
@@ -153,6 +178,7 @@ def run_config(cfg: dict) -> dict:
     grad = torch.randn(n, d)
 
     if cfg["engine"] == "torch-sdpa":
+
         class FullSDPA(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -204,8 +230,13 @@ def run_config(cfg: dict) -> dict:
         step()
         times.append(time.perf_counter() - t)
     rate = matmul_gflops()  # after the steps: its buffers must not count in their peak
-    return {"median_s": statistics.median(times), "repeats": count, "peak_mb": peak,
-            "load": os.getloadavg()[0], "matmul_gflops": rate}
+    return {
+        "median_s": statistics.median(times),
+        "repeats": count,
+        "peak_mb": peak,
+        "load": os.getloadavg()[0],
+        "matmul_gflops": rate,
+    }
 
 
 # ---- the driver ---------------------------------------------------------------------------
@@ -229,10 +260,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.out.mkdir(parents=True, exist_ok=True)
     machine = machine_name()
     print(f"dense_vs_sparse on {machine}")
-    print(f"settings: N={args.sizes} d_model={args.d_model} heads={args.heads} "
-          f"radius={args.radius} chunk_size={args.chunk_size} repeats={args.repeats} "
-          f"rounds={args.rounds} budget={args.budget}s max_edges={args.max_edges} "
-          "float32, forward + backward")
+    print(
+        f"settings: N={args.sizes} d_model={args.d_model} heads={args.heads} "
+        f"radius={args.radius} chunk_size={args.chunk_size} repeats={args.repeats} "
+        f"rounds={args.rounds} budget={args.budget}s max_edges={args.max_edges} "
+        "float32, forward + backward"
+    )
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
@@ -242,8 +275,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             return pool.apply(fn, (arg,))
 
     info = in_child(probe, args)
-    print(f"torch {info['torch']}, {info['threads']} threads; float32 matmul 2048^3: "
-          f"{info['matmul_gflops']:.1f} GFLOP/s; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"torch {info['torch']}, {info['threads']} threads; float32 matmul 2048^3: "
+        f"{info['matmul_gflops']:.1f} GFLOP/s; load average {os.getloadavg()[0]:.1f}"
+    )
 
     configs = []
     for n in args.sizes:
@@ -256,10 +291,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for cfg in configs:
         n, d = cfg["n"], args.d_model
         edges = info["edges"][cfg["pattern"]][n]
-        row = {"machine": machine, "n": n, "pattern": cfg["pattern"], "engine": cfg["engine"],
-               "d_model": d, "heads": args.heads, "radius": args.radius,
-               "chunk_size": args.chunk_size, "num_edges": edges,
-               "useful_gflop": 3 * (8 * n * d * d + 4 * edges * d) / 1e9}
+        row = {
+            "machine": machine,
+            "n": n,
+            "pattern": cfg["pattern"],
+            "engine": cfg["engine"],
+            "d_model": d,
+            "heads": args.heads,
+            "radius": args.radius,
+            "chunk_size": args.chunk_size,
+            "num_edges": edges,
+            "useful_gflop": 3 * (8 * n * d * d + 4 * edges * d) / 1e9,
+        }
         # Edge-list engines: scatter and TransformerConv need ~6 KB per edge; fused is lean but
         # its time grows with E (85 s at 67M edges, N=8192 full), so full attention stays on SDPA.
         edge_list = ("scatter", "pyg-TransformerConv")
@@ -314,10 +357,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return rows
 
 
-COLUMNS = ["machine", "n", "pattern", "engine", "d_model", "heads", "radius", "chunk_size",
-           "num_edges", "median_s", "repeats", "peak_mb", "useful_gflop", "gflops",
-           "matmul_gflops", "frac_matmul", "speedup_vs_peer", "speedup_vs_sdpa_full", "load",
-           "status"]
+COLUMNS = [
+    "machine",
+    "n",
+    "pattern",
+    "engine",
+    "d_model",
+    "heads",
+    "radius",
+    "chunk_size",
+    "num_edges",
+    "median_s",
+    "repeats",
+    "peak_mb",
+    "useful_gflop",
+    "gflops",
+    "matmul_gflops",
+    "frac_matmul",
+    "speedup_vs_peer",
+    "speedup_vs_sdpa_full",
+    "load",
+    "status",
+]
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -332,9 +393,11 @@ def _fmt(value, spec: str) -> str:
 
 
 def print_table(rows: list[dict], info: dict) -> None:
-    head = (f"{'N':>6} {'pattern':<8} {'engine':<20} {'edges':>10} {'median s':>9} {'reps':>4} "
-            f"{'peak MB':>8} {'GFLOP/s':>8} {'matmul':>7} {'%matmul':>7} {'vs peer':>8} "
-            f"{'vs sdpa':>8}  status")
+    head = (
+        f"{'N':>6} {'pattern':<8} {'engine':<20} {'edges':>10} {'median s':>9} {'reps':>4} "
+        f"{'peak MB':>8} {'GFLOP/s':>8} {'matmul':>7} {'%matmul':>7} {'vs peer':>8} "
+        f"{'vs sdpa':>8}  status"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -348,9 +411,11 @@ def print_table(rows: list[dict], info: dict) -> None:
             f"{_fmt(r.get('speedup_vs_peer'), '7.2f')}x "
             f"{_fmt(r.get('speedup_vs_sdpa_full'), '7.2f')}x  {r['status']}"
         )
-    print("(peer: pyg-TransformerConv on the window graph; sdpa: torch-sdpa full attention; "
-          "matmul: float32 1536^3 GFLOP/s measured in the same process just after; "
-          "%matmul = useful GFLOP/s / matmul)")
+    print(
+        "(peer: pyg-TransformerConv on the window graph; sdpa: torch-sdpa full attention; "
+        "matmul: float32 1536^3 GFLOP/s measured in the same process just after; "
+        "%matmul = useful GFLOP/s / matmul)"
+    )
 
 
 def plot(rows: list[dict], args: argparse.Namespace, machine: str, path: Path) -> None:
@@ -370,16 +435,20 @@ def plot(rows: list[dict], args: argparse.Namespace, machine: str, path: Path) -
         label = f"{pattern} / {engine}"
         axes[0].plot(ns, [p["median_s"] for p in pts], style, marker="o", label=label)
         axes[1].plot(ns, [max(p["peak_mb"], 0.1) for p in pts], style, marker="o", label=label)
-    for ax, ylabel in zip(axes, ["median time, forward + backward (s)", "peak memory (MB)"],
-                          strict=True):
+    for ax, ylabel in zip(
+        axes, ["median time, forward + backward (s)", "peak memory (MB)"], strict=True
+    ):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("sequence length N")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"d_model={args.d_model}, heads={args.heads}, radius={args.radius}, "
-                 f"chunk={args.chunk_size}, float32 on {machine}", fontsize=9)
+    fig.suptitle(
+        f"d_model={args.d_model}, heads={args.heads}, radius={args.radius}, "
+        f"chunk={args.chunk_size}, float32 on {machine}",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -399,8 +468,10 @@ def summarize_targets(by_key: dict, args: argparse.Namespace, info: dict) -> Non
         print(f"  vs TransformerConv: {win['speedup_vs_peer']:.1f}x faster (target >= 30x)")
     if "speedup_vs_sdpa_full" in win:
         print(f"  vs full dense SDPA: {win['speedup_vs_sdpa_full']:.1f}x faster (target >= 8x)")
-    print(f"  useful-FLOP rate: {100 * win['frac_matmul']:.1f}% of "
-          f"{win['matmul_gflops']:.1f} GFLOP/s matmul (target >= 35%)")
+    print(
+        f"  useful-FLOP rate: {100 * win['frac_matmul']:.1f}% of "
+        f"{win['matmul_gflops']:.1f} GFLOP/s matmul (target >= 35%)"
+    )
 
 
 if __name__ == "__main__":

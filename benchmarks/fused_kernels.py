@@ -74,21 +74,82 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for rnd in range(args.rounds):
         for name, kern in builds.items():
-            fwd = _time(kern.forward, (q, k, v, h, d, d, t_ptr, t_src, t_eid, *terms, 0.0,
-                                       seed, one, zero, out, lse), args.repeats)
-            tgt = _time(kern.backward_target, (q, k, v, h, d, d, gout, out, lse, glse, t_ptr,
-                                               t_src, t_eid, *terms, False, False, False, 0.0,
-                                               seed, one, zero, ld, dq, no2, no2, no3, no3),
-                        args.repeats)
-            src = _time(kern.backward_source, (q, k, v, h, d, d, gout, ld, s_ptr, s_dst, s_eid,
-                                               *terms, 0.0, seed, one, zero, dk, dv),
-                        args.repeats)
-            row = {"round": rnd, "build": name, "forward": fwd, "backward_target": tgt,
-                   "backward_source": src, "total_best": fwd[0] + tgt[0] + src[0]}
+            fwd = _time(
+                kern.forward,
+                (q, k, v, h, d, d, t_ptr, t_src, t_eid, *terms, 0.0, seed, one, zero, out, lse),
+                args.repeats,
+            )
+            tgt = _time(
+                kern.backward_target,
+                (
+                    q,
+                    k,
+                    v,
+                    h,
+                    d,
+                    d,
+                    gout,
+                    out,
+                    lse,
+                    glse,
+                    t_ptr,
+                    t_src,
+                    t_eid,
+                    *terms,
+                    False,
+                    False,
+                    False,
+                    0.0,
+                    seed,
+                    one,
+                    zero,
+                    ld,
+                    dq,
+                    no2,
+                    no2,
+                    no3,
+                    no3,
+                ),
+                args.repeats,
+            )
+            src = _time(
+                kern.backward_source,
+                (
+                    q,
+                    k,
+                    v,
+                    h,
+                    d,
+                    d,
+                    gout,
+                    ld,
+                    s_ptr,
+                    s_dst,
+                    s_eid,
+                    *terms,
+                    0.0,
+                    seed,
+                    one,
+                    zero,
+                    dk,
+                    dv,
+                ),
+                args.repeats,
+            )
+            row = {
+                "round": rnd,
+                "build": name,
+                "forward": fwd,
+                "backward_target": tgt,
+                "backward_source": src,
+                "total_best": fwd[0] + tgt[0] + src[0],
+            }
             rows.append(row)
-            print(f"round {rnd} {name:9} forward {fwd[0]:.3f} / {fwd[1]:.3f}   "
-                  f"by target {tgt[0]:.3f} / {tgt[1]:.3f}   by source {src[0]:.3f} / "
-                  f"{src[1]:.3f}   sum of best {row['total_best']:.3f}")
+            print(
+                f"round {rnd} {name:9} forward {fwd[0]:.3f} / {fwd[1]:.3f}   "
+                f"by target {tgt[0]:.3f} / {tgt[1]:.3f}   by source {src[0]:.3f} / "
+                f"{src[1]:.3f}   sum of best {row['total_best']:.3f}"
+            )
     return rows
 
 

@@ -83,11 +83,14 @@ def main(argv: list[str] | None = None) -> dict:
         times.append(time.perf_counter() - t0)
     best, median = min(times), statistics.median(times)
     gbytes = 2 * e * args.d_model * 4 / 1e9
-    print(f"N={n} E={e} row width {args.d_model} (float32): one pass reads {gbytes:.2f} GB "
-          f"of rows; best {best:.3f} s, median {median:.3f} s over {args.repeats} "
-          f"({gbytes / best:.1f} GB/s at best)")
-    print(f"floor for forward + backward (3 passes): {3 * best:.3f} s best, "
-          f"{3 * median:.3f} s median")
+    print(
+        f"N={n} E={e} row width {args.d_model} (float32): one pass reads {gbytes:.2f} GB "
+        f"of rows; best {best:.3f} s, median {median:.3f} s over {args.repeats} "
+        f"({gbytes / best:.1f} GB/s at best)"
+    )
+    print(
+        f"floor for forward + backward (3 passes): {3 * best:.3f} s best, {3 * median:.3f} s median"
+    )
     return {"best_s": best, "median_s": median, "floor_s": 3 * best}
 
 

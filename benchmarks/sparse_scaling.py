@@ -127,12 +127,17 @@ def worker(spec: dict) -> dict:
     else:  # pragma: no cover - kernels without clear_refs
         peak_kib, base_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, base_maxrss
         method = "ru_maxrss"
-    measured = times[spec["warmup"]:] or times
+    measured = times[spec["warmup"] :] or times
     return {
-        "engine": spec["engine"], "nodes": n, "edges": e,
-        "time_s": statistics.median(measured), "first_s": times[0],
-        "peak_extra_mb": (peak_kib - base_kib) / 1024, "baseline_mb": base_kib / 1024,
-        "mem_method": method, "steps": len(times),
+        "engine": spec["engine"],
+        "nodes": n,
+        "edges": e,
+        "time_s": statistics.median(measured),
+        "first_s": times[0],
+        "peak_extra_mb": (peak_kib - base_kib) / 1024,
+        "baseline_mb": base_kib / 1024,
+        "mem_method": method,
+        "steps": len(times),
     }
 
 
@@ -149,9 +154,17 @@ def run_worker(spec: dict, timeout: float) -> dict:
 
 
 def _empty(spec: dict) -> dict:
-    return {"engine": spec["engine"], "nodes": spec["nodes"], "edges": spec["edges"],
-            "time_s": float("nan"), "first_s": float("nan"), "peak_extra_mb": float("nan"),
-            "baseline_mb": float("nan"), "mem_method": "", "steps": 0}
+    return {
+        "engine": spec["engine"],
+        "nodes": spec["nodes"],
+        "edges": spec["edges"],
+        "time_s": float("nan"),
+        "first_s": float("nan"),
+        "peak_extra_mb": float("nan"),
+        "baseline_mb": float("nan"),
+        "mem_method": "",
+        "steps": 0,
+    }
 
 
 # ---- driver --------------------------------------------------------------------------------
@@ -168,17 +181,21 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000],
-                        help="numbers of nodes N")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000], help="numbers of nodes N"
+    )
     parser.add_argument("--degree", type=int, default=16, help="edges per node: E = degree * N")
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--max-edges-pyg", type=int, default=2_000_000,
-                        help="skip TransformerConv and scatter above this many edges "
-                        "(they need ~3 KB per edge)")
+    parser.add_argument(
+        "--max-edges-pyg",
+        type=int,
+        default=2_000_000,
+        help="skip TransformerConv and scatter above this many edges (they need ~3 KB per edge)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per worker")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("outputs/sparse_scaling"))
@@ -195,18 +212,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from tqdm import tqdm
 
     print(f"machine: {machine()}")
-    print(f"settings: sizes={args.sizes} degree={args.degree} d_model={args.d_model} "
-          f"heads={args.heads} engines={args.engines} warmup={args.warmup} "
-          f"repeats={args.repeats} (forward + backward, each in its own process)")
+    print(
+        f"settings: sizes={args.sizes} degree={args.degree} d_model={args.d_model} "
+        f"heads={args.heads} engines={args.engines} warmup={args.warmup} "
+        f"repeats={args.repeats} (forward + backward, each in its own process)"
+    )
     jobs = []
     for n in args.sizes:
         e = n * args.degree
         for engine in args.engines:
             if engine in ("scatter", "pyg") and e > args.max_edges_pyg:
                 continue
-            jobs.append({"engine": engine, "nodes": n, "edges": e, "d_model": args.d_model,
-                         "heads": args.heads, "warmup": args.warmup, "repeats": args.repeats,
-                         "seed": args.seed})
+            jobs.append(
+                {
+                    "engine": engine,
+                    "nodes": n,
+                    "edges": e,
+                    "d_model": args.d_model,
+                    "heads": args.heads,
+                    "warmup": args.warmup,
+                    "repeats": args.repeats,
+                    "seed": args.seed,
+                }
+            )
     rows = []
     for spec in (bar := tqdm(jobs, desc="runs", file=sys.stderr)):
         bar.set_postfix_str(f"{spec['engine']} N={spec['nodes']}")
@@ -219,21 +247,37 @@ def main(argv: list[str] | None = None) -> list[dict]:
             r[col] = r[key] / fused[key] if fused and fused[key] > 0 else float("nan")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    fields = ["engine", "nodes", "edges", "time_s", "first_s", "peak_extra_mb", "time_vs_fused",
-              "mem_vs_fused", "baseline_mb", "mem_method", "steps", "error"]
+    fields = [
+        "engine",
+        "nodes",
+        "edges",
+        "time_s",
+        "first_s",
+        "peak_extra_mb",
+        "time_vs_fused",
+        "mem_vs_fused",
+        "baseline_mb",
+        "mem_method",
+        "steps",
+        "error",
+    ]
     with open(args.out / "sparse_scaling.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
-    header = (f"{'engine':8} {'N':>9} {'E':>10} {'time s':>9} {'first s':>9} "
-              f"{'peak MB':>9} {'time/fused':>10} {'mem/fused':>10}")
+    header = (
+        f"{'engine':8} {'N':>9} {'E':>10} {'time s':>9} {'first s':>9} "
+        f"{'peak MB':>9} {'time/fused':>10} {'mem/fused':>10}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['engine']:8} {r['nodes']:9d} {r['edges']:10d} {r['time_s']:9.3f} "
-              f"{r['first_s']:9.3f} {r['peak_extra_mb']:9.1f} {r['time_vs_fused']:10.2f} "
-              f"{r['mem_vs_fused']:10.2f}" + (f"  ({r['error']})" if r.get("error") else ""))
+        print(
+            f"{r['engine']:8} {r['nodes']:9d} {r['edges']:10d} {r['time_s']:9.3f} "
+            f"{r['first_s']:9.3f} {r['peak_extra_mb']:9.1f} {r['time_vs_fused']:10.2f} "
+            f"{r['mem_vs_fused']:10.2f}" + (f"  ({r['error']})" if r.get("error") else "")
+        )
     _plot(rows, args, args.out / "sparse_scaling.png")
     print(f"wrote {args.out / 'sparse_scaling.csv'} and {args.out / 'sparse_scaling.png'}")
     return rows
@@ -247,15 +291,19 @@ def _plot(rows: list[dict], args, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for engine in args.engines:
-        pts = sorted((r["edges"], r["time_s"], r["peak_extra_mb"]) for r in rows
-                     if r["engine"] == engine and r["time_s"] == r["time_s"])
+        pts = sorted(
+            (r["edges"], r["time_s"], r["peak_extra_mb"])
+            for r in rows
+            if r["engine"] == engine and r["time_s"] == r["time_s"]
+        )
         if not pts:
             continue
         e, t, m = zip(*pts, strict=True)
         axes[0].plot(e, t, "o-", label=engine)
         axes[1].plot(e, m, "o-", label=engine)
-    for ax, label in zip(axes, ("forward + backward time (s)", "peak extra memory (MB)"),
-                         strict=True):
+    for ax, label in zip(
+        axes, ("forward + backward time (s)", "peak extra memory (MB)"), strict=True
+    ):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(f"edges E (random graphs, E = {args.degree} N)")

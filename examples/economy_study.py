@@ -54,17 +54,34 @@ from graphattn.graphs.economy import RELATION_NAMES
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 # quick: k <= 3 and L <= 4 to fit a few minutes on 2 busy cores; full: the whole grid
-QUICK = dict(agents=150, scenarios=16, test_scenarios=4, epochs=200, d_model=24,
-             depths=[1, 2, 3, 4], hops=[1, 2, 3], heads=[1, 2, 3, 4, 8],
-             relations=[1, 2, 3, 4])
-FULL = dict(agents=200, scenarios=16, test_scenarios=4, epochs=300, d_model=24,
-            depths=[1, 2, 3, 4, 5, 6], hops=[1, 2, 3, 4], heads=[1, 2, 3, 4, 6, 8],
-            relations=[1, 2, 3, 4])
+QUICK = dict(
+    agents=150,
+    scenarios=16,
+    test_scenarios=4,
+    epochs=200,
+    d_model=24,
+    depths=[1, 2, 3, 4],
+    hops=[1, 2, 3],
+    heads=[1, 2, 3, 4, 8],
+    relations=[1, 2, 3, 4],
+)
+FULL = dict(
+    agents=200,
+    scenarios=16,
+    test_scenarios=4,
+    epochs=300,
+    d_model=24,
+    depths=[1, 2, 3, 4, 5, 6],
+    hops=[1, 2, 3, 4],
+    heads=[1, 2, 3, 4, 6, 8],
+    relations=[1, 2, 3, 4],
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="small setting (a few minutes)")
     p.add_argument("--out", type=Path, default=Path("outputs/economy_study"))
     p.add_argument("--seed", type=int, default=0)
@@ -79,11 +96,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--relations", type=int, nargs="+", help="relation counts K for (b)")
     p.add_argument("--density", type=float, default=0.3, help="share of (agent, relation) hit")
     p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1 is fastest for these small graphs on a busy machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 is fastest for these small graphs on a busy machine)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    p.add_argument("--only", choices=["depth", "width"],
-                   help="run only (a) depth vs hops, or only (b) + (c)")
+    p.add_argument(
+        "--only", choices=["depth", "width"], help="run only (a) depth vs hops, or only (b) + (c)"
+    )
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
     for key, value in base.items():
@@ -107,45 +129,78 @@ class Split:
 
 
 def make_split(
-    num_agents: int, num_relations: int, scenarios: int, *, seed: int, density: float,
-    steps: int, dynamics: ShockDynamics | None = None,
+    num_agents: int,
+    num_relations: int,
+    scenarios: int,
+    *,
+    seed: int,
+    density: float,
+    steps: int,
+    dynamics: ShockDynamics | None = None,
 ) -> Split:
     """Simulate impulse shocks on ``scenarios`` economies (seeds ``seed * 1000 + s``), one
     shock scenario each; targets ``hop{k}`` = 1 - y(k)."""
     gen = torch.Generator().manual_seed(10_000 + seed)
     graphs, targets = [], {f"hop{k}": [] for k in range(1, steps + 1)}
     for s in range(scenarios):
-        econ = economy_data(num_agents, num_relations=num_relations, seed=seed * 1000 + s,
-                            dtype=torch.float64)
+        econ = economy_data(
+            num_agents, num_relations=num_relations, seed=seed * 1000 + s, dtype=torch.float64
+        )
         shocks = random_shocks(econ.num_nodes, num_relations, density=density, generator=gen)
         result = simulate(econ, shocks, steps, persistent=False, dynamics=dynamics)
         for k in range(1, steps + 1):
             targets[f"hop{k}"].append((1.0 - result.output[k]).float())
         x = torch.cat([econ.x, shocks], dim=1).float()  # (N, tiers + 1 + K)
-        graphs.append(Data(x=x, edge_index=econ.edge_index, edge_type=econ.edge_type,
-                           edge_attr=econ.edge_weight.log().float().unsqueeze(1),
-                           num_nodes=econ.num_nodes))
+        graphs.append(
+            Data(
+                x=x,
+                edge_index=econ.edge_index,
+                edge_type=econ.edge_type,
+                edge_attr=econ.edge_weight.log().float().unsqueeze(1),
+                num_nodes=econ.num_nodes,
+            )
+        )
     batch = Batch.from_data_list(graphs)
     return Split(batch, {name: torch.cat(parts) for name, parts in targets.items()})
 
 
 # ---- training --------------------------------------------------------------------------------
-def build_model(in_channels: int, *, d_model: int, heads: int, layers: int,
-                num_relations: int) -> GraphTransformer:
-    return GraphTransformer(GraphTransformerConfig(
-        in_channels=in_channels, channels=d_model, heads=heads, num_layers=layers,
-        out_channels=1, ffn_ratio=2, edge_dim=1, num_relations=num_relations,
-    ))
+def build_model(
+    in_channels: int, *, d_model: int, heads: int, layers: int, num_relations: int
+) -> GraphTransformer:
+    return GraphTransformer(
+        GraphTransformerConfig(
+            in_channels=in_channels,
+            channels=d_model,
+            heads=heads,
+            num_layers=layers,
+            out_channels=1,
+            ffn_ratio=2,
+            edge_dim=1,
+            num_relations=num_relations,
+        )
+    )
 
 
 def _forward(model: GraphTransformer, data: Data) -> Tensor:
-    out = model(data.x, data.edge_index, edge_attr=data.edge_attr, edge_type=data.edge_type,
-                batch=data.batch)
+    out = model(
+        data.x,
+        data.edge_index,
+        edge_attr=data.edge_attr,
+        edge_type=data.edge_type,
+        batch=data.batch,
+    )
     return out.node.squeeze(-1)  # (N,)
 
 
 def train_and_eval(
-    model: GraphTransformer, train: Split, test: Split, target: str, *, epochs: int, lr: float,
+    model: GraphTransformer,
+    train: Split,
+    test: Split,
+    target: str,
+    *,
+    epochs: int,
+    lr: float,
 ) -> tuple[float, float]:
     """Full-batch Adam on standardised targets; return (train, test) normalised MSE."""
     y_train, y_test = train.targets[target], test.targets[target]
@@ -177,9 +232,12 @@ def head_relation_share(model: GraphTransformer, data: Data, num_relations: int)
     """
     convs = [m for m in model.modules() if isinstance(m, MultiHeadAttentionConv)]
     seen: list[tuple] = []
-    hooks = [conv.register_forward_pre_hook(
-        lambda mod, args, kwargs: seen.append((mod, args, kwargs)), with_kwargs=True)
-        for conv in convs]
+    hooks = [
+        conv.register_forward_pre_hook(
+            lambda mod, args, kwargs: seen.append((mod, args, kwargs)), with_kwargs=True
+        )
+        for conv in convs
+    ]
     try:
         with torch.no_grad():
             _forward(model, data)
@@ -212,13 +270,23 @@ def print_table(title: str, rows: list[dict], row_key: str, col_key: str, value:
     print(f"\n{title}  ({value}; rows {row_key}, columns {col_key})")
     print(f"{row_key:>6} | " + " ".join(f"{col_key}={c:<4}" for c in cks))
     for rk in rks:
-        vals = " ".join(f"{cell[rk, c]:<{len(col_key) + 5}.3f}" if (rk, c) in cell else
-                        " " * (len(col_key) + 5) for c in cks)
+        vals = " ".join(
+            f"{cell[rk, c]:<{len(col_key) + 5}.3f}" if (rk, c) in cell else " " * (len(col_key) + 5)
+            for c in cks
+        )
         print(f"{rk:>6} | {vals}")
 
 
-def heatmap(path: Path, rows: list[dict], row_key: str, col_key: str, value: str,
-            title: str, xlabel: str, ylabel: str) -> None:
+def heatmap(
+    path: Path,
+    rows: list[dict],
+    row_key: str,
+    col_key: str,
+    value: str,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,8 +303,15 @@ def heatmap(path: Path, rows: list[dict], row_key: str, col_key: str, value: str
     im = ax.imshow(grid, cmap="viridis_r", vmin=0, vmax=top, aspect="auto")
     for i in range(len(rks)):
         for j in range(len(cks)):
-            ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=8,
-                    color="white" if grid[i, j] > 0.5 * top else "black")
+            ax.text(
+                j,
+                i,
+                f"{grid[i, j]:.3f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if grid[i, j] > 0.5 * top else "black",
+            )
     ax.set_xticks(range(len(cks)), [str(c) for c in cks])
     ax.set_yticks(range(len(rks)), [str(r) for r in rks])
     ax.set_xlabel(xlabel)
@@ -248,30 +323,43 @@ def heatmap(path: Path, rows: list[dict], row_key: str, col_key: str, value: str
     plt.close(fig)
 
 
-def share_figure(path: Path, shares: dict[int, np.ndarray], names: list[str],
-                 edge_share: dict[int, np.ndarray], heads: int) -> None:
+def share_figure(
+    path: Path,
+    shares: dict[int, np.ndarray],
+    names: list[str],
+    edge_share: dict[int, np.ndarray],
+    heads: int,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ks = sorted(shares)
-    fig, axes = plt.subplots(1, len(ks), figsize=(2.0 + 1.6 * len(ks) * 1.2, 0.35 * heads + 2.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(ks), figsize=(2.0 + 1.6 * len(ks) * 1.2, 0.35 * heads + 2.2), squeeze=False
+    )
     for ax, k in zip(axes[0], ks, strict=True):
         grid = shares[k][0]  # (H, K) of the single layer
         ax.imshow(grid, cmap="magma", vmin=0, vmax=1, aspect="auto")
         for h in range(grid.shape[0]):
             for r in range(grid.shape[1]):
-                ax.text(r, h, f"{grid[h, r]:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if grid[h, r] > 0.5 else "white")
+                ax.text(
+                    r,
+                    h,
+                    f"{grid[h, r]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if grid[h, r] > 0.5 else "white",
+                )
         ax.set_xticks(range(k), names[:k], rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(grid.shape[0]), [f"head {h}" for h in range(grid.shape[0])],
-                      fontsize=8)
+        ax.set_yticks(range(grid.shape[0]), [f"head {h}" for h in range(grid.shape[0])], fontsize=8)
         base = ", ".join(f"{s:.2f}" for s in edge_share[k])
         ax.set_title(f"K={k}\nedge shares: {base}", fontsize=8)
-    fig.suptitle(f"share of each head's attention mass per relation (H={heads}, 1 layer)",
-                 fontsize=9)
+    fig.suptitle(
+        f"share of each head's attention mass per relation (H={heads}, 1 layer)", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -282,12 +370,27 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    machine = f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cpus, " \
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    machine = (
+        f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cpus, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    )
     print("economy study:", "quick" if args.quick else "full", "setting")
     print(f"  machine: {machine}")
-    for key in ("agents", "scenarios", "test_scenarios", "epochs", "d_model", "depths", "hops",
-                "heads", "relations", "density", "lr", "seed", "out"):
+    for key in (
+        "agents",
+        "scenarios",
+        "test_scenarios",
+        "epochs",
+        "d_model",
+        "depths",
+        "hops",
+        "heads",
+        "relations",
+        "density",
+        "lr",
+        "seed",
+        "out",
+    ):
         print(f"  {key}: {getattr(args, key)}")
     started = time.perf_counter()
     progress = not args.no_progress
@@ -302,17 +405,26 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     names = list(RELATION_NAMES)
 
     if depth_rows:
-        print_table("(a) depth vs hops: test normalised MSE", depth_rows, "depth_L", "hops_k",
-                    "test_nmse")
+        print_table(
+            "(a) depth vs hops: test normalised MSE", depth_rows, "depth_L", "hops_k", "test_nmse"
+        )
     if width_rows:
-        print_table("(b) width vs relation types: test normalised MSE", width_rows, "heads_H",
-                    "relations_K", "test_nmse")
-        print(f"\n(c) head -> relation attention shares (H={max(args.heads)}, 1 layer): "
-              "largest share any head puts on a relation (its share of edges in brackets)")
+        print_table(
+            "(b) width vs relation types: test normalised MSE",
+            width_rows,
+            "heads_H",
+            "relations_K",
+            "test_nmse",
+        )
+        print(
+            f"\n(c) head -> relation attention shares (H={max(args.heads)}, 1 layer): "
+            "largest share any head puts on a relation (its share of edges in brackets)"
+        )
         for num_rel, s in shares.items():
             best = s[0].max(axis=0)  # (K,)
-            cells = "  ".join(f"{names[r]} {best[r]:.2f} ({edge_share[num_rel][r]:.2f})"
-                              for r in range(num_rel))
+            cells = "  ".join(
+                f"{names[r]} {best[r]:.2f} ({edge_share[num_rel][r]:.2f})" for r in range(num_rel)
+            )
             print(f"  K={num_rel}: {cells}")
     print(f"\nwrote {', '.join(sorted(p.name for p in args.out.iterdir()))} into {args.out}/")
     print(f"total {time.perf_counter() - started:.0f} s on {machine}")
@@ -330,17 +442,35 @@ def run_depth(args: argparse.Namespace, progress: bool) -> list[dict]:
     runs = [(k, layers) for k in args.hops for layers in args.depths]
     for k, layers in tqdm(runs, desc="(a) depth vs hops", disable=not progress):
         torch.manual_seed(args.seed + 100 * k + layers)
-        model = build_model(in_ch, d_model=args.d_model, heads=4 if args.d_model % 4 == 0 else 1,
-                            layers=layers, num_relations=3)
+        model = build_model(
+            in_ch,
+            d_model=args.d_model,
+            heads=4 if args.d_model % 4 == 0 else 1,
+            layers=layers,
+            num_relations=3,
+        )
         t0 = time.perf_counter()
         tr, te = train_and_eval(model, train, test, f"hop{k}", epochs=args.epochs, lr=args.lr)
-        depth_rows.append({"hops_k": k, "depth_L": layers, "train_nmse": round(tr, 4),
-                           "test_nmse": round(te, 4),
-                           "seconds": round(time.perf_counter() - t0, 1)})
+        depth_rows.append(
+            {
+                "hops_k": k,
+                "depth_L": layers,
+                "train_nmse": round(tr, 4),
+                "test_nmse": round(te, 4),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
     write_csv(args.out / "depth_vs_hops.csv", depth_rows)
-    heatmap(args.out / "depth_vs_hops.png", depth_rows, "depth_L", "hops_k", "test_nmse",
-            f"(a) impulse response at horizon k vs depth L (d_model={args.d_model})",
-            "hops k the target needs", "model depth L")
+    heatmap(
+        args.out / "depth_vs_hops.png",
+        depth_rows,
+        "depth_L",
+        "hops_k",
+        "test_nmse",
+        f"(a) impulse response at horizon k vs depth L (d_model={args.d_model})",
+        "hops k the target needs",
+        "model depth L",
+    )
     return depth_rows
 
 
@@ -360,37 +490,57 @@ def run_width(args: argparse.Namespace, progress: bool):
             )
         tr_split, te_split = splits[num_rel]
         torch.manual_seed(args.seed + 1000 * num_rel + heads)
-        model = build_model(tr_split.batch.x.size(1), d_model=args.d_model, heads=heads,
-                            layers=1, num_relations=num_rel)
+        model = build_model(
+            tr_split.batch.x.size(1),
+            d_model=args.d_model,
+            heads=heads,
+            layers=1,
+            num_relations=num_rel,
+        )
         t0 = time.perf_counter()
         tr, te = train_and_eval(model, tr_split, te_split, "hop1", epochs=args.epochs, lr=args.lr)
-        width_rows.append({"relations_K": num_rel, "heads_H": heads, "train_nmse": round(tr, 4),
-                           "test_nmse": round(te, 4),
-                           "seconds": round(time.perf_counter() - t0, 1)})
+        width_rows.append(
+            {
+                "relations_K": num_rel,
+                "heads_H": heads,
+                "train_nmse": round(tr, 4),
+                "test_nmse": round(te, 4),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
         if heads == max(args.heads):
             shares[num_rel] = head_relation_share(model, te_split.batch, num_rel)
             counts = torch.bincount(te_split.batch.edge_type, minlength=num_rel).double()
             edge_share[num_rel] = (counts / counts.sum()).numpy()
     write_csv(args.out / "width_vs_relations.csv", width_rows)
-    heatmap(args.out / "width_vs_relations.png", width_rows, "heads_H", "relations_K",
-            "test_nmse", f"(b) K separate relation aggregates vs heads H "
-            f"(1 layer, d_model={args.d_model})", "relation types K", "attention heads H")
+    heatmap(
+        args.out / "width_vs_relations.png",
+        width_rows,
+        "heads_H",
+        "relations_K",
+        "test_nmse",
+        f"(b) K separate relation aggregates vs heads H (1 layer, d_model={args.d_model})",
+        "relation types K",
+        "attention heads H",
+    )
 
     share_rows = []
     for num_rel, s in shares.items():
         for layer in range(s.shape[0]):
             for head in range(s.shape[1]):
                 row = {"relations_K": num_rel, "layer": layer, "head": head}
-                row.update({names[r]: round(float(s[layer, head, r]), 4)
-                            for r in range(num_rel)})
-                row.update({f"edge_share_{names[r]}": round(float(edge_share[num_rel][r]), 4)
-                            for r in range(num_rel)})
+                row.update({names[r]: round(float(s[layer, head, r]), 4) for r in range(num_rel)})
+                row.update(
+                    {
+                        f"edge_share_{names[r]}": round(float(edge_share[num_rel][r]), 4)
+                        for r in range(num_rel)
+                    }
+                )
                 share_rows.append(row)
     all_keys = list(dict.fromkeys(k for row in share_rows for k in row))
     share_rows = [{k: row.get(k, "") for k in all_keys} for row in share_rows]
     write_csv(args.out / "head_relation_share.csv", share_rows)
-    share_figure(args.out / "head_relation_share.png", shares, names, edge_share,
-                 max(args.heads))
+    share_figure(args.out / "head_relation_share.png", shares, names, edge_share, max(args.heads))
     return width_rows, share_rows, shares, edge_share
 
 

@@ -113,7 +113,10 @@ def _plot(path: Path, title: str, draw) -> None:
 
 # ---- (a) output variance at init --------------------------------------------------------------
 def measure_output_variance(
-    heads_list=HEADS, d_model: int = 256, num_nodes: int = 256, seeds: int = 20,
+    heads_list=HEADS,
+    d_model: int = 256,
+    num_nodes: int = 256,
+    seeds: int = 20,
 ) -> list[dict]:
     """Variance of ``MultiHeadAttentionConv(d, d, heads)(x)`` at init for ``x ~ N(0, 1)``,
     full attention over ``num_nodes`` tokens, over ``seeds`` fresh layers and inputs."""
@@ -127,10 +130,15 @@ def measure_output_variance(
             with torch.no_grad():
                 values.append(conv(x, FullGraph(num_nodes)).var().item())
         t = torch.tensor(values)
-        rows.append({
-            "heads": heads, "head_dim": d_model // heads, "output_var_mean": t.mean().item(),
-            "output_var_std": t.std().item(), "seeds": seeds,
-        })
+        rows.append(
+            {
+                "heads": heads,
+                "head_dim": d_model // heads,
+                "output_var_mean": t.mean().item(),
+                "output_var_std": t.std().item(),
+                "seeds": seeds,
+            }
+        )
     return rows
 
 
@@ -140,18 +148,24 @@ def attention_param_counts(heads_list=HEADS, d_model: int = 256) -> list[dict]:
     for heads in heads_list:
         conv = MultiHeadAttentionConv(d_model, d_model, heads)
         block = GraphTransformerBlock(d_model, heads)
-        rows.append({
-            "heads": heads, "head_dim": d_model // heads,
-            "attention_params": sum(p.numel() for p in conv.parameters()),
-            "formula_4(d^2+d)": 4 * (d_model**2 + d_model),
-            "block_params": sum(p.numel() for p in block.parameters()),
-        })
+        rows.append(
+            {
+                "heads": heads,
+                "head_dim": d_model // heads,
+                "attention_params": sum(p.numel() for p in conv.parameters()),
+                "formula_4(d^2+d)": 4 * (d_model**2 + d_model),
+                "block_params": sum(p.numel() for p in block.parameters()),
+            }
+        )
     return rows
 
 
 # ---- (c) logit variance -----------------------------------------------------------------------
 def measure_logit_variance(
-    head_dims=HEAD_DIMS, d_model: int = 256, num_nodes: int = 256, seeds: int = 10,
+    head_dims=HEAD_DIMS,
+    d_model: int = 256,
+    num_nodes: int = 256,
+    seeds: int = 10,
 ) -> list[dict]:
     """Variance of ``<q_i, k_j>`` (and of the same divided by sqrt(d_h)) from a layer's own
     projections at init, ``heads = d_model / d_h``, plus what it does to the softmax."""
@@ -175,8 +189,12 @@ def measure_logit_variance(
                     (entropy.mean().item() / math.log(num_nodes), p.amax(-1).mean().item())
                 )
         raw = torch.tensor(raw_var).mean().item()
-        row = {"head_dim": dim, "heads": heads, "logit_var_unscaled": raw,
-               "logit_var_scaled": raw / dim}
+        row = {
+            "head_dim": dim,
+            "heads": heads,
+            "logit_var_unscaled": raw,
+            "logit_var_scaled": raw / dim,
+        }
         for scaled, name in ((False, "unscaled"), (True, "scaled")):
             ent, top = torch.tensor(stats[scaled]).mean(0).tolist()
             row[f"entropy/logN_{name}"] = ent
@@ -200,14 +218,21 @@ def mean_max_task(generator: torch.Generator, num_graphs: int = 16, in_channels:
 
 def _task_loss(model, x, pattern, node_y, graph_y):
     out = model(x, pattern)
-    return (torch.nn.functional.mse_loss(out.node, node_y)
-            + torch.nn.functional.mse_loss(out.graph, graph_y))
+    return torch.nn.functional.mse_loss(out.node, node_y) + torch.nn.functional.mse_loss(
+        out.graph, graph_y
+    )
 
 
 def _depth_config(norm: str, depth: int, channels: int) -> GraphTransformerConfig:
     return GraphTransformerConfig(
-        in_channels=3, channels=channels, heads=4, num_layers=depth, out_channels=1, norm=norm,
-        pool="max", engine="dense",
+        in_channels=3,
+        channels=channels,
+        heads=4,
+        num_layers=depth,
+        out_channels=1,
+        norm=norm,
+        pool="max",
+        engine="dense",
     )
 
 
@@ -223,8 +248,9 @@ def gradient_norms_at_init(norm: str, depth: int = 24, channels: int = 64, seed:
     ]
 
 
-def train_steps(norm: str, lr: float, steps: int, depth: int = 24, channels: int = 64,
-                seed: int = 0) -> dict:
+def train_steps(
+    norm: str, lr: float, steps: int, depth: int = 24, channels: int = 64, seed: int = 0
+) -> dict:
     torch.manual_seed(seed)
     model = GraphTransformer(_depth_config(norm, depth, channels))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -276,8 +302,12 @@ def run_trial(args) -> dict:
     variant = args.variant
     engine = {"dense-math": "dense"}.get(variant, variant)
     config = GraphTransformerConfig(
-        in_channels=args.channels, channels=args.channels, heads=args.heads,
-        num_layers=args.layers, checkpoint=args.checkpoint, engine=engine,
+        in_channels=args.channels,
+        channels=args.channels,
+        heads=args.heads,
+        num_layers=args.layers,
+        checkpoint=args.checkpoint,
+        engine=engine,
     )
     model = GraphTransformer(config)
 
@@ -320,16 +350,33 @@ def run_trial(args) -> dict:
         peak = _hwm()
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"peak_extra_bytes": peak - base, "baseline_bytes": base, "seconds": seconds,
-            "method": method}
+    return {
+        "peak_extra_bytes": peak - base,
+        "baseline_bytes": base,
+        "seconds": seconds,
+        "method": method,
+    }
 
 
 def _spawn_trial(args, variant: str, checkpoint: bool, length: int, timeout: float) -> dict:
     cmd = [
-        sys.executable, __file__, "_trial", "--variant", variant, "--length", str(length),
-        "--channels", str(args.channels), "--heads", str(args.heads),
-        "--layers", str(args.layers), "--window", str(args.window),
-        "--threads", str(args.threads),
+        sys.executable,
+        __file__,
+        "_trial",
+        "--variant",
+        variant,
+        "--length",
+        str(length),
+        "--channels",
+        str(args.channels),
+        "--heads",
+        str(args.heads),
+        "--layers",
+        str(args.layers),
+        "--window",
+        str(args.window),
+        "--threads",
+        str(args.threads),
     ] + (["--checkpoint"] if checkpoint else [])
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     env["PYTHONPATH"] = os.pathsep.join(
@@ -386,8 +433,10 @@ def longest_fitting(args, variant: str, checkpoint: bool, budget: int) -> dict:
     n = guess
     for _ in range(args.max_trials):
         if not lo < n < hi:  # the fit points outside the measured bounds: step inside them
-            n = _round(lo * (1 + 2 * args.tolerance), step) if hi is math.inf else _round(
-                (lo + hi) / 2, step
+            n = (
+                _round(lo * (1 + 2 * args.tolerance), step)
+                if hi is math.inf
+                else _round((lo + hi) / 2, step)
             )
             if not lo < n < hi:
                 break
@@ -399,37 +448,53 @@ def longest_fitting(args, variant: str, checkpoint: bool, budget: int) -> dict:
             hi = n
         if hi <= lo * (1 + args.tolerance) + step:
             break
-        n = _round(n * (1 + 2 * args.tolerance), step) if hi is math.inf else _round(
-            (lo + hi) / 2, step
+        n = (
+            _round(n * (1 + 2 * args.tolerance), step)
+            if hi is math.inf
+            else _round((lo + hi) / 2, step)
         )
         if n in (lo, hi):
             break
     best = dict(trials)[lo] if lo else {}
     return {
-        "longest_fitting": lo, "smallest_failing": hi if hi is not math.inf else "",
+        "longest_fitting": lo,
+        "smallest_failing": hi if hi is not math.inf else "",
         "peak_at_longest_mb": best.get("peak_extra_bytes", 0) / 2**20,
         "seconds_at_longest": best.get("seconds", float("nan")),
-        "fit_bytes_per_node": b, "fit_bytes_per_node2": c, "trials": len(trials),
+        "fit_bytes_per_node": b,
+        "fit_bytes_per_node2": c,
+        "trials": len(trials),
         "method": best.get("method", ""),
     }
 
 
 # ---- subcommands --------------------------------------------------------------------------------
 def cmd_variance(args) -> None:
-    settings = dict(d_model=args.d_model, num_nodes=64 if args.quick else 256,
-                    seeds=5 if args.quick else 20)
+    settings = dict(
+        d_model=args.d_model, num_nodes=64 if args.quick else 256, seeds=5 if args.quick else 20
+    )
     print(f"(a) output variance at init; {settings}; graph: FullGraph; x ~ N(0, 1)")
     rows = measure_output_variance(HEADS, **settings)
     print_table(rows, "(a) output variance at init")
     spread = max(r["output_var_mean"] for r in rows) / min(r["output_var_mean"] for r in rows)
     print(f"max/min variance over head counts: {spread:.3f}")
     write_csv(args.out / "a_variance.csv", rows)
-    _plot(args.out / "a_variance.png", f"(a) output variance at init, d_model={args.d_model}",
-          lambda ax: (ax.errorbar([r["heads"] for r in rows],
-                                  [r["output_var_mean"] for r in rows],
-                                  [r["output_var_std"] for r in rows], marker="o"),
-                      ax.set_xscale("log", base=2), ax.set_xlabel("heads"),
-                      ax.set_ylabel("Var(output)"), ax.set_ylim(bottom=0)))
+    _plot(
+        args.out / "a_variance.png",
+        f"(a) output variance at init, d_model={args.d_model}",
+        lambda ax: (
+            ax.errorbar(
+                [r["heads"] for r in rows],
+                [r["output_var_mean"] for r in rows],
+                [r["output_var_std"] for r in rows],
+                marker="o",
+            ),
+            ax.set_xscale("log", base=2),
+            ax.set_xlabel("heads"),
+            ax.set_ylabel("Var(output)"),
+            ax.set_ylim(bottom=0),
+        ),
+    )
 
 
 def cmd_params(args) -> None:
@@ -437,18 +502,31 @@ def cmd_params(args) -> None:
     rows = attention_param_counts(HEADS, args.d_model)
     print_table(rows, "(b) parameters")
     write_csv(args.out / "b_params.csv", rows)
-    _plot(args.out / "b_params.png", f"(b) parameters, d_model={args.d_model}",
-          lambda ax: (ax.plot([r["heads"] for r in rows], [r["attention_params"] for r in rows],
-                              "o-", label="attention"),
-                      ax.plot([r["heads"] for r in rows], [r["block_params"] for r in rows],
-                              "s-", label="block"),
-                      ax.set_xscale("log", base=2), ax.set_xlabel("heads"),
-                      ax.set_ylim(bottom=0), ax.legend()))
+    _plot(
+        args.out / "b_params.png",
+        f"(b) parameters, d_model={args.d_model}",
+        lambda ax: (
+            ax.plot(
+                [r["heads"] for r in rows],
+                [r["attention_params"] for r in rows],
+                "o-",
+                label="attention",
+            ),
+            ax.plot(
+                [r["heads"] for r in rows], [r["block_params"] for r in rows], "s-", label="block"
+            ),
+            ax.set_xscale("log", base=2),
+            ax.set_xlabel("heads"),
+            ax.set_ylim(bottom=0),
+            ax.legend(),
+        ),
+    )
 
 
 def cmd_logits(args) -> None:
-    settings = dict(d_model=args.d_model, num_nodes=64 if args.quick else 256,
-                    seeds=3 if args.quick else 10)
+    settings = dict(
+        d_model=args.d_model, num_nodes=64 if args.quick else 256, seeds=3 if args.quick else 10
+    )
     print(f"(c) logit variance; {settings}; heads = d_model / d_h; x ~ N(0, 1)")
     rows = measure_logit_variance(HEAD_DIMS, **settings)
     print_table(rows, "(c) logit variance and softmax saturation")
@@ -473,19 +551,26 @@ def cmd_depth(args) -> None:
     steps = 30 if args.quick else args.steps
     seeds = [0] if args.quick else list(range(args.seeds))
     lrs = [1e-3] if args.quick else args.lrs
-    print(f"(d) Pre-LN vs Post-LN; depth={depth}, channels={channels}, heads=4, steps={steps}, "
-          f"lrs={lrs}, seeds={seeds}, Adam without warm-up; task: node = graph mean of x0, "
-          "graph = max of x1 (16 graphs of 4-11 nodes per batch)")
+    print(
+        f"(d) Pre-LN vs Post-LN; depth={depth}, channels={channels}, heads=4, steps={steps}, "
+        f"lrs={lrs}, seeds={seeds}, Adam without warm-up; task: node = graph mean of x0, "
+        "graph = max of x1 (16 graphs of 4-11 nodes per batch)"
+    )
     grad_rows, norms = [], {}
     for norm in ("pre", "post"):
         per_seed = [gradient_norms_at_init(norm, depth, channels, s) for s in seeds]
         mean = torch.tensor(per_seed).mean(0).tolist()
         norms[norm] = mean
         ratios = [g[0] / g[-1] for g in per_seed]
-        grad_rows.append({
-            "norm": norm, "grad_first_block": mean[0], "grad_last_block": mean[-1],
-            "ratio_first/last": sum(ratios) / len(ratios), "seeds": len(seeds),
-        })
+        grad_rows.append(
+            {
+                "norm": norm,
+                "grad_first_block": mean[0],
+                "grad_last_block": mean[-1],
+                "ratio_first/last": sum(ratios) / len(ratios),
+                "seeds": len(seeds),
+            }
+        )
     print_table(grad_rows, f"(d) gradient norms at init, depth {depth}")
     train_rows = []
     runs = [(n, lr, s) for n in ("pre", "post") for lr in lrs for s in seeds]
@@ -496,19 +581,34 @@ def cmd_depth(args) -> None:
         for lr in lrs:
             rs = [results[(norm, lr, s)] for s in seeds]
             finals = [r["final_loss"] for r in rs]
-            train_rows.append({
-                "norm": norm, "lr": lr, "steps": steps,
-                "initial_loss": sum(r["initial_loss"] for r in rs) / len(rs),
-                "final_loss_mean": sum(finals) / len(finals),
-                "final_loss_min": min(finals), "final_loss_max": max(finals),
-                "seeds": len(seeds),
-            })
+            train_rows.append(
+                {
+                    "norm": norm,
+                    "lr": lr,
+                    "steps": steps,
+                    "initial_loss": sum(r["initial_loss"] for r in rs) / len(rs),
+                    "final_loss_mean": sum(finals) / len(finals),
+                    "final_loss_min": min(finals),
+                    "final_loss_max": max(finals),
+                    "seeds": len(seeds),
+                }
+            )
     print_table(train_rows, f"(d) held-out loss after {steps} steps, depth {depth}")
-    write_csv(args.out / "d_grad_norms.csv", grad_rows + [
-        {"norm": f"{n}-block{i}", "grad_first_block": g, "grad_last_block": "",
-         "ratio_first/last": "", "seeds": len(seeds)}
-        for n in norms for i, g in enumerate(norms[n])
-    ])
+    write_csv(
+        args.out / "d_grad_norms.csv",
+        grad_rows
+        + [
+            {
+                "norm": f"{n}-block{i}",
+                "grad_first_block": g,
+                "grad_last_block": "",
+                "ratio_first/last": "",
+                "seeds": len(seeds),
+            }
+            for n in norms
+            for i, g in enumerate(norms[n])
+        ],
+    )
     write_csv(args.out / "d_training.csv", train_rows)
 
     def draw(ax):
@@ -519,8 +619,9 @@ def cmd_depth(args) -> None:
         ax.set_ylabel("gradient norm at init")
         ax.legend()
 
-    _plot(args.out / "d_grad_norms.png", f"(d) gradient norm per block at init, depth {depth}",
-          draw)
+    _plot(
+        args.out / "d_grad_norms.png", f"(d) gradient norm per block at init, depth {depth}", draw
+    )
 
 
 def cmd_memory(args) -> None:
@@ -528,9 +629,11 @@ def cmd_memory(args) -> None:
     variants = memory_variants(args.window)
     if getattr(args, "variants", None):
         variants = [(v, note) for v, note in variants if v in args.variants]
-    print(f"(e) longest sequence whose forward + backward fits {args.budget_mb} MiB; model: "
-          f"channels={args.channels}, heads={args.heads}, layers={args.layers}, ffn 4x, "
-          f"float32, {args.threads} threads per trial; engines registered: {available_engines()}")
+    print(
+        f"(e) longest sequence whose forward + backward fits {args.budget_mb} MiB; model: "
+        f"channels={args.channels}, heads={args.heads}, layers={args.layers}, ffn 4x, "
+        f"float32, {args.threads} threads per trial; engines registered: {available_engines()}"
+    )
     for variant, note in variants:
         print(f"  {variant}: {note}")
     rows = []
@@ -550,17 +653,30 @@ def cmd_memory(args) -> None:
         names = [v for v, _ in variants]
         xs = range(len(names))
         for i, ckpt in enumerate((False, True)):
-            vals = [next(r["longest_fitting"] for r in rows
-                         if r["variant"] == v and r["checkpoint"] == ckpt) for v in names]
-            ax.bar([x + 0.4 * i for x in xs], vals, 0.4,
-                   label="checkpoint" if ckpt else "no checkpoint")
+            vals = [
+                next(
+                    r["longest_fitting"]
+                    for r in rows
+                    if r["variant"] == v and r["checkpoint"] == ckpt
+                )
+                for v in names
+            ]
+            ax.bar(
+                [x + 0.4 * i for x in xs],
+                vals,
+                0.4,
+                label="checkpoint" if ckpt else "no checkpoint",
+            )
         ax.set_xticks([x + 0.2 for x in xs], names)
         ax.set_yscale("log")
         ax.set_ylabel("longest sequence")
         ax.legend()
 
-    _plot(args.out / "e_memory.png",
-          f"(e) longest sequence within {args.budget_mb} MiB (fwd+bwd)", draw)
+    _plot(
+        args.out / "e_memory.png",
+        f"(e) longest sequence within {args.budget_mb} MiB (fwd+bwd)",
+        draw,
+    )
 
 
 def main(argv=None) -> None:
@@ -574,25 +690,44 @@ def main(argv=None) -> None:
     common.add_argument("--steps", type=int, default=200, help="training steps for (d)")
     common.add_argument("--seeds", type=int, default=3, help="seeds for (d)")
     common.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-4], help="(d) lrs")
-    common.add_argument("--budget-mb", type=float, default=None,
-                        help="memory budget for (e) in MiB (default 128, quick 32)")
+    common.add_argument(
+        "--budget-mb",
+        type=float,
+        default=None,
+        help="memory budget for (e) in MiB (default 128, quick 32)",
+    )
     common.add_argument("--channels", type=int, default=128, help="(e) model width")
     common.add_argument("--heads", type=int, default=4, help="(e) heads")
     common.add_argument("--layers", type=int, default=12, help="(e) blocks (quick: 4)")
-    common.add_argument("--window", type=int, default=64,
-                        help="(e) chunk size of local attention; lengths are multiples of it "
-                        "(quick: 32)")
+    common.add_argument(
+        "--window",
+        type=int,
+        default=64,
+        help="(e) chunk size of local attention; lengths are multiples of it (quick: 32)",
+    )
     common.add_argument("--threads", type=int, default=2, help="(e) torch threads per trial")
-    common.add_argument("--tolerance", type=float, default=0.05,
-                        help="(e) stop when failing/fitting lengths are this close")
+    common.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.05,
+        help="(e) stop when failing/fitting lengths are this close",
+    )
     common.add_argument("--max-trials", type=int, default=6, help="(e) trials after the probes")
     common.add_argument("--trial-timeout", type=float, default=300.0, help="(e) seconds")
     common.add_argument(
-        "--variants", nargs="+", choices=["dense", "dense-math", "blocked"], default=None,
+        "--variants",
+        nargs="+",
+        choices=["dense", "dense-math", "blocked"],
+        default=None,
         help="(e) measure only these variants (default: all)",
     )
-    for name, fn in (("variance", cmd_variance), ("params", cmd_params),
-                     ("logits", cmd_logits), ("depth", cmd_depth), ("memory", cmd_memory)):
+    for name, fn in (
+        ("variance", cmd_variance),
+        ("params", cmd_params),
+        ("logits", cmd_logits),
+        ("depth", cmd_depth),
+        ("memory", cmd_memory),
+    ):
         sub.add_parser(name, parents=[common]).set_defaults(fn=fn)
     sub.add_parser("all", parents=[common]).set_defaults(fn=None)
     trial = sub.add_parser("_trial", help=argparse.SUPPRESS)
@@ -612,8 +747,11 @@ def main(argv=None) -> None:
         args.layers, args.window = min(args.layers, 4), min(args.window, 32)
     print(f"machine: {machine()}; quick={args.quick}; output: {args.out}")
     args.out.mkdir(parents=True, exist_ok=True)
-    fns = ([cmd_variance, cmd_params, cmd_logits, cmd_depth, cmd_memory]
-           if args.fn is None else [args.fn])
+    fns = (
+        [cmd_variance, cmd_params, cmd_logits, cmd_depth, cmd_memory]
+        if args.fn is None
+        else [args.fn]
+    )
     for fn in fns:
         start = time.perf_counter()
         fn(args)

@@ -19,8 +19,13 @@ __all__ = ["assert_matches_reference", "random_qkv"]
 
 
 def random_qkv(
-    num_nodes: int, heads: int, dim: int, *, dtype: torch.dtype = torch.float32,
-    generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+    num_nodes: int,
+    heads: int,
+    dim: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Random ``q, k, v`` of shape ``[N, H, D]`` that require gradients."""
     return tuple(  # type: ignore[return-value]
@@ -38,9 +43,17 @@ def _tolerances(dtype: torch.dtype) -> dict[str, float]:
 
 
 def assert_matches_reference(
-    engine: str, q: Tensor, k: Tensor, v: Tensor, graph: Tensor | Pattern, *,
-    terms: EdgeTerms | None = None, need_weights: bool = True, backward: bool = True,
-    atol: float | None = None, rtol: float | None = None,
+    engine: str,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    graph: Tensor | Pattern,
+    *,
+    terms: EdgeTerms | None = None,
+    need_weights: bool = True,
+    backward: bool = True,
+    atol: float | None = None,
+    rtol: float | None = None,
 ) -> None:
     """Assert that ``engine`` equals the ``scatter`` reference on these inputs.
 
@@ -54,7 +67,9 @@ def assert_matches_reference(
     if rtol is not None:
         tol["rtol"] = rtol
     request = AttentionRequest(
-        graph=graph, device=q.device, dtype=q.dtype,
+        graph=graph,
+        device=q.device,
+        dtype=q.dtype,
         has_edge_features=terms is not None and terms.key is not None,
         has_relations=terms is not None and terms.edge_type is not None,
         need_weights=need_weights,
@@ -63,7 +78,8 @@ def assert_matches_reference(
     inputs = [t for t in (q, k, v) if t.requires_grad]
     if terms is not None:
         inputs += [
-            t for t in (terms.key, terms.value, terms.rel_key, terms.rel_value)
+            t
+            for t in (terms.key, terms.value, terms.rel_key, terms.rel_value)
             if t is not None and t.requires_grad
         ]
 

@@ -62,12 +62,14 @@ def build_catalogue() -> list[GraphCase]:
         GraphCase("no-edges", 6, _edges([])),
         # nodes 0, 3 and 8 have no incoming edge; node 5 has a single one
         GraphCase(
-            "isolated", 9,
+            "isolated",
+            9,
             _edges([(1, 2), (2, 1), (4, 2), (6, 5), (7, 6), (1, 7), (2, 7), (4, 4), (0, 1)]),
         ),
         GraphCase("self-loops", 5, _edges([(i, i) for i in range(5)] + [(0, 1), (3, 1)])),
         GraphCase(
-            "duplicate-edges", 6,
+            "duplicate-edges",
+            6,
             _edges([(0, 1), (0, 1), (0, 1), (2, 1), (3, 4), (3, 4), (5, 4), (1, 0), (5, 5)]),
         ),
         GraphCase("complete", 7, full7.edge_index(), full7),

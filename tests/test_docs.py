@@ -30,9 +30,7 @@ def test_readme_example_runs(index):
     exec(compile(code, f"README.md[python block {index}]", "exec"), {"__name__": "readme"})
 
 
-MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(graphattn.__path__, prefix="graphattn.")
-)
+MODULES = sorted(m.name for m in pkgutil.walk_packages(graphattn.__path__, prefix="graphattn."))
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -97,8 +97,15 @@ class MultiHeadAttentionConv(AttentionPropagation):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, heads: int = 1, *, dropout: float = 0.0,
-        bias: bool = True, edge_dim: int | None = None, num_relations: int | None = None,
+        self,
+        in_channels: int,
+        out_channels: int,
+        heads: int = 1,
+        *,
+        dropout: float = 0.0,
+        bias: bool = True,
+        edge_dim: int | None = None,
+        num_relations: int | None = None,
         engine: str = "auto",
     ):
         _check_positive_int("in_channels", in_channels)
@@ -202,8 +209,13 @@ class MultiHeadAttentionConv(AttentionPropagation):
 
     # ---- forward --------------------------------------------------------------------------
     def forward(  # type: ignore[override]
-        self, x: Tensor, edge_index: Tensor | Pattern, *, edge_attr: Tensor | None = None,
-        edge_type: Tensor | None = None, return_attention: bool = False,
+        self,
+        x: Tensor,
+        edge_index: Tensor | Pattern,
+        *,
+        edge_attr: Tensor | None = None,
+        edge_type: Tensor | None = None,
+        return_attention: bool = False,
     ) -> Tensor | tuple[Tensor, AttentionOutput]:
         """Attend over incoming edges.
 
@@ -236,8 +248,14 @@ class MultiHeadAttentionConv(AttentionPropagation):
         dropout = self.dropout if self.training else 0.0
         if engine.name == "scatter":  # the layer's own propagate, with PyG's hooks
             out, weights = scatter_attention(
-                q, k, v, edge_index, terms=terms, dropout=dropout,
-                need_weights=return_attention, module=self,
+                q,
+                k,
+                v,
+                edge_index,
+                terms=terms,
+                dropout=dropout,
+                need_weights=return_attention,
+                module=self,
             )
         else:
             out, weights = engine(
@@ -252,8 +270,13 @@ class MultiHeadAttentionConv(AttentionPropagation):
         return out, AttentionOutput(index, weights)
 
     def engine_for(
-        self, x: Tensor, edge_index: Tensor | Pattern, *, edge_attr: Tensor | None = None,
-        edge_type: Tensor | None = None, return_attention: bool = False,
+        self,
+        x: Tensor,
+        edge_index: Tensor | Pattern,
+        *,
+        edge_attr: Tensor | None = None,
+        edge_type: Tensor | None = None,
+        return_attention: bool = False,
     ) -> str:
         """The name of the engine that ``forward`` would run for these inputs."""
         self._check_inputs(x, edge_index, edge_attr, edge_type)
@@ -263,18 +286,30 @@ class MultiHeadAttentionConv(AttentionPropagation):
         ).name
 
     def _resolve(
-        self, x: Tensor, graph: Tensor | Pattern, has_edge_features: bool, has_relations: bool,
-        need_weights: bool, compute: torch.dtype,
+        self,
+        x: Tensor,
+        graph: Tensor | Pattern,
+        has_edge_features: bool,
+        has_relations: bool,
+        need_weights: bool,
+        compute: torch.dtype,
     ) -> Engine:
         request = AttentionRequest(
-            graph=graph, device=x.device, dtype=compute,
-            has_edge_features=has_edge_features, has_relations=has_relations,
-            need_weights=need_weights, dropout=self.dropout if self.training else 0.0,
+            graph=graph,
+            device=x.device,
+            dtype=compute,
+            has_edge_features=has_edge_features,
+            has_relations=has_relations,
+            need_weights=need_weights,
+            dropout=self.dropout if self.training else 0.0,
         )
         return resolve_engine(self.engine, request)
 
     def _edge_terms(
-        self, edge_attr: Tensor | None, edge_type: Tensor | None, num_edges: int,
+        self,
+        edge_attr: Tensor | None,
+        edge_type: Tensor | None,
+        num_edges: int,
         compute: torch.dtype,
     ) -> EdgeTerms | None:
         if edge_attr is None and edge_type is None:
@@ -292,7 +327,10 @@ class MultiHeadAttentionConv(AttentionPropagation):
 
     # ---- input checks ---------------------------------------------------------------------
     def _check_inputs(
-        self, x: Tensor, graph: Tensor | Pattern, edge_attr: Tensor | None,
+        self,
+        x: Tensor,
+        graph: Tensor | Pattern,
+        edge_attr: Tensor | None,
         edge_type: Tensor | None,
     ) -> int:
         """Validate everything before any compute; return the number of edges."""

@@ -57,8 +57,15 @@ class Engine:
     priority: int
 
     def __call__(
-        self, q: Tensor, k: Tensor, v: Tensor, graph: Tensor | Pattern, *,
-        terms: EdgeTerms | None = None, dropout: float = 0.0, need_weights: bool = False,
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        graph: Tensor | Pattern,
+        *,
+        terms: EdgeTerms | None = None,
+        dropout: float = 0.0,
+        need_weights: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         return self.fn(q, k, v, graph, terms=terms, dropout=dropout, need_weights=need_weights)
 

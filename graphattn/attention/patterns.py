@@ -20,7 +20,12 @@ from torch import Tensor
 from .._checks import check_index_tensor
 
 __all__ = [
-    "Pattern", "FullGraph", "CausalFullGraph", "ChunkedGraph", "WindowGraph", "GridGraph",
+    "Pattern",
+    "FullGraph",
+    "CausalFullGraph",
+    "ChunkedGraph",
+    "WindowGraph",
+    "GridGraph",
 ]
 
 
@@ -216,7 +221,10 @@ class ChunkedGraph(Pattern):
     """
 
     def __init__(
-        self, num_nodes: int | None = None, ptr: Tensor | Sequence[int] | None = None, *,
+        self,
+        num_nodes: int | None = None,
+        ptr: Tensor | Sequence[int] | None = None,
+        *,
         chunk_size: int,
     ):
         super().__init__(num_nodes, ptr)
@@ -252,8 +260,12 @@ class WindowGraph(Pattern):
     """
 
     def __init__(
-        self, num_nodes: int | None = None, ptr: Tensor | Sequence[int] | None = None, *,
-        radius: int, causal: bool = False,
+        self,
+        num_nodes: int | None = None,
+        ptr: Tensor | Sequence[int] | None = None,
+        *,
+        radius: int,
+        causal: bool = False,
     ):
         super().__init__(num_nodes, ptr)
         self.radius = _check_int("radius", radius, 0)
@@ -310,8 +322,14 @@ class GridGraph(Pattern):
     """
 
     def __init__(
-        self, height: int, width: int, *, radius: int = 1, metric: str = "chebyshev",
-        num_graphs: int | None = None, ptr: Tensor | Sequence[int] | None = None,
+        self,
+        height: int,
+        width: int,
+        *,
+        radius: int = 1,
+        metric: str = "chebyshev",
+        num_graphs: int | None = None,
+        ptr: Tensor | Sequence[int] | None = None,
     ):
         self.height = _check_int("height", height, 1)
         self.width = _check_int("width", width, 1)
@@ -347,9 +365,7 @@ class GridGraph(Pattern):
         if n != self.height * self.width:  # pragma: no cover - guarded in __init__
             raise ValueError(f"a {self.height}x{self.width} grid has no {n}-node graph")
         dy, dx = self.offsets()
-        ys, xs = torch.meshgrid(
-            torch.arange(self.height), torch.arange(self.width), indexing="ij"
-        )
+        ys, xs = torch.meshgrid(torch.arange(self.height), torch.arange(self.width), indexing="ij")
         ys, xs = ys.reshape(-1, 1), xs.reshape(-1, 1)  # (n, 1): targets in raster order
         sy, sx = ys + dy, xs + dx  # (n, K); raster order of offsets keeps sources sorted
         keep = (sy >= 0) & (sy < self.height) & (sx >= 0) & (sx < self.width)

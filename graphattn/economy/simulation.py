@@ -132,8 +132,13 @@ class SimulationResult(NamedTuple):
 
 
 def random_shocks(
-    num_nodes: int, num_relations: int, *, density: float = 0.1, max_size: float = 0.8,
-    seed: int | None = None, generator: torch.Generator | None = None,
+    num_nodes: int,
+    num_relations: int,
+    *,
+    density: float = 0.1,
+    max_size: float = 0.8,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> Tensor:
     """Sparse random shocks ``[N, K]``: each entry is hit with probability ``density`` and
@@ -155,14 +160,20 @@ def random_shocks(
     if generator is None:
         generator = torch.Generator().manual_seed(0 if seed is None else seed)
     hit = torch.rand(num_nodes, num_relations, generator=generator, dtype=torch.float64) < density
-    size = max_size * (1.0 - torch.rand(num_nodes, num_relations, generator=generator,
-                                        dtype=torch.float64))  # (0, max_size]
+    size = max_size * (
+        1.0 - torch.rand(num_nodes, num_relations, generator=generator, dtype=torch.float64)
+    )  # (0, max_size]
     return (hit * size).to(dtype)
 
 
 def simulate(
-    data: Data, shocks: Tensor, steps: int, *, persistent: bool = True,
-    dynamics: ShockDynamics | None = None, relation_names: Sequence[str] | None = None,
+    data: Data,
+    shocks: Tensor,
+    steps: int,
+    *,
+    persistent: bool = True,
+    dynamics: ShockDynamics | None = None,
+    relation_names: Sequence[str] | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> SimulationResult:
     """Propagate ``shocks`` through the economy ``data`` for ``steps`` steps.
@@ -187,8 +198,11 @@ def simulate(
         raise TypeError(f"`data` must be a torch_geometric.data.Data, got {type(data).__name__}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"`steps` must be an int >= 0, got {steps!r}")
-    names = list(relation_names if relation_names is not None
-                 else getattr(data, "relation_names", None) or [])
+    names = list(
+        relation_names
+        if relation_names is not None
+        else getattr(data, "relation_names", None) or []
+    )
     num_rel = len(names)
     edge_weight = getattr(data, "edge_weight", None)
     if edge_weight is not None and (edge_weight <= 0).any():
@@ -208,8 +222,9 @@ def simulate(
     rel = data.edge_type.long()
     if rel.numel() and int(rel.max()) >= num_rel:
         raise ValueError(f"`data.edge_type` has values >= {num_rel} = len(relation_names)")
-    weight = (edge_weight.to(dtype) if edge_weight is not None
-              else torch.ones(src.numel(), dtype=dtype))
+    weight = (
+        edge_weight.to(dtype) if edge_weight is not None else torch.ones(src.numel(), dtype=dtype)
+    )
     slot = dst * num_rel + rel  # flat (customer, relation) index of every edge
     # renormalise the input shares per (customer, relation) in the compute dtype, so that
     # float32 weights still give levels <= 1 (a per-customer operation: locality is kept)

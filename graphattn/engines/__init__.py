@@ -10,6 +10,10 @@ from .fused import fused_attention
 from .scatter import AttentionPropagation, scatter_attention
 
 __all__ = [
-    "AttentionPropagation", "EdgeTerms", "blocked_attention", "dense_attention",
-    "fused_attention", "scatter_attention",
+    "AttentionPropagation",
+    "EdgeTerms",
+    "blocked_attention",
+    "dense_attention",
+    "fused_attention",
+    "scatter_attention",
 ]

@@ -179,14 +179,35 @@ def _prefetch_by_source(lo, hi, s_dst, q, gout, ld):
 
 
 @njit(inline="always")
-def _kv_tile(t0, nt, stop, t_src, t_eid, etype, k, v, ek, ev, rk, rv, has_ek, has_ev, has_rel,
-             kt, vt, et, width, width_v):
+def _kv_tile(
+    t0,
+    nt,
+    stop,
+    t_src,
+    t_eid,
+    etype,
+    k,
+    v,
+    ek,
+    ev,
+    rk,
+    rv,
+    has_ek,
+    has_ev,
+    has_rel,
+    kt,
+    vt,
+    et,
+    width,
+    width_v,
+):
     """Gather the keys and values (with their edge terms) of target-CSR positions
     ``t0:t0+nt`` into ``kt``, ``vt`` and their edge ids into ``et``, after prefetching the
     rows of the node's next tile (positions up to ``stop``)."""
     if t0 + TILE < stop:
-        _prefetch_by_target(t0 + TILE, min(stop, t0 + 2 * TILE), t_src, t_eid, k, v, ek, ev,
-                            has_ek, has_ev)
+        _prefetch_by_target(
+            t0 + TILE, min(stop, t0 + 2 * TILE), t_src, t_eid, k, v, ek, ev, has_ek, has_ev
+        )
     for t in range(nt):
         j = t_src[t0 + t]
         e = t_eid[t0 + t]
@@ -206,8 +227,29 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
 
     @njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
     def forward(
-        q, k, v, heads_a, dim_a, dim_v_a, t_ptr, t_src, t_eid, ek, ev, rk, rv, etype,
-        has_ek, has_ev, has_rel, p_drop, seed, keep_scale, zero, out, lse,
+        q,
+        k,
+        v,
+        heads_a,
+        dim_a,
+        dim_v_a,
+        t_ptr,
+        t_src,
+        t_eid,
+        ek,
+        ev,
+        rk,
+        rv,
+        etype,
+        has_ek,
+        has_ev,
+        has_rel,
+        p_drop,
+        seed,
+        keep_scale,
+        zero,
+        out,
+        lse,
     ):
         """Online-softmax attention per target; writes ``out [N, H*Dv]`` and ``lse [N, H]``."""
         heads = heads_c if heads_c > 0 else heads_a
@@ -228,8 +270,18 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 stop = t_ptr[i + 1]
                 if i + 1 < n:  # the next node's first tile, while this node computes
                     nxt = t_ptr[i + 1]
-                    _prefetch_by_target(nxt, min(t_ptr[i + 2], nxt + TILE), t_src, t_eid,
-                                        k, v, ek, ev, has_ek, has_ev)
+                    _prefetch_by_target(
+                        nxt,
+                        min(t_ptr[i + 2], nxt + TILE),
+                        t_src,
+                        t_eid,
+                        k,
+                        v,
+                        ek,
+                        ev,
+                        has_ek,
+                        has_ev,
+                    )
                 if start == stop:  # no incoming edge: zero output, lse = -inf
                     for h in range(heads):
                         lse[i, h] = -np.inf
@@ -241,8 +293,28 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 acc[:] = zero
                 for t0 in range(start, stop, TILE):
                     nt = min(TILE, stop - t0)
-                    _kv_tile(t0, nt, stop, t_src, t_eid, etype, k, v, ek, ev, rk, rv, has_ek,
-                             has_ev, has_rel, kt, vt, et, heads * dim, heads * dim_v)
+                    _kv_tile(
+                        t0,
+                        nt,
+                        stop,
+                        t_src,
+                        t_eid,
+                        etype,
+                        k,
+                        v,
+                        ek,
+                        ev,
+                        rk,
+                        rv,
+                        has_ek,
+                        has_ev,
+                        has_rel,
+                        kt,
+                        vt,
+                        et,
+                        heads * dim,
+                        heads * dim_v,
+                    )
                     _row_dots(q, i, kt, nt, s, heads, dim, zero)
                     for h in range(heads):  # one rescale per tile, by the tile's new maximum
                         mx = m[h]
@@ -270,8 +342,9 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                     lse[i, h] = m[h] + np.log(l[h])
 
     @njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
-    def weights(q, k, heads_a, dim_a, t_ptr, t_src, t_eid, ek, rk, etype, has_ek, has_rel,
-                zero, lse, w):
+    def weights(
+        q, k, heads_a, dim_a, t_ptr, t_src, t_eid, ek, rk, etype, has_ek, has_rel, zero, lse, w
+    ):
         """Attention weights ``w [E, H]`` (before dropout), recomputed from the saved ``lse``."""
         heads = heads_c if heads_c > 0 else heads_a
         dim = dim_c if dim_c > 0 else dim_a
@@ -288,8 +361,7 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                     for t in range(nt):
                         e = t_eid[t0 + t]
                         r = etype[e] if has_rel else 0
-                        _gather(kt, t, k, t_src[t0 + t], ek, e, rk, r, has_ek, has_rel,
-                                heads * dim)
+                        _gather(kt, t, k, t_src[t0 + t], ek, e, rk, r, has_ek, has_rel, heads * dim)
                     _row_dots(q, i, kt, nt, s, heads, dim, zero)
                     for t in range(nt):
                         e = t_eid[t0 + t]
@@ -298,9 +370,40 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
 
     @njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
     def backward_target(
-        q, k, v, heads_a, dim_a, dim_v_a, gout, out, lse, glse, t_ptr, t_src, t_eid, ek, ev,
-        rk, rv, etype, has_ek, has_ev, has_rel, need_dek, need_dev, need_drel, p_drop, seed,
-        keep_scale, zero, ld, dq, dek, dev, drk_part, drv_part,
+        q,
+        k,
+        v,
+        heads_a,
+        dim_a,
+        dim_v_a,
+        gout,
+        out,
+        lse,
+        glse,
+        t_ptr,
+        t_src,
+        t_eid,
+        ek,
+        ev,
+        rk,
+        rv,
+        etype,
+        has_ek,
+        has_ev,
+        has_rel,
+        need_dek,
+        need_dev,
+        need_drel,
+        p_drop,
+        seed,
+        keep_scale,
+        zero,
+        ld,
+        dq,
+        dek,
+        dev,
+        drk_part,
+        drv_part,
     ):
         """Backward by target: ``ld``, ``dq`` and the gradients of the edge terms.
 
@@ -329,8 +432,18 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 stop = t_ptr[i + 1]
                 if i + 1 < n:
                     nxt = t_ptr[i + 1]
-                    _prefetch_by_target(nxt, min(t_ptr[i + 2], nxt + TILE), t_src, t_eid,
-                                        k, v, ek, ev, has_ek, has_ev)
+                    _prefetch_by_target(
+                        nxt,
+                        min(t_ptr[i + 2], nxt + TILE),
+                        t_src,
+                        t_eid,
+                        k,
+                        v,
+                        ek,
+                        ev,
+                        has_ek,
+                        has_ev,
+                    )
                 for h in range(heads):
                     ld[i, h] = lse[i, h]
                 if start == stop:
@@ -348,8 +461,28 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 dqa[:] = zero
                 for t0 in range(start, stop, TILE):
                     nt = min(TILE, stop - t0)
-                    _kv_tile(t0, nt, stop, t_src, t_eid, etype, k, v, ek, ev, rk, rv, has_ek,
-                             has_ev, has_rel, kt, vt, et, heads * dim, heads * dim_v)
+                    _kv_tile(
+                        t0,
+                        nt,
+                        stop,
+                        t_src,
+                        t_eid,
+                        etype,
+                        k,
+                        v,
+                        ek,
+                        ev,
+                        rk,
+                        rv,
+                        has_ek,
+                        has_ev,
+                        has_rel,
+                        kt,
+                        vt,
+                        et,
+                        heads * dim,
+                        heads * dim_v,
+                    )
                     _row_dots(q, i, kt, nt, s, heads, dim, zero)
                     _row_dots(gout, i, vt, nt, dp, heads, dim_v, zero)
                     for t in range(nt):  # s <- ds, dp <- P * M
@@ -389,8 +522,31 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
 
     @njit(parallel=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
     def backward_source(
-        q, k, v, heads_a, dim_a, dim_v_a, gout, ld, s_ptr, s_dst, s_eid, ek, ev, rk, rv,
-        etype, has_ek, has_ev, has_rel, p_drop, seed, keep_scale, zero, dk, dv,
+        q,
+        k,
+        v,
+        heads_a,
+        dim_a,
+        dim_v_a,
+        gout,
+        ld,
+        s_ptr,
+        s_dst,
+        s_eid,
+        ek,
+        ev,
+        rk,
+        rv,
+        etype,
+        has_ek,
+        has_ev,
+        has_rel,
+        p_drop,
+        seed,
+        keep_scale,
+        zero,
+        dk,
+        dv,
     ):
         """Backward by source: ``dk_j = sum ds * q_i`` and ``dv_j = sum P M gout_i`` over out-edges.
 
@@ -421,15 +577,13 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 stop = s_ptr[j + 1]
                 if j + 1 < n:
                     nxt = s_ptr[j + 1]
-                    _prefetch_by_source(nxt, min(s_ptr[j + 2], nxt + TILE), s_dst,
-                                        q, gout, ld)
+                    _prefetch_by_source(nxt, min(s_ptr[j + 2], nxt + TILE), s_dst, q, gout, ld)
                 dka[:] = zero
                 dva[:] = zero
                 for t0 in range(start, stop, TILE):
                     nt = min(TILE, stop - t0)
                     if t0 + TILE < stop:
-                        _prefetch_by_source(t0 + TILE, min(stop, t0 + 2 * TILE), s_dst,
-                                            q, gout, ld)
+                        _prefetch_by_source(t0 + TILE, min(stop, t0 + 2 * TILE), s_dst, q, gout, ld)
                     for t in range(nt):
                         i = s_dst[t0 + t]
                         e = s_eid[t0 + t]
@@ -470,7 +624,9 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                     dv[j, x] = dva[x]
 
     return SimpleNamespace(
-        forward=forward, weights=weights, backward_target=backward_target,
+        forward=forward,
+        weights=weights,
+        backward_target=backward_target,
         backward_source=backward_source,
     )
 

@@ -68,13 +68,22 @@ class EdgeTerms:
             return None if t is None else t.to(dtype)
 
         return EdgeTerms(
-            cast(self.key), cast(self.value), cast(self.rel_key), cast(self.rel_value),
+            cast(self.key),
+            cast(self.value),
+            cast(self.rel_key),
+            cast(self.rel_value),
             self.edge_type,
         )
 
 
 def block_attention(
-    q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, need_probs: bool,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    mask: Tensor | None,
+    dropout: float,
+    need_probs: bool,
     is_causal: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """Attention inside dense blocks ``[B, H, L, D]`` (``q`` pre-scaled), for the block engines.

@@ -67,8 +67,13 @@ class _Plan:
 
 
 def _row_plan(
-    graph: Pattern, width: int, rows_per_block: int, pad_before: int, pad_after: int,
-    rel: Tensor | None, device: torch.device,
+    graph: Pattern,
+    width: int,
+    rows_per_block: int,
+    pad_before: int,
+    pad_after: int,
+    rel: Tensor | None,
+    device: torch.device,
 ) -> _Plan:
     """Build the block plan of a batch whose graphs are ``size / width`` rows of ``width``."""
     num_nodes = graph.num_nodes
@@ -120,8 +125,16 @@ def _row_plan(
         return None if t is None else t.to(device)
 
     return _Plan(
-        num_blocks, block, span, dev(q_index), k_index.flatten().to(device), dev(node_slot),
-        dev(mask), k_base.to(device), rows.numel() == 1, pad_before * width,
+        num_blocks,
+        block,
+        span,
+        dev(q_index),
+        k_index.flatten().to(device),
+        dev(node_slot),
+        dev(mask),
+        k_base.to(device),
+        rows.numel() == 1,
+        pad_before * width,
     )
 
 
@@ -157,8 +170,14 @@ def _plan(graph: Pattern, block_size: int, device: torch.device) -> _Plan:
 
 
 def blocked_attention(
-    q: Tensor, k: Tensor, v: Tensor, graph: Tensor | Pattern, *,
-    terms: EdgeTerms | None = None, dropout: float = 0.0, need_weights: bool = False,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    graph: Tensor | Pattern,
+    *,
+    terms: EdgeTerms | None = None,
+    dropout: float = 0.0,
+    need_weights: bool = False,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> tuple[Tensor, Tensor | None]:
     """Local attention on batched dense blocks (see :mod:`.base` for the contract).

@@ -24,8 +24,14 @@ __all__ = ["dense_attention"]
 
 
 def dense_attention(
-    q: Tensor, k: Tensor, v: Tensor, graph: Tensor | Pattern, *,
-    terms: EdgeTerms | None = None, dropout: float = 0.0, need_weights: bool = False,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    graph: Tensor | Pattern,
+    *,
+    terms: EdgeTerms | None = None,
+    dropout: float = 0.0,
+    need_weights: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """Full attention per graph on padded blocks (see :mod:`.base` for the contract)."""
     if not isinstance(graph, (FullGraph, CausalFullGraph)):
@@ -65,8 +71,13 @@ def dense_attention(
 
     # with a causal mask, padded keys (after a graph's last node) are never attended anyway
     ob, probs = block_attention(
-        qb, kb, vb, mask=None if (mask is None or causal) else key_mask, dropout=dropout,
-        need_probs=need_weights, is_causal=causal,
+        qb,
+        kb,
+        vb,
+        mask=None if (mask is None or causal) else key_mask,
+        dropout=dropout,
+        need_probs=need_weights,
+        is_causal=causal,
     )  # (B, H, L, Dv), (B, H, L, L)
     weights = None if probs is None else _gather_edge_weights(probs, graph, nonempty)
 

@@ -140,8 +140,11 @@ class CSRCache:
     @staticmethod
     def _key(edge_index: Tensor, num_nodes: int) -> tuple:
         return (
-            edge_index.data_ptr(), tuple(edge_index.shape), edge_index.stride(),
-            edge_index.dtype, num_nodes,
+            edge_index.data_ptr(),
+            tuple(edge_index.shape),
+            edge_index.stride(),
+            edge_index.dtype,
+            num_nodes,
         )
 
     def lookup(self, edge_index: Tensor, num_nodes: int) -> CSR | None:
@@ -245,8 +248,10 @@ def _check_terms(q, v, num_edges, ek, ev, rk, rv, et) -> None:
     _, heads, dim = q.shape
     dim_v = v.size(-1)
     for name, t, rows, width in (
-        ("edge_key", ek, num_edges, dim), ("edge_value", ev, num_edges, dim_v),
-        ("rel_key", rk, None, dim), ("rel_value", rv, None, dim_v),
+        ("edge_key", ek, num_edges, dim),
+        ("edge_value", ev, num_edges, dim_v),
+        ("rel_key", rk, None, dim),
+        ("rel_value", rv, None, dim_v),
     ):
         if t is None:
             continue
@@ -274,9 +279,17 @@ def _scalars(q: Tensor, dropout: float, seed: Tensor):
 # ---- custom ops --------------------------------------------------------------------------
 @torch.library.custom_op("graphattn::fused_attention", mutates_args=(), device_types="cpu")
 def _fused_attention_op(
-    q: Tensor, k: Tensor, v: Tensor, edge_index: Tensor, edge_key: Tensor | None,
-    edge_value: Tensor | None, rel_key: Tensor | None, rel_value: Tensor | None,
-    edge_type: Tensor | None, dropout: float, seed: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    edge_index: Tensor,
+    edge_key: Tensor | None,
+    edge_value: Tensor | None,
+    rel_key: Tensor | None,
+    rel_value: Tensor | None,
+    edge_type: Tensor | None,
+    dropout: float,
+    seed: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """Forward: ``(out [N, H, Dv], lse [N, H])`` (lse is ``-inf`` for isolated nodes)."""
     n, heads, _ = q.shape
@@ -287,10 +300,29 @@ def _fused_attention_op(
     ek, ev, rk, rv, et = _terms_np(q, edge_key, edge_value, rel_key, rel_value, edge_type)
     p, s, keep, zero = _scalars(q, dropout, seed)
     K.kernels(heads, q.size(-1), v.size(-1)).forward(
-        _flat(q), _flat(k), _flat(v), heads, q.size(-1), v.size(-1),
-        csr.t_ptr.numpy(), csr.t_src.numpy(), csr.t_eid.numpy(),
-        ek, ev, rk, rv, et, edge_key is not None, edge_value is not None, rel_key is not None,
-        p, s, keep, zero, _flat(out), lse.numpy(),
+        _flat(q),
+        _flat(k),
+        _flat(v),
+        heads,
+        q.size(-1),
+        v.size(-1),
+        csr.t_ptr.numpy(),
+        csr.t_src.numpy(),
+        csr.t_eid.numpy(),
+        ek,
+        ev,
+        rk,
+        rv,
+        et,
+        edge_key is not None,
+        edge_value is not None,
+        rel_key is not None,
+        p,
+        s,
+        keep,
+        zero,
+        _flat(out),
+        lse.numpy(),
     )
     return out, lse
 
@@ -301,15 +333,27 @@ def _(q, k, v, edge_index, edge_key, edge_value, rel_key, rel_value, edge_type, 
     return q.new_empty(n, heads, v.size(-1)), q.new_empty(n, heads)
 
 
-@torch.library.custom_op(
-    "graphattn::fused_attention_backward", mutates_args=(), device_types="cpu"
-)
+@torch.library.custom_op("graphattn::fused_attention_backward", mutates_args=(), device_types="cpu")
 def _fused_attention_backward_op(
-    grad_out: Tensor, grad_lse: Tensor | None, q: Tensor, k: Tensor, v: Tensor,
-    edge_index: Tensor, edge_key: Tensor | None, edge_value: Tensor | None,
-    rel_key: Tensor | None, rel_value: Tensor | None, edge_type: Tensor | None,
-    out: Tensor, lse: Tensor, dropout: float, seed: Tensor, need_qkv: bool,
-    need_edge_key: bool, need_edge_value: bool, need_rel: bool,
+    grad_out: Tensor,
+    grad_lse: Tensor | None,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    edge_index: Tensor,
+    edge_key: Tensor | None,
+    edge_value: Tensor | None,
+    rel_key: Tensor | None,
+    rel_value: Tensor | None,
+    edge_type: Tensor | None,
+    out: Tensor,
+    lse: Tensor,
+    dropout: float,
+    seed: Tensor,
+    need_qkv: bool,
+    need_edge_key: bool,
+    need_edge_value: bool,
+    need_rel: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Backward: ``(dq, dk, dv, d edge_key, d edge_value, d rel_key, d rel_value)``.
 
@@ -345,12 +389,38 @@ def _fused_attention_backward_op(
         drk_part = drv_part = q.new_zeros(0, 0, 0)
     kern = K.kernels(heads, dim, dim_v)
     kern.backward_target(
-        _flat(q), _flat(k), _flat(v), heads, dim, dim_v, gout, _flat(out), _np(lse),
-        _np(glse), csr.t_ptr.numpy(), csr.t_src.numpy(), csr.t_eid.numpy(),
-        ek, ev, rk, rv, et, *flags, need_edge_key, need_edge_value, need_rel,
-        p, s, keep, zero, ld.numpy(), _flat(dq),
-        _flat(dek) if need_edge_key else ek, _flat(dev) if need_edge_value else ev,
-        drk_part.numpy(), drv_part.numpy(),
+        _flat(q),
+        _flat(k),
+        _flat(v),
+        heads,
+        dim,
+        dim_v,
+        gout,
+        _flat(out),
+        _np(lse),
+        _np(glse),
+        csr.t_ptr.numpy(),
+        csr.t_src.numpy(),
+        csr.t_eid.numpy(),
+        ek,
+        ev,
+        rk,
+        rv,
+        et,
+        *flags,
+        need_edge_key,
+        need_edge_value,
+        need_rel,
+        p,
+        s,
+        keep,
+        zero,
+        ld.numpy(),
+        _flat(dq),
+        _flat(dek) if need_edge_key else ek,
+        _flat(dev) if need_edge_value else ev,
+        drk_part.numpy(),
+        drv_part.numpy(),
     )
     if need_qkv:
         dk = torch.empty_like(k)
@@ -358,29 +428,79 @@ def _fused_attention_backward_op(
         assert source is not None
         s_ptr, s_dst, s_eid = source
         kern.backward_source(
-            _flat(q), _flat(k), _flat(v), heads, dim, dim_v, gout, ld.numpy(),
-            s_ptr.numpy(), s_dst.numpy(), s_eid.numpy(), ek, ev, rk, rv, et, *flags,
-            p, s, keep, zero, _flat(dk), _flat(dv),
+            _flat(q),
+            _flat(k),
+            _flat(v),
+            heads,
+            dim,
+            dim_v,
+            gout,
+            ld.numpy(),
+            s_ptr.numpy(),
+            s_dst.numpy(),
+            s_eid.numpy(),
+            ek,
+            ev,
+            rk,
+            rv,
+            et,
+            *flags,
+            p,
+            s,
+            keep,
+            zero,
+            _flat(dk),
+            _flat(dv),
         )
     else:
         dq, dk, dv = q.new_empty(0), q.new_empty(0), q.new_empty(0)
     drk = drk_part.sum(0).view_as(rel_key) if need_rel else q.new_empty(0)
     drv = drv_part.sum(0).view_as(rel_value) if need_rel else q.new_empty(0)
     # outputs must not alias each other: a gradient that is not needed is its own empty tensor
-    return dq, dk, dv, dek if need_edge_key else q.new_empty(0), (
-        dev if need_edge_value else q.new_empty(0)), drk, drv
+    return (
+        dq,
+        dk,
+        dv,
+        dek if need_edge_key else q.new_empty(0),
+        (dev if need_edge_value else q.new_empty(0)),
+        drk,
+        drv,
+    )
 
 
 @_fused_attention_backward_op.register_fake
-def _(grad_out, grad_lse, q, k, v, edge_index, edge_key, edge_value, rel_key, rel_value,
-      edge_type, out, lse, dropout, seed, need_qkv, need_edge_key, need_edge_value, need_rel):
+def _(
+    grad_out,
+    grad_lse,
+    q,
+    k,
+    v,
+    edge_index,
+    edge_key,
+    edge_value,
+    rel_key,
+    rel_value,
+    edge_type,
+    out,
+    lse,
+    dropout,
+    seed,
+    need_qkv,
+    need_edge_key,
+    need_edge_value,
+    need_rel,
+):
     def maybe(flag: bool, like: Tensor | None) -> Tensor:
         return torch.empty_like(like) if flag and like is not None else q.new_empty(0)
 
     return (
-        maybe(need_qkv, q), maybe(need_qkv, k), maybe(need_qkv, v),
-        maybe(need_edge_key, edge_key), maybe(need_edge_value, edge_value),
-        maybe(need_rel, rel_key), maybe(need_rel, rel_value),
+        maybe(need_qkv, q),
+        maybe(need_qkv, k),
+        maybe(need_qkv, v),
+        maybe(need_edge_key, edge_key),
+        maybe(need_edge_value, edge_value),
+        maybe(need_rel, rel_key),
+        maybe(need_rel, rel_value),
     )
 
 
@@ -399,13 +519,38 @@ def _backward(ctx, grad_out, grad_lse):
     if grad_out is None:
         grad_out = torch.zeros_like(out)
     dq, dk, dv, dek, dev, drk, drv = torch.ops.graphattn.fused_attention_backward(
-        grad_out, grad_lse, q, k, v, edge_index, ek, ev, rk, rv, et, out, lse, ctx.dropout,
-        seed, need_qkv, bool(needs[4]), bool(needs[5]), need_rel,
+        grad_out,
+        grad_lse,
+        q,
+        k,
+        v,
+        edge_index,
+        ek,
+        ev,
+        rk,
+        rv,
+        et,
+        out,
+        lse,
+        ctx.dropout,
+        seed,
+        need_qkv,
+        bool(needs[4]),
+        bool(needs[5]),
+        need_rel,
     )
     return (
-        dq if need_qkv else None, dk if need_qkv else None, dv if need_qkv else None, None,
-        dek if needs[4] else None, dev if needs[5] else None,
-        drk if need_rel else None, drv if need_rel else None, None, None, None,
+        dq if need_qkv else None,
+        dk if need_qkv else None,
+        dv if need_qkv else None,
+        None,
+        dek if needs[4] else None,
+        dev if needs[5] else None,
+        drk if need_rel else None,
+        drv if need_rel else None,
+        None,
+        None,
+        None,
     )
 
 
@@ -414,12 +559,15 @@ torch.library.register_autograd(
 )
 
 
-@torch.library.custom_op(
-    "graphattn::fused_attention_weights", mutates_args=(), device_types="cpu"
-)
+@torch.library.custom_op("graphattn::fused_attention_weights", mutates_args=(), device_types="cpu")
 def _fused_attention_weights_op(
-    q: Tensor, k: Tensor, edge_index: Tensor, edge_key: Tensor | None, rel_key: Tensor | None,
-    edge_type: Tensor | None, lse: Tensor,
+    q: Tensor,
+    k: Tensor,
+    edge_index: Tensor,
+    edge_key: Tensor | None,
+    rel_key: Tensor | None,
+    edge_type: Tensor | None,
+    lse: Tensor,
 ) -> Tensor:
     """Attention weights ``[E, H]`` (before dropout) from the saved log-sum-exp."""
     n, heads, _ = q.shape
@@ -427,9 +575,21 @@ def _fused_attention_weights_op(
     w = q.new_empty(csr.num_edges, heads)
     ek, _, rk, _, et = _terms_np(q, edge_key, None, rel_key, None, edge_type)
     K.kernels(heads, q.size(-1), q.size(-1)).weights(
-        _flat(q), _flat(k), heads, q.size(-1), csr.t_ptr.numpy(), csr.t_src.numpy(),
-        csr.t_eid.numpy(), ek, rk, et,
-        edge_key is not None, rel_key is not None, _np(q).dtype.type(0), _np(lse), w.numpy(),
+        _flat(q),
+        _flat(k),
+        heads,
+        q.size(-1),
+        csr.t_ptr.numpy(),
+        csr.t_src.numpy(),
+        csr.t_eid.numpy(),
+        ek,
+        rk,
+        et,
+        edge_key is not None,
+        rel_key is not None,
+        _np(q).dtype.type(0),
+        _np(lse),
+        w.numpy(),
     )
     return w
 
@@ -445,8 +605,14 @@ def _detach(t: Tensor | None) -> Tensor | None:
 
 
 def fused_attention(
-    q: Tensor, k: Tensor, v: Tensor, graph: Tensor | Pattern, *,
-    terms: EdgeTerms | None = None, dropout: float = 0.0, need_weights: bool = False,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    graph: Tensor | Pattern,
+    *,
+    terms: EdgeTerms | None = None,
+    dropout: float = 0.0,
+    need_weights: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """Sparse attention over incoming edges with the fused CPU kernels (see :mod:`.base`).
 
@@ -499,13 +665,27 @@ def fused_attention(
     else:
         seed = torch.zeros((), dtype=torch.long)
     out, lse = torch.ops.graphattn.fused_attention(
-        q, k, v, edge_index, t.key, t.value, t.rel_key, t.rel_value, edge_type, float(dropout),
+        q,
+        k,
+        v,
+        edge_index,
+        t.key,
+        t.value,
+        t.rel_key,
+        t.rel_value,
+        edge_type,
+        float(dropout),
         seed,
     )
     weights = None
     if need_weights:
         weights = torch.ops.graphattn.fused_attention_weights(
-            q.detach(), k.detach(), edge_index, _detach(t.key), _detach(t.rel_key), edge_type,
+            q.detach(),
+            k.detach(),
+            edge_index,
+            _detach(t.key),
+            _detach(t.rel_key),
+            edge_type,
             lse.detach(),
         )
     return out, weights

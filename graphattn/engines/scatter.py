@@ -35,10 +35,14 @@ class AttentionPropagation(MessagePassing):
     # The arguments of `propagate` / `edge_updater`, for PyG's generated (jinja) versions.
     # (typing.Optional, not `X | None`: PyG renders these into generated source.)
     propagate_type = {
-        "value": Tensor, "alpha": Tensor, "edge_value": Optional[Tensor],  # noqa: UP045
+        "value": Tensor,
+        "alpha": Tensor,
+        "edge_value": Optional[Tensor],  # noqa: UP045
     }
     edge_updater_type = {
-        "query": Tensor, "key": Tensor, "edge_key": Optional[Tensor],  # noqa: UP045
+        "query": Tensor,
+        "key": Tensor,
+        "edge_key": Optional[Tensor],  # noqa: UP045
     }
 
     def __init__(self, **kwargs):
@@ -47,8 +51,13 @@ class AttentionPropagation(MessagePassing):
         super().__init__(**kwargs)
 
     def edge_update(  # type: ignore[override]
-        self, query_i: Tensor, key_j: Tensor, edge_key: Tensor | None,
-        index: Tensor, ptr: Tensor | None, size_i: int | None,
+        self,
+        query_i: Tensor,
+        key_j: Tensor,
+        edge_key: Tensor | None,
+        index: Tensor,
+        ptr: Tensor | None,
+        size_i: int | None,
     ) -> Tensor:
         if edge_key is not None:
             key_j = key_j + edge_key
@@ -67,8 +76,14 @@ _REFERENCE = AttentionPropagation()
 
 
 def scatter_attention(
-    q: Tensor, k: Tensor, v: Tensor, graph: Tensor | Pattern, *,
-    terms: EdgeTerms | None = None, dropout: float = 0.0, need_weights: bool = False,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    graph: Tensor | Pattern,
+    *,
+    terms: EdgeTerms | None = None,
+    dropout: float = 0.0,
+    need_weights: bool = False,
     module: AttentionPropagation | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Attention by gather / softmax / scatter over an edge list (see :mod:`.base`).
@@ -90,4 +105,3 @@ def scatter_attention(
         edge_index, value=v, alpha=alpha, edge_value=edge_value, size=(n, n)
     )  # (N, H, D)
     return out, weights
-

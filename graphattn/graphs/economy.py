@@ -63,7 +63,14 @@ __all__ = [
 DEFAULT_TIERS: tuple[str, ...] = ("raw", "supplier", "manufacturer", "retailer", "consumer")
 DEFAULT_TIER_SHARES: tuple[float, ...] = (0.10, 0.15, 0.15, 0.20, 0.40)
 RELATION_NAMES: tuple[str, ...] = (
-    "goods", "capital", "labour", "energy", "services", "data", "logistics", "insurance",
+    "goods",
+    "capital",
+    "labour",
+    "energy",
+    "services",
+    "data",
+    "logistics",
+    "insurance",
 )
 
 
@@ -113,8 +120,11 @@ def _tier_counts(num_agents: int, shares: np.ndarray) -> np.ndarray:
 
 
 def _draw_suppliers(
-    rng: np.random.Generator, customers: np.ndarray, slot_tier: np.ndarray,
-    members: list[np.ndarray], fitness: np.ndarray,
+    rng: np.random.Generator,
+    customers: np.ndarray,
+    slot_tier: np.ndarray,
+    members: list[np.ndarray],
+    fitness: np.ndarray,
 ) -> np.ndarray:
     """For each slot (customer, tier), pick one supplier of that tier with P ~ fitness."""
     src = np.empty_like(customers)
@@ -129,9 +139,15 @@ def _draw_suppliers(
 
 
 def economy_arrays(
-    num_agents: int, *, num_relations: int = 3, tiers: Sequence[str] = DEFAULT_TIERS,
-    tier_shares: Sequence[float] | None = None, mean_degree: float = 3.0,
-    cross_link_prob: float = 0.15, pareto_shape: float = 1.5, seed: int = 0,
+    num_agents: int,
+    *,
+    num_relations: int = 3,
+    tiers: Sequence[str] = DEFAULT_TIERS,
+    tier_shares: Sequence[float] | None = None,
+    mean_degree: float = 3.0,
+    cross_link_prob: float = 0.15,
+    pareto_shape: float = 1.5,
+    seed: int = 0,
 ) -> EconomyArrays:
     """Generate an economy as numpy arrays; see the module docstring for the model.
 
@@ -166,8 +182,11 @@ def economy_arrays(
             f"`num_agents` must be >= 2 * len(tiers) = {2 * len(tiers)}, got {num_agents}"
         )
     if tier_shares is None:
-        shares = (np.asarray(DEFAULT_TIER_SHARES) if len(tiers) == len(DEFAULT_TIER_SHARES)
-                  else np.full(len(tiers), 1.0 / len(tiers)))
+        shares = (
+            np.asarray(DEFAULT_TIER_SHARES)
+            if len(tiers) == len(DEFAULT_TIER_SHARES)
+            else np.full(len(tiers), 1.0 / len(tiers))
+        )
     else:
         shares = np.asarray(tier_shares, dtype=np.float64)
         if shares.shape != (len(tiers),) or (shares <= 0).any():
@@ -276,8 +295,15 @@ def economy_data(num_agents: int, *, dtype: torch.dtype = torch.float32, **kwarg
     """
     arrays = economy_arrays(num_agents, **kwargs)
     return _build_data(
-        arrays.tier, arrays.size, arrays.src, arrays.dst, arrays.rel, arrays.weight,
-        arrays.tier_names, arrays.relation_names, dtype=dtype,
+        arrays.tier,
+        arrays.size,
+        arrays.src,
+        arrays.dst,
+        arrays.rel,
+        arrays.weight,
+        arrays.tier_names,
+        arrays.relation_names,
+        dtype=dtype,
     )
 
 
@@ -298,9 +324,17 @@ def _arrays_to_networkx(a: EconomyArrays) -> nx.MultiDiGraph:
 
 
 def _build_data(
-    tier: np.ndarray, size: np.ndarray, src: np.ndarray, dst: np.ndarray, rel: np.ndarray,
-    weight: np.ndarray, tier_names: Sequence[str], relation_names: Sequence[str],
-    *, dtype: torch.dtype, node_names: list | None = None,
+    tier: np.ndarray,
+    size: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    rel: np.ndarray,
+    weight: np.ndarray,
+    tier_names: Sequence[str],
+    relation_names: Sequence[str],
+    *,
+    dtype: torch.dtype,
+    node_names: list | None = None,
 ) -> Data:
     # (the node size is stored as ``agent_size``: ``Data.size`` is a method)
     num_tiers = len(tier_names)
@@ -308,13 +342,17 @@ def _build_data(
     size_t = torch.as_tensor(size, dtype=torch.float64)
     # features: one-hot tier, log size  -> [N, num_tiers + 1]
     x = torch.cat(
-        [torch.nn.functional.one_hot(tier_t, num_tiers).to(dtype),
-         size_t.log().to(dtype).unsqueeze(1)], dim=1,
+        [
+            torch.nn.functional.one_hot(tier_t, num_tiers).to(dtype),
+            size_t.log().to(dtype).unsqueeze(1),
+        ],
+        dim=1,
     )
     data = Data(
         x=x,
-        edge_index=torch.stack([torch.as_tensor(src, dtype=torch.long),
-                                torch.as_tensor(dst, dtype=torch.long)]),  # (2, E)
+        edge_index=torch.stack(
+            [torch.as_tensor(src, dtype=torch.long), torch.as_tensor(dst, dtype=torch.long)]
+        ),  # (2, E)
         edge_type=torch.as_tensor(rel, dtype=torch.long),
         edge_weight=torch.as_tensor(weight, dtype=torch.float64).to(dtype),
         tier=tier_t,
@@ -368,8 +406,10 @@ def to_data(graph: nx.MultiDiGraph, *, dtype: torch.dtype = torch.float32) -> Da
         name = attrs.get("relation")
         if name not in rel_index:
             if "relations" in graph.graph:
-                raise ValueError(f"edge ({u}, {v}) has relation {name!r}, "
-                                 f"not one of graph.graph['relations'] = {relation_names}")
+                raise ValueError(
+                    f"edge ({u}, {v}) has relation {name!r}, "
+                    f"not one of graph.graph['relations'] = {relation_names}"
+                )
             rel_index[name] = len(relation_names)
             relation_names.append(name)
         src.append(index[u])
@@ -381,8 +421,16 @@ def to_data(graph: nx.MultiDiGraph, *, dtype: torch.dtype = torch.float32) -> Da
     order = np.lexsort((src_a, dst_a, rel_a))  # by relation, then customer, then supplier
     identity = nodes == list(range(len(nodes)))
     return _build_data(
-        tier, size, src_a[order], dst_a[order], rel_a[order], weight_a[order], tier_names,
-        relation_names, dtype=dtype, node_names=None if identity else nodes,
+        tier,
+        size,
+        src_a[order],
+        dst_a[order],
+        rel_a[order],
+        weight_a[order],
+        tier_names,
+        relation_names,
+        dtype=dtype,
+        node_names=None if identity else nodes,
     )
 
 
@@ -398,15 +446,21 @@ def from_data(data: Data) -> nx.MultiDiGraph:
         if getattr(data, name, None) is None:
             raise ValueError(f"`data` has no `{name}`; build it with to_data or economy_data")
     n = int(data.num_nodes)
-    relation_names = list(getattr(data, "relation_names", None) or
-                          [str(r) for r in range(int(data.edge_type.max(initial=-1)) + 1)])
-    tier_names = list(getattr(data, "tier_names", None) or
-                      [str(t) for t in range(int(data.tier.max(initial=-1)) + 1)])
+    relation_names = list(
+        getattr(data, "relation_names", None)
+        or [str(r) for r in range(int(data.edge_type.max(initial=-1)) + 1)]
+    )
+    tier_names = list(
+        getattr(data, "tier_names", None)
+        or [str(t) for t in range(int(data.tier.max(initial=-1)) + 1)]
+    )
     names = list(getattr(data, "node_names", None) or range(n))
-    size = (data.agent_size.tolist() if getattr(data, "agent_size", None) is not None
-            else [1.0] * n)
-    weight = (data.edge_weight.tolist() if getattr(data, "edge_weight", None) is not None
-              else [1.0] * data.edge_index.size(1))
+    size = data.agent_size.tolist() if getattr(data, "agent_size", None) is not None else [1.0] * n
+    weight = (
+        data.edge_weight.tolist()
+        if getattr(data, "edge_weight", None) is not None
+        else [1.0] * data.edge_index.size(1)
+    )
     g = nx.MultiDiGraph(relations=relation_names, tiers=tier_names)
     g.add_nodes_from(
         (names[i], {"tier": int(t), "tier_name": tier_names[t], "size": float(s)})

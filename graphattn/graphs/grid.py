@@ -66,19 +66,30 @@ def patchify(image: Tensor, patch_size: int, *, pad_value: float = 0.0) -> Data:
     real[:height, :width] = 1.0
     valid_fraction = real.view(rows, p, cols, p).mean(dim=(1, 3)).flatten()  # (P,)
     ys, xs = torch.meshgrid(
-        torch.arange(rows, device=image.device), torch.arange(cols, device=image.device),
+        torch.arange(rows, device=image.device),
+        torch.arange(cols, device=image.device),
         indexing="ij",
     )
     return Data(
-        x=x, pos=torch.stack([ys.flatten(), xs.flatten()], dim=1),
-        pad_mask=valid_fraction < 1.0, valid_fraction=valid_fraction,
-        grid_size=(rows, cols), image_size=(height, width), num_nodes=rows * cols,
+        x=x,
+        pos=torch.stack([ys.flatten(), xs.flatten()], dim=1),
+        pad_mask=valid_fraction < 1.0,
+        valid_fraction=valid_fraction,
+        grid_size=(rows, cols),
+        image_size=(height, width),
+        num_nodes=rows * cols,
     )
 
 
 def grid(
-    rows: int, cols: int, *, neighbourhood: int | None = None, radius: int | None = None,
-    metric: str = "chebyshev", full: bool = False, num_graphs: int = 1,
+    rows: int,
+    cols: int,
+    *,
+    neighbourhood: int | None = None,
+    radius: int | None = None,
+    metric: str = "chebyshev",
+    full: bool = False,
+    num_graphs: int = 1,
     materialize: bool = False,
 ) -> Data:
     """The attention graph over a ``rows x cols`` patch grid (raster order), self included.

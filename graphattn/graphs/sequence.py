@@ -60,9 +60,7 @@ def pattern_data(pattern: Pattern, *, materialize: bool = False) -> Data:
     return data
 
 
-def full(
-    lengths: int | Sequence[int], *, causal: bool = False, materialize: bool = False
-) -> Data:
+def full(lengths: int | Sequence[int], *, causal: bool = False, materialize: bool = False) -> Data:
     """Full attention within each sequence (``causal=True``: only to earlier tokens and itself).
 
     >>> full(3).pattern
@@ -84,9 +82,7 @@ def causal(lengths: int | Sequence[int], *, materialize: bool = False) -> Data:
     return full(lengths, causal=True, materialize=materialize)
 
 
-def chunked(
-    lengths: int | Sequence[int], chunk_size: int, *, materialize: bool = False
-) -> Data:
+def chunked(lengths: int | Sequence[int], chunk_size: int, *, materialize: bool = False) -> Data:
     """Attention only within consecutive chunks of ``chunk_size`` tokens of each sequence.
 
     >>> chunked(5, chunk_size=2).pattern.edge_index().tolist()
@@ -97,7 +93,10 @@ def chunked(
 
 
 def window(
-    lengths: int | Sequence[int], radius: int, *, causal: bool = False,
+    lengths: int | Sequence[int],
+    radius: int,
+    *,
+    causal: bool = False,
     materialize: bool = False,
 ) -> Data:
     """Sliding window: token ``i`` attends to every ``j`` with ``|i - j| <= radius``

@@ -86,8 +86,15 @@ class GraphTransformerBlock(nn.Module):
     """
 
     def __init__(
-        self, channels: int, heads: int, *, norm: str = "pre", ffn_ratio: float = 4,
-        dropout: float = 0.0, attention_dropout: float | None = None, checkpoint: bool = False,
+        self,
+        channels: int,
+        heads: int,
+        *,
+        norm: str = "pre",
+        ffn_ratio: float = 4,
+        dropout: float = 0.0,
+        attention_dropout: float | None = None,
+        checkpoint: bool = False,
         **attention_kwargs,
     ):
         _check_positive_int("channels", channels)
@@ -131,7 +138,11 @@ class GraphTransformerBlock(nn.Module):
             lin.reset_parameters()
 
     def forward(
-        self, x: Tensor, edge_index: Tensor | Pattern, *, edge_attr: Tensor | None = None,
+        self,
+        x: Tensor,
+        edge_index: Tensor | Pattern,
+        *,
+        edge_attr: Tensor | None = None,
         edge_type: Tensor | None = None,
     ) -> Tensor:
         """Run the block.
@@ -153,7 +164,10 @@ class GraphTransformerBlock(nn.Module):
         return self._forward(x, edge_index, edge_attr, edge_type)
 
     def _forward(
-        self, x: Tensor, edge_index: Tensor | Pattern, edge_attr: Tensor | None,
+        self,
+        x: Tensor,
+        edge_index: Tensor | Pattern,
+        edge_attr: Tensor | None,
         edge_type: Tensor | None,
     ) -> Tensor:
         if self.norm == "pre":
@@ -161,9 +175,10 @@ class GraphTransformerBlock(nn.Module):
                 self.attn(self.norm1(x), edge_index, edge_attr=edge_attr, edge_type=edge_type)
             )
             return x + self.mlp(self.norm2(x))
-        x = self.norm1(x + self.attn_dropout(
-            self.attn(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
-        ))
+        x = self.norm1(
+            x
+            + self.attn_dropout(self.attn(x, edge_index, edge_attr=edge_attr, edge_type=edge_type))
+        )
         return self.norm2(x + self.mlp(x))
 
     def __repr__(self) -> str:

@@ -56,9 +56,7 @@ class GraphTransformerConfig:
         for name in ("in_channels", "channels", "heads", "num_layers", "out_channels", "max_len"):
             _check_positive_int(name, getattr(self, name))
         if self.channels % self.heads != 0:
-            raise ValueError(
-                f"`heads` ({self.heads}) must divide `channels` ({self.channels})"
-            )
+            raise ValueError(f"`heads` ({self.heads}) must divide `channels` ({self.channels})")
         if self.norm not in NORMS:
             raise ValueError(f"`norm` must be one of {NORMS}, got {self.norm!r}")
         if isinstance(self.ffn_ratio, bool) or not isinstance(self.ffn_ratio, (int, float)):
@@ -155,8 +153,14 @@ class GraphTransformer(nn.Module):
         self.dropout = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             GraphTransformerBlock(
-                c.channels, c.heads, norm=c.norm, ffn_ratio=c.ffn_ratio, dropout=c.dropout,
-                checkpoint=c.checkpoint, engine=c.engine, edge_dim=c.edge_dim,
+                c.channels,
+                c.heads,
+                norm=c.norm,
+                ffn_ratio=c.ffn_ratio,
+                dropout=c.dropout,
+                checkpoint=c.checkpoint,
+                engine=c.engine,
+                edge_dim=c.edge_dim,
                 num_relations=c.num_relations,
             )
             for _ in range(c.num_layers)
@@ -167,9 +171,15 @@ class GraphTransformer(nn.Module):
         self._pool = POOLS[c.pool]
 
     def forward(
-        self, x: Tensor, edge_index: Tensor | Pattern, edge_attr: Tensor | None = None,
-        edge_type: Tensor | None = None, batch: Tensor | None = None, pos: Tensor | None = None,
-        *, grid_size: tuple[int, int] | None = None,
+        self,
+        x: Tensor,
+        edge_index: Tensor | Pattern,
+        edge_attr: Tensor | None = None,
+        edge_type: Tensor | None = None,
+        batch: Tensor | None = None,
+        pos: Tensor | None = None,
+        *,
+        grid_size: tuple[int, int] | None = None,
     ) -> GraphTransformerOutput:
         """Run the model.
 
@@ -239,15 +249,17 @@ class GraphTransformer(nn.Module):
             return batch, num_graphs
         if isinstance(graph, Pattern):
             if graph.num_nodes != num_nodes:
-                raise ValueError(
-                    f"the pattern has {graph.num_nodes} nodes but `x` has {num_nodes}"
-                )
+                raise ValueError(f"the pattern has {graph.num_nodes} nodes but `x` has {num_nodes}")
             return graph.batch(x.device), graph.num_graphs
         return torch.zeros(num_nodes, dtype=torch.long, device=x.device), 1
 
     def _encode_positions(
-        self, pos: Tensor | None, batch: Tensor, num_nodes: int,
-        grid_size: tuple[int, int] | None, device: torch.device,
+        self,
+        pos: Tensor | None,
+        batch: Tensor,
+        num_nodes: int,
+        grid_size: tuple[int, int] | None,
+        device: torch.device,
     ) -> Tensor:
         c = self.config
         if c.positional != "grid":

@@ -196,8 +196,8 @@ class GridPositionalEncoding(nn.Module):
 
     def forward(self, pos: Tensor, grid_size: tuple[int, int] | None = None) -> Tensor:
         _check_positions("pos", pos, dims=2)
-        rows, cols = self.grid_size if grid_size is None else _check_grid_size(
-            "grid_size", grid_size
+        rows, cols = (
+            self.grid_size if grid_size is None else _check_grid_size("grid_size", grid_size)
         )
         if pos.numel() > 0:
             max_r, max_c = (int(m) for m in pos.max(dim=0).values)

@@ -221,9 +221,7 @@ def test_edge_features_and_relations_enter_key_and_value():
     edge_index = torch.tensor([[0, 1, 2], [2, 2, 2]])
     edge_attr = torch.randn(3, 2, dtype=torch.float64)
     edge_type = torch.tensor([0, 2, 1])
-    out, att = conv(
-        x, edge_index, edge_attr=edge_attr, edge_type=edge_type, return_attention=True
-    )
+    out, att = conv(x, edge_index, edge_attr=edge_attr, edge_type=edge_type, return_attention=True)
     # by hand: k_j + e^K_ij, v_j + e^V_ij, heads of 11 channels
     key = conv.lin_key(x)[edge_index[0]] + conv.lin_edge_key(edge_attr) + conv.rel_key[edge_type]
     val = conv.lin_value(x)[edge_index[0]] + conv.lin_edge_value(edge_attr)

@@ -27,9 +27,14 @@ def test_dense_vs_sparse_smoke(tmp_path):
     assert status.pop((96, "full", "scatter")).startswith("skipped: 9216 edges")
     assert set(status.values()) == {"ok"}, status
     for n in (64, 96):
-        for key in [("full", "torch-sdpa"), ("full", "dense"), ("window", "blocked"),
-                    ("chunked", "blocked"), ("window", "scatter"),
-                    ("window", "pyg-TransformerConv")]:
+        for key in [
+            ("full", "torch-sdpa"),
+            ("full", "dense"),
+            ("window", "blocked"),
+            ("chunked", "blocked"),
+            ("window", "scatter"),
+            ("window", "pyg-TransformerConv"),
+        ]:
             assert (n, *key) in status
     assert (64, "full", "scatter") in status
     for r in table:

@@ -8,8 +8,7 @@ def _load():
 
 
 def test_gather_floor_smoke(capsys):
-    result = _load().main(["--nodes", "500", "--degree", "4", "--d-model", "16",
-                           "--repeats", "2"])
+    result = _load().main(["--nodes", "500", "--degree", "4", "--d-model", "16", "--repeats", "2"])
     assert 0 < result["best_s"] <= result["median_s"]
     assert result["floor_s"] == pytest.approx(3 * result["best_s"])
     assert "floor for forward + backward" in capsys.readouterr().out
@@ -22,8 +21,21 @@ def test_gather_floor_rejects_bad_sizes():
 
 def test_fused_kernels_smoke(capsys):
     rows = load_script("fused_kernels").main(
-        ["--nodes", "300", "--degree", "4", "--heads", "2", "--dim", "8", "--repeats", "1",
-         "--rounds", "1"])
+        [
+            "--nodes",
+            "300",
+            "--degree",
+            "4",
+            "--heads",
+            "2",
+            "--dim",
+            "8",
+            "--repeats",
+            "1",
+            "--rounds",
+            "1",
+        ]
+    )
     assert [r["build"] for r in rows] == ["compiled", "generic"]
     for r in rows:
         assert r["total_best"] > 0

@@ -12,10 +12,24 @@ def _load():
 def test_sparse_scaling_smoke(tmp_path):
     """Tiny sizes, one step each, every engine in its own process: table, CSV and PNG."""
     bench = _load()
-    rows = bench.main([
-        "--sizes", "64", "--degree", "4", "--d-model", "16", "--heads", "2",
-        "--warmup", "0", "--repeats", "1", "--out", str(tmp_path),
-    ])
+    rows = bench.main(
+        [
+            "--sizes",
+            "64",
+            "--degree",
+            "4",
+            "--d-model",
+            "16",
+            "--heads",
+            "2",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert {r["engine"] for r in rows} == {"fused", "scatter", "pyg", "proj"}
     for r in rows:
         assert "error" not in r, r

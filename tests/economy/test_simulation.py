@@ -19,8 +19,9 @@ def _upstream_distance(data, target: int, max_hops: int) -> torch.Tensor:
     """Upstream hop distance of every node to ``target`` (max_hops + 1 when farther)."""
     dist = torch.full((data.num_nodes,), max_hops + 1)
     for hops in range(max_hops, -1, -1):
-        subset, *_ = k_hop_subgraph(target, hops, data.edge_index, num_nodes=data.num_nodes,
-                                    flow="source_to_target")
+        subset, *_ = k_hop_subgraph(
+            target, hops, data.edge_index, num_nodes=data.num_nodes, flow="source_to_target"
+        )
         dist[subset] = hops
     return dist
 
@@ -72,9 +73,12 @@ def test_path_economy_known_answer():
     # a chain 0 -> 1 -> 2 of goods only: the shock travels one hop per step
     from torch_geometric.data import Data
 
-    data = Data(edge_index=torch.tensor([[0, 1], [1, 2]]), num_nodes=3,
-                edge_type=torch.zeros(2, dtype=torch.long),
-                edge_weight=torch.ones(2, dtype=torch.float64))
+    data = Data(
+        edge_index=torch.tensor([[0, 1], [1, 2]]),
+        num_nodes=3,
+        edge_type=torch.zeros(2, dtype=torch.long),
+        edge_weight=torch.ones(2, dtype=torch.float64),
+    )
     data.relation_names = ["goods"]
     shocks = torch.tensor([[0.5], [0.0], [0.0]], dtype=torch.float64)
     linear = ShockDynamics(elasticity={"goods": 1.0})  # the linear supply-side IO model
@@ -92,12 +96,19 @@ def test_relation_specific_rules():
 
     edge_index = torch.tensor([[0, 1, 3, 1], [1, 2, 1, 2]])
     edge_type = torch.tensor([1, 1, 2, 0])
-    data = Data(edge_index=edge_index, edge_type=edge_type, num_nodes=4,
-                edge_weight=torch.ones(4, dtype=torch.float64))
+    data = Data(
+        edge_index=edge_index,
+        edge_type=edge_type,
+        num_nodes=4,
+        edge_weight=torch.ones(4, dtype=torch.float64),
+    )
     data.relation_names = ["goods", "capital", "labour"]
-    dyn = ShockDynamics(elasticity={"goods": 1.0, "capital": 0.5, "labour": 0.25},
-                        pass_through={"capital": 0.4}, labour_persistence=0.5,
-                        activity={"capital": 0.0, "labour": 0.0})
+    dyn = ShockDynamics(
+        elasticity={"goods": 1.0, "capital": 0.5, "labour": 0.25},
+        pass_through={"capital": 0.4},
+        labour_persistence=0.5,
+        activity={"capital": 0.0, "labour": 0.0},
+    )
     shocks = torch.zeros(4, 3, dtype=torch.float64)
     shocks[0, 1] = 0.5  # credit tightens at lender 0
     shocks[3, 2] = 0.2  # a fifth of household 3's labour leaves
@@ -109,8 +120,9 @@ def test_relation_specific_rules():
     # agent 1 at t=1 sees capital 0.5 and labour 0.8 from t=0
     assert res.output[1, 1].item() == pytest.approx(0.5**0.5 * 0.8**0.25)
     # the activity channel: agent 1 lends less when it produces less
-    active = ShockDynamics(elasticity=dyn.elasticity, pass_through=dyn.pass_through,
-                           activity={"capital": 0.7})
+    active = ShockDynamics(
+        elasticity=dyn.elasticity, pass_through=dyn.pass_through, activity={"capital": 0.7}
+    )
     res = simulate(data, shocks, 1, persistent=False, dynamics=active)
     y1 = res.output[1, 1].item()
     assert res.supply[1, 1, 1].item() == pytest.approx((1 - 0.4 * 0.5) * y1**0.7)

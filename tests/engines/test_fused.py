@@ -24,6 +24,7 @@ NUM_RELATIONS = 4
 
 def _terms(kind, num_edges, dtype, generator, heads=HEADS, dim=HEAD_DIM):
     """Edge-feature and/or relation terms that require gradients."""
+
     def rand(*shape):
         return torch.randn(*shape, dtype=dtype, generator=generator).requires_grad_()
 
@@ -75,10 +76,14 @@ def test_shape_selects_build():
 
 @pytest.mark.parametrize("kind", ["none", "both"])
 def test_specialised_build_matches_reference(graph_case, dtype, generator, kind):
-    q, k, v = random_qkv(graph_case.num_nodes, SPECIAL_HEADS, SPECIAL_DIM, dtype=dtype,
-                         generator=generator)
-    terms = None if kind == "none" else _terms(
-        kind, graph_case.num_edges, dtype, generator, SPECIAL_HEADS, SPECIAL_DIM)
+    q, k, v = random_qkv(
+        graph_case.num_nodes, SPECIAL_HEADS, SPECIAL_DIM, dtype=dtype, generator=generator
+    )
+    terms = (
+        None
+        if kind == "none"
+        else _terms(kind, graph_case.num_edges, dtype, generator, SPECIAL_HEADS, SPECIAL_DIM)
+    )
     assert_matches_reference("fused", q, k, v, graph_case.edge_index, terms=terms)
 
 
@@ -86,15 +91,18 @@ def _hub_graph(generator, in_degree):
     """Node 0 receives ``in_degree`` edges (sources cycling through 1..50, so with duplicates);
     with keys that grow with the source id, some tiles raise the running maximum and some do
     not. Plus a few random edges."""
-    src = torch.cat([torch.arange(1, in_degree + 1) % 50 + 1, torch.randint(0, 51, (40,),
-                                                                          generator=generator)])
-    dst = torch.cat([torch.zeros(in_degree, dtype=torch.long),
-                     torch.randint(1, 51, (40,), generator=generator)])
+    src = torch.cat(
+        [torch.arange(1, in_degree + 1) % 50 + 1, torch.randint(0, 51, (40,), generator=generator)]
+    )
+    dst = torch.cat(
+        [torch.zeros(in_degree, dtype=torch.long), torch.randint(1, 51, (40,), generator=generator)]
+    )
     return torch.stack([src, dst])
 
 
-@pytest.mark.parametrize("shape", [(SPECIAL_HEADS, SPECIAL_DIM), (HEADS, HEAD_DIM)],
-                         ids=["specialised", "generic"])
+@pytest.mark.parametrize(
+    "shape", [(SPECIAL_HEADS, SPECIAL_DIM), (HEADS, HEAD_DIM)], ids=["specialised", "generic"]
+)
 @pytest.mark.parametrize("kind", ["none", "both"])
 def test_nodes_spanning_several_tiles(shape, kind, generator):
     heads, dim = shape
@@ -103,17 +111,18 @@ def test_nodes_spanning_several_tiles(shape, kind, generator):
     with torch.no_grad():  # keys grow with the source id: later tiles hold larger scores
         k.mul_(0.1).add_(torch.arange(51, dtype=torch.float64).view(-1, 1, 1) * 0.2)
         q.abs_()
-    terms = None if kind == "none" else _terms(
-        kind, edge_index.size(1), torch.float64, generator, heads, dim)
+    terms = (
+        None
+        if kind == "none"
+        else _terms(kind, edge_index.size(1), torch.float64, generator, heads, dim)
+    )
     assert_matches_reference("fused", q, k, v, edge_index, terms=terms)
 
 
 def test_gradcheck_specialised_build(generator):
     edge_index = _hub_graph(generator, K.TILE + 3)
-    q, k, v = random_qkv(51, SPECIAL_HEADS, SPECIAL_DIM, dtype=torch.float64,
-                         generator=generator)
-    terms = _terms("both", edge_index.size(1), torch.float64, generator, SPECIAL_HEADS,
-                   SPECIAL_DIM)
+    q, k, v = random_qkv(51, SPECIAL_HEADS, SPECIAL_DIM, dtype=torch.float64, generator=generator)
+    terms = _terms("both", edge_index.size(1), torch.float64, generator, SPECIAL_HEADS, SPECIAL_DIM)
 
     def fn(q, k, v, ek, ev, rk, rv):
         t = EdgeTerms(ek, ev, rk, rv, terms.edge_type)
@@ -160,8 +169,7 @@ def _op_args(num_nodes, num_edges, heads, dim, *, terms, dropout, generator):
     edge_index = torch.randint(0, num_nodes, (2, num_edges), generator=generator)
     t = _terms(terms, num_edges, torch.float64, generator, heads, dim)
     seed = torch.tensor(1234)
-    return (q, k, v, edge_index, t.key, t.value, t.rel_key, t.rel_value, t.edge_type,
-            dropout, seed)
+    return (q, k, v, edge_index, t.key, t.value, t.rel_key, t.rel_value, t.edge_type, dropout, seed)
 
 
 @pytest.mark.parametrize("terms,dropout", [("none", 0.0), ("both", 0.3)])
@@ -294,7 +302,8 @@ def test_auto_picks_fused_for_edge_index_on_cpu(caplog):
 
 def test_auto_falls_back_to_scatter_off_the_cpu():
     request = AttentionRequest(
-        graph=torch.zeros(2, 1, dtype=torch.long), device=torch.device("meta"),
+        graph=torch.zeros(2, 1, dtype=torch.long),
+        device=torch.device("meta"),
         dtype=torch.float32,
     )
     assert resolve_engine("auto", request).name == "scatter"

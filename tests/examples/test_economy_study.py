@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_study():
-    spec = importlib.util.spec_from_file_location("economy_study", ROOT / "examples" /
-                                                  "economy_study.py")
+    spec = importlib.util.spec_from_file_location(
+        "economy_study", ROOT / "examples" / "economy_study.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("economy_study", module)  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -29,11 +30,35 @@ def test_tiny_study_run(tmp_path, capsys):
     study = _load_study()
     threads = torch.get_num_threads()
     try:
-        result = study.main([
-            "--agents", "20", "--scenarios", "2", "--test-scenarios", "1", "--epochs", "3",
-            "--d-model", "8", "--depths", "1", "2", "--hops", "1", "2", "--heads", "1", "2",
-            "--relations", "1", "3", "--no-progress", "--out", str(tmp_path),
-        ])
+        result = study.main(
+            [
+                "--agents",
+                "20",
+                "--scenarios",
+                "2",
+                "--test-scenarios",
+                "1",
+                "--epochs",
+                "3",
+                "--d-model",
+                "8",
+                "--depths",
+                "1",
+                "2",
+                "--hops",
+                "1",
+                "2",
+                "--heads",
+                "1",
+                "2",
+                "--relations",
+                "1",
+                "3",
+                "--no-progress",
+                "--out",
+                str(tmp_path),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     printed = capsys.readouterr().out
@@ -43,8 +68,7 @@ def test_tiny_study_run(tmp_path, capsys):
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     with (tmp_path / "depth_vs_hops.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert {(int(r["hops_k"]), int(r["depth_L"])) for r in rows} == {
-        (1, 1), (1, 2), (2, 1), (2, 2)}
+    assert {(int(r["hops_k"]), int(r["depth_L"])) for r in rows} == {(1, 1), (1, 2), (2, 1), (2, 2)}
     assert all(math.isfinite(float(r["test_nmse"])) for r in rows)
     assert len(result["width"]) == 4
     # head shares: per head, the shares over the K relations sum to 1
@@ -58,8 +82,7 @@ def test_head_relation_share_sums_to_one():
     study = _load_study()
     split = study.make_split(25, 3, 2, seed=5, density=0.5, steps=1)
     torch.manual_seed(0)
-    model = study.build_model(split.batch.x.size(1), d_model=12, heads=3, layers=2,
-                              num_relations=3)
+    model = study.build_model(split.batch.x.size(1), d_model=12, heads=3, layers=2, num_relations=3)
     assert isinstance(model, GraphTransformer)
     shares = study.head_relation_share(model, split.batch, 3)
     assert shares.shape == (2, 3, 3)  # (layers, heads, relations)

@@ -23,16 +23,22 @@ def brute_force(height, width, allowed, num_graphs=1):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    height=st.integers(1, 7), width=st.integers(1, 7), radius=st.integers(0, 4),
-    metric=st.sampled_from(["chebyshev", "manhattan"]), num_graphs=st.integers(1, 3),
+    height=st.integers(1, 7),
+    width=st.integers(1, 7),
+    radius=st.integers(0, 4),
+    metric=st.sampled_from(["chebyshev", "manhattan"]),
+    num_graphs=st.integers(1, 3),
 )
 def test_grid_edges(height, width, radius, metric, num_graphs):
     if metric == "chebyshev":
+
         def allowed(dy, dx):
             return max(abs(dy), abs(dx)) <= radius
     else:
+
         def allowed(dy, dx):
             return abs(dy) + abs(dx) <= radius
+
     pattern = GridGraph(height, width, radius=radius, metric=metric, num_graphs=num_graphs)
     expected = brute_force(height, width, allowed, num_graphs)
     assert torch.equal(pattern.edge_index(), expected)
@@ -98,7 +104,7 @@ def test_patchify_round_trip_and_padding(height, width, patch):
         r, c = divmod(idx, cols)
         assert data.pos[idx].tolist() == [r, c]
         block = data.x[idx].view(channels, patch, patch)
-        canvas[:, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = block
+        canvas[:, r * patch : (r + 1) * patch, c * patch : (c + 1) * patch] = block
     assert torch.equal(canvas[:, :height, :width], image)
     padding = torch.ones(rows * patch, cols * patch, dtype=torch.bool)
     padding[:height, :width] = False

@@ -55,15 +55,24 @@ def test_matches_torch_transformer_encoder_layer(norm):
     """On a complete graph the block is nn.TransformerEncoderLayer (GELU, no dropout)."""
     torch.manual_seed(0)
     ref = nn.TransformerEncoderLayer(
-        CHANNELS, HEADS, dim_feedforward=4 * CHANNELS, dropout=0.0, activation="gelu",
-        batch_first=True, norm_first=norm == "pre",
+        CHANNELS,
+        HEADS,
+        dim_feedforward=4 * CHANNELS,
+        dropout=0.0,
+        activation="gelu",
+        batch_first=True,
+        norm_first=norm == "pre",
     ).eval()
     block = GraphTransformerBlock(CHANNELS, HEADS, norm=norm, engine="scatter").eval()
     with torch.no_grad():
         conv = type(block.attn).from_torch(ref.self_attn, engine="scatter")
         block.attn.load_state_dict(conv.state_dict())
-        for mine, theirs in ((block.mlp.lin1, ref.linear1), (block.mlp.lin2, ref.linear2),
-                             (block.norm1, ref.norm1), (block.norm2, ref.norm2)):
+        for mine, theirs in (
+            (block.mlp.lin1, ref.linear1),
+            (block.mlp.lin2, ref.linear2),
+            (block.norm1, ref.norm1),
+            (block.norm2, ref.norm2),
+        ):
             mine.load_state_dict(theirs.state_dict())
         for p in (block.norm1.weight, block.norm2.weight, block.norm1.bias):
             p.add_(torch.randn_like(p) * 0.1)  # non-trivial affine, copied to both

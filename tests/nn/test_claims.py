@@ -53,7 +53,12 @@ def test_gradient_norms_at_init_are_finite_for_both_orders():
 @pytest.mark.slow
 def test_memory_trial_runs_in_a_subprocess(tmp_path):
     args = argparse.Namespace(
-        channels=16, heads=2, layers=2, window=16, threads=1, trial_timeout=120.0,
+        channels=16,
+        heads=2,
+        layers=2,
+        window=16,
+        threads=1,
+        trial_timeout=120.0,
     )
     for variant in ("dense", "blocked"):
         r = claims._spawn_trial(args, variant, True, 64, 120.0)

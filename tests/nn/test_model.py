@@ -35,7 +35,12 @@ def test_trains_end_to_end(norm):
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     config = GraphTransformerConfig(
-        in_channels=3, channels=32, heads=4, num_layers=2, out_channels=1, norm=norm,
+        in_channels=3,
+        channels=32,
+        heads=4,
+        num_layers=2,
+        out_channels=1,
+        norm=norm,
         pool="max",
     )
     model = GraphTransformer(config)
@@ -45,8 +50,9 @@ def test_trains_end_to_end(norm):
 
     def loss_of(x, pattern, node_y, graph_y):
         out = model(x, pattern)
-        return (torch.nn.functional.mse_loss(out.node, node_y)
-                + torch.nn.functional.mse_loss(out.graph, graph_y))
+        return torch.nn.functional.mse_loss(out.node, node_y) + torch.nn.functional.mse_loss(
+            out.graph, graph_y
+        )
 
     with torch.no_grad():
         before = loss_of(*held_out).item()

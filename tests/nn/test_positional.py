@@ -71,6 +71,7 @@ def test_grid_interpolation_to_another_size():
     # a constant table stays constant at any size
     const = torch.full((4, 4, 3), 0.25)
     torch.testing.assert_close(interpolate_grid(const, (9, 6)), torch.full((9, 6, 3), 0.25))
+
     # a smooth field sampled at pixel centres is resampled close to the field itself
     def field(rows, cols):
         r = (torch.arange(rows) + 0.5) / rows
@@ -119,8 +120,11 @@ def test_positions_in_graph_unsorted_batch():
         (lambda: SinusoidalPositionalEncoding(0), ValueError, "channels"),
         (lambda: SinusoidalPositionalEncoding(4)(torch.tensor([0.5])), TypeError, "pos"),
         (lambda: SinusoidalPositionalEncoding(4)(torch.tensor([-1])), ValueError, "pos"),
-        (lambda: SinusoidalPositionalEncoding(4)(torch.zeros(2, 2, dtype=torch.long)),
-         ValueError, "pos"),
+        (
+            lambda: SinusoidalPositionalEncoding(4)(torch.zeros(2, 2, dtype=torch.long)),
+            ValueError,
+            "pos",
+        ),
         (lambda: LearnedPositionalEncoding(4, max_len=0), ValueError, "max_len"),
         (lambda: GridPositionalEncoding(4, (3,)), TypeError, "grid_size"),
         (lambda: GridPositionalEncoding(4, (3, 0)), ValueError, "grid_size"),
