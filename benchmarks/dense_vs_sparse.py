@@ -139,7 +139,7 @@ def probe(args: argparse.Namespace) -> dict:
     """Engines per pattern, edge counts, torch facts and the fp32 matmul rate."""
     import torch
 
-    from graphattn.attention.dispatch import AttentionRequest, available_engines, resolve_engine
+    from graphattn.engines import AttentionRequest, available_engines, resolve_engine
 
     supported, edges = {}, {}
     n = args.sizes[0]

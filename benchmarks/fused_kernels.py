@@ -1,7 +1,7 @@
 """The fused engine's three kernels alone: the build compiled for the head shape vs the generic one.
 
 Times the forward, the backward pass by target and the backward pass by source of
-``graphattn.engines._fused_kernels`` on a random graph, without the layer, autograd or
+``graphattn.engines.fused.kernels`` on a random graph, without the layer, autograd or
 allocation of the outputs (they are allocated once and reused), for the build compiled for
 ``(heads, dim)`` and for the generic build that reads the shape at run time. Prints the best
 and the median of ``--repeats`` calls per kernel, for ``--rounds`` interleaved rounds (the
@@ -48,14 +48,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from graphattn.engines import _fused_kernels as K
-    from graphattn.engines.fused import build_csr
+    from graphattn import EdgeList
+    from graphattn.engines.fused import csr_for
+    from graphattn.engines.fused import kernels as K
+    from graphattn.engines.fused.ops import run_ranges
 
     n, e, h, d = args.nodes, args.nodes * args.degree, args.heads, args.dim
     gen = torch.Generator().manual_seed(args.seed)
-    csr = build_csr(torch.randint(0, n, (2, e), generator=gen), n)
-    t_ptr, t_src, t_eid = (a.numpy() for a in (csr.t_ptr, csr.t_src, csr.t_eid))
-    s_ptr, s_dst, s_eid = (a.numpy() for a in csr.source)
+    edges = EdgeList(torch.randint(0, n, (2, e), generator=gen), n)
+    by_target = K.CSRArrays(*(a.numpy() for a in csr_for(edges, "target").as_tuple()))
+    by_source = K.CSRArrays(*(a.numpy() for a in csr_for(edges, "source").as_tuple()))
     rng = np.random.default_rng(args.seed)
     q, k, v, gout = (rng.standard_normal((n, h * d), dtype=np.float32) for _ in range(4))
     q *= d**-0.5
@@ -63,9 +65,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     lse, glse = np.empty((n, h), np.float32), np.zeros((n, h), np.float32)
     ld = np.empty((n, 2 * h), np.float32)
     no2, no3 = np.empty((0, 0), np.float32), np.empty((0, 0, 0), np.float32)
-    no_types = np.empty(0, np.int64)
-    one, zero, seed = np.float32(1), np.float32(0), np.uint64(0)
-    terms = (no2, no2, no2, no2, no_types, False, False, False)  # no edge terms
+    terms = K.TermArrays(no2, no2, no2, no2, np.empty(0, np.int64), False, False, False)
+    drop = K.DropSpec(0.0, np.uint64(0), np.float32(1), np.float32(0))
+    shape = K.Shape(h, d, d)
+    grads = (ld, dq, no2, no2, no3, no3)
     builds = {"compiled": K.kernels(h, d, d), "generic": K._generic()}
     if builds["compiled"] is builds["generic"]:
         print(f"note: {h} heads of {d} have no compiled build; both rows are the generic one")
@@ -75,67 +78,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for rnd in range(args.rounds):
         for name, kern in builds.items():
             fwd = _time(
-                kern.forward,
-                (q, k, v, h, d, d, t_ptr, t_src, t_eid, *terms, 0.0, seed, one, zero, out, lse),
+                run_ranges,
+                (kern.forward, (q, k, v, shape, by_target, terms, drop, out, lse), by_target.ptr),
                 args.repeats,
             )
+            tgt_args = (
+                q, k, v, shape, by_target, terms, drop, gout, out, lse, glse, (False,) * 3, grads
+            )  # fmt: skip
             tgt = _time(
-                kern.backward_target,
-                (
-                    q,
-                    k,
-                    v,
-                    h,
-                    d,
-                    d,
-                    gout,
-                    out,
-                    lse,
-                    glse,
-                    t_ptr,
-                    t_src,
-                    t_eid,
-                    *terms,
-                    False,
-                    False,
-                    False,
-                    0.0,
-                    seed,
-                    one,
-                    zero,
-                    ld,
-                    dq,
-                    no2,
-                    no2,
-                    no3,
-                    no3,
+                lambda kern=kern, tgt_args=tgt_args: run_ranges(
+                    kern.backward_target, tgt_args, by_target.ptr, slots=True
                 ),
+                (),
                 args.repeats,
             )
             src = _time(
-                kern.backward_source,
-                (
-                    q,
-                    k,
-                    v,
-                    h,
-                    d,
-                    d,
-                    gout,
-                    ld,
-                    s_ptr,
-                    s_dst,
-                    s_eid,
-                    *terms,
-                    0.0,
-                    seed,
-                    one,
-                    zero,
-                    dk,
-                    dv,
-                ),
+                run_ranges,
+                (kern.backward_source, (q, k, v, shape, by_source, terms, drop, gout, ld, dk, dv),
+                 by_source.ptr),
                 args.repeats,
-            )
+            )  # fmt: skip
             row = {
                 "round": rnd,
                 "build": name,

@@ -26,7 +26,7 @@ from numba import njit, prange
 _TILE = 32
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, fastmath=True)
 def _gather_pass(ptr, src, a, b, out):  # pragma: no cover - timed, compiled by numba
     n = out.shape[0]
     width = a.shape[1]
@@ -65,16 +65,17 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from graphattn.engines.fused import build_csr
+    from graphattn import EdgeList
+    from graphattn.engines.fused import csr_for
 
     gen = torch.Generator().manual_seed(args.seed)
     n, e = args.nodes, args.nodes * args.degree
-    csr = build_csr(torch.randint(0, n, (2, e), generator=gen), n)
+    csr = csr_for(EdgeList(torch.randint(0, n, (2, e), generator=gen), n))
     rng = np.random.default_rng(args.seed)
     a = rng.standard_normal((n, args.d_model), dtype=np.float32)
     b = rng.standard_normal((n, args.d_model), dtype=np.float32)
     out = np.empty_like(a)
-    ptr, src = csr.t_ptr.numpy(), csr.t_src.numpy()
+    ptr, src = csr.ptr.numpy(), csr.idx.numpy()
     _gather_pass(ptr, src, a, b, out)  # compile / load, and warm up
     times = []
     for _ in range(args.repeats):

@@ -47,10 +47,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from tqdm.auto import tqdm
 
-from graphattn.attention import MultiHeadAttentionConv
-from graphattn.economy import ShockDynamics, random_shocks, simulate
-from graphattn.graphs import economy_data
-from graphattn.graphs.economy import RELATION_NAMES
+from graphattn.economy import RELATION_NAMES, ShockDynamics, economy_data, random_shocks, simulate
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 # quick: k <= 3 and L <= 4 to fit a few minutes on 2 busy cores; full: the whole grid
@@ -226,32 +223,21 @@ def train_and_eval(
 def head_relation_share(model: GraphTransformer, data: Data, num_relations: int) -> np.ndarray:
     """Share of every head's attention mass on each relation: ``[layers, heads, K]``.
 
-    Re-runs every attention layer on the inputs it saw in a forward pass, with
-    ``return_attention=True``; the mass of head h on relation r is the sum of its weights over
-    edges of type r, divided by its total (one per node with incoming edges).
+    The mass of head h on relation r is the sum of its weights over edges of type r, divided
+    by its mass on all relations (the self-loops the layers add are left out).
     """
-    convs = [m for m in model.modules() if isinstance(m, MultiHeadAttentionConv)]
-    seen: list[tuple] = []
-    hooks = [
-        conv.register_forward_pre_hook(
-            lambda mod, args, kwargs: seen.append((mod, args, kwargs)), with_kwargs=True
-        )
-        for conv in convs
-    ]
-    try:
-        with torch.no_grad():
-            _forward(model, data)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    shares = []
     with torch.no_grad():
-        for conv, args, kwargs in seen:
-            _, att = conv(*args, **{**kwargs, "return_attention": True})
-            edge_type = kwargs["edge_type"]
-            mass = torch.zeros(num_relations, att.weights.size(1), dtype=att.weights.dtype)
-            mass.index_add_(0, edge_type, att.weights)  # (K, H)
-            shares.append((mass / mass.sum(0, keepdim=True)).t().numpy())  # (H, K)
+        out = model(
+            data.x, data.edge_index, edge_attr=data.edge_attr, edge_type=data.edge_type,
+            batch=data.batch, return_attention=True,
+        )  # fmt: skip
+    num_edges = data.edge_type.numel()
+    shares = []
+    for att in out.attention:
+        weights = att.weights[:num_edges]  # the economy has no self-loops: added ones come last
+        mass = torch.zeros(num_relations, weights.size(1), dtype=weights.dtype)
+        mass.index_add_(0, data.edge_type, weights)  # (K, H)
+        shares.append((mass / mass.sum(0, keepdim=True)).t().numpy())  # (H, K)
     return np.stack(shares)
 
 

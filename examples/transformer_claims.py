@@ -46,8 +46,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from graphattn import FullGraph, MultiHeadAttentionConv
-from graphattn.attention import ChunkedGraph, available_engines
+from graphattn import ChunkedGraph, FullGraph, MultiHeadAttentionConv, available_engines
 from graphattn.nn import GraphTransformer, GraphTransformerBlock, GraphTransformerConfig
 
 HEADS = (1, 2, 4, 8, 16)

@@ -1,23 +1,30 @@
-"""graphattn: multi-head self-attention as message passing on graphs."""
+"""graphattn: multi-head self-attention as message passing on graphs.
 
-from .attention import (
-    AttentionOutput,
+Layers, from the bottom up: :mod:`graphattn.patterns` (graph descriptions) ->
+:mod:`graphattn.engines` (attention cores, no parameters) -> :class:`MultiHeadAttentionConv`
+(the PyG layer) -> :mod:`graphattn.nn` (blocks, models), with :mod:`graphattn.graphs`,
+:mod:`graphattn.economy` and :mod:`graphattn.analysis` beside them.
+"""
+
+from .conv import AttentionOutput, MultiHeadAttentionConv
+from .engines import available_engines
+from .patterns import (
     CausalFullGraph,
     ChunkedGraph,
+    EdgeList,
     FullGraph,
     GridGraph,
-    MultiHeadAttentionConv,
     Pattern,
     WindowGraph,
-    available_engines,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AttentionOutput",
     "CausalFullGraph",
     "ChunkedGraph",
+    "EdgeList",
     "FullGraph",
     "GridGraph",
     "MultiHeadAttentionConv",

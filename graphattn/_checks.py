@@ -1,13 +1,85 @@
-"""Argument checks shared by the layers, patterns and models (private)."""
+"""Argument checks shared across the package (private).
+
+Every check raises a ``TypeError`` or ``ValueError`` whose message names the argument.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def check_int(name: str, value: object, minimum: int | None = None) -> int:
+    """``value`` as an int (bools rejected), at least ``minimum``.
+
+    >>> check_int("radius", 2.5, 0)
+    Traceback (most recent call last):
+        ...
+    TypeError: `radius` must be an int, got float
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    return value
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """``value`` as an int ``> 0``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"`{name}` must be > 0, got {value}")
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a bool, got {type(value).__name__}")
+    return value
+
+
+def check_probability(name: str, value: object) -> float:
+    """A float in ``[0, 1)`` (a dropout probability)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a float, got {type(value).__name__}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1), got {value}")
+    return float(value)
+
+
+def check_sizes(name: str, sizes: object) -> list[int]:
+    """A sequence (or 1-D integer tensor) of non-negative ints.
+
+    >>> check_sizes("sizes", [2.7, 3])
+    Traceback (most recent call last):
+        ...
+    TypeError: `sizes` must hold ints, got float
+    """
+    if isinstance(sizes, Tensor):
+        if sizes.is_floating_point() or sizes.is_complex() or sizes.dtype == torch.bool:
+            raise TypeError(f"`{name}` must hold integers, got dtype {sizes.dtype}")
+        if sizes.dim() != 1:
+            raise ValueError(f"`{name}` must be 1-D, got shape {tuple(sizes.shape)}")
+        values = sizes.tolist()
+    elif isinstance(sizes, Sequence) and not isinstance(sizes, str):
+        values = list(sizes)
+    else:
+        raise TypeError(f"`{name}` must be a sequence of ints, got {type(sizes).__name__}")
+    for n in values:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"`{name}` must hold ints, got {type(n).__name__}")
+        if n < 0:
+            raise ValueError(f"`{name}` must be >= 0, got {n}")
+    return values
+
 
 def check_index_tensor(name: str, value: object) -> Tensor:
-    """``value`` as an integer tensor, or a ``TypeError`` naming ``name``.
+    """``value`` as an integer tensor of a dtype PyG accepts, or a ``TypeError`` naming ``name``.
 
     >>> check_index_tensor("edge_type", torch.tensor([0.5]))
     Traceback (most recent call last):
@@ -18,6 +90,11 @@ def check_index_tensor(name: str, value: object) -> Tensor:
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
     if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
         raise TypeError(f"`{name}` must be an integer tensor, got dtype {value.dtype}")
+    if value.dtype not in _INDEX_DTYPES:
+        raise TypeError(
+            f"`{name}` must be int64 or int32 (or a smaller signed/unsigned int), "
+            f"got dtype {value.dtype}"
+        )
     return value
 
 

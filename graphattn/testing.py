@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .attention.dispatch import AttentionRequest, resolve_engine
-from .attention.patterns import Pattern
-from .engines.base import EdgeTerms
+from .engines.base import AttentionRequest, EdgeTerms, Engine
+from .engines.registry import resolve_engine
 from .engines.scatter import scatter_attention
+from .patterns import EdgeList, Pattern
 
 __all__ = ["assert_matches_reference", "random_qkv"]
 
@@ -43,11 +43,11 @@ def _tolerances(dtype: torch.dtype) -> dict[str, float]:
 
 
 def assert_matches_reference(
-    engine: str,
+    engine: str | Engine,
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    graph: Tensor | Pattern,
+    graph: Tensor | Pattern | EdgeList,
     *,
     terms: EdgeTerms | None = None,
     need_weights: bool = True,
@@ -55,12 +55,16 @@ def assert_matches_reference(
     atol: float | None = None,
     rtol: float | None = None,
 ) -> None:
-    """Assert that ``engine`` equals the ``scatter`` reference on these inputs.
+    """Assert that ``engine`` (a registered name, or an :class:`~graphattn.engines.Engine`
+    being written) equals the ``scatter`` reference on these inputs.
 
     Compares outputs, weights (if ``need_weights``) and, if ``backward``, the gradients of
     every input that requires them, for a random upstream gradient. Default tolerances:
-    ``atol=1e-5`` in float32, ``1e-10`` in float64.
+    ``atol=1e-5`` in float32, ``1e-10`` in float64. ``graph`` may be an ``edge_index``
+    tensor (``k.size(0)`` sources, ``q.size(0)`` targets), a pattern or an edge list.
     """
+    if isinstance(graph, Tensor):
+        graph = EdgeList(graph, k.size(0), q.size(0))
     tol = _tolerances(q.dtype)
     if atol is not None:
         tol["atol"] = atol
@@ -74,7 +78,13 @@ def assert_matches_reference(
         has_relations=terms is not None and terms.edge_type is not None,
         need_weights=need_weights,
     )
-    fn = resolve_engine(engine, request)
+    if isinstance(engine, Engine):
+        reason = engine.supports(request)
+        if reason is not None:
+            raise ValueError(f"`engine`={engine.name!r} cannot run this call: {reason}")
+        fn, engine = engine, engine.name
+    else:
+        fn = resolve_engine(engine, request)
     inputs = [t for t in (q, k, v) if t.requires_grad]
     if terms is not None:
         inputs += [

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from graphattn import CausalFullGraph, ChunkedGraph, FullGraph, GridGraph, WindowGraph
-from graphattn.attention.patterns import Pattern
+from graphattn.patterns import Pattern
 
 IN_CHANNELS = 5
 HEADS = 3

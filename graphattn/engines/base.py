@@ -1,31 +1,46 @@
-"""What every engine receives and returns.
+"""The engine contract: what every engine receives, returns and declares.
 
 An engine is a pure function with no parameters::
 
-    engine(q, k, v, graph, *, terms, dropout, need_weights) -> (out, weights)
+    engine(q, k, v, graph, *, terms, dropout, need_weights, module) -> (out, weights)
 
-- ``q, k, v``: ``[N, H, D]`` in the compute dtype (float32 or float64; the layer upcasts
-  float16/bfloat16). ``q`` is already multiplied by ``D ** -0.5``: engines take plain dot
-  products.
-- ``graph``: an int64 ``[2, E]`` ``edge_index`` (source, target) or a
-  :class:`~graphattn.attention.patterns.Pattern`.
+- ``q``: ``[N_dst, H, D]`` queries of the target nodes, ``k``: ``[N_src, H, D]`` and ``v``:
+  ``[N_src, H, Dv]`` keys and values of the source nodes, in the compute dtype (float32 or
+  float64; the layer upcasts float16/bfloat16). ``q`` is already multiplied by ``D ** -0.5``:
+  engines take plain dot products.
+- ``graph``: a :class:`~graphattn.patterns.Pattern` (``N_src == N_dst``) or an
+  :class:`~graphattn.patterns.EdgeList` whose ``edge_index`` points source -> target.
 - ``terms``: :class:`EdgeTerms` (edge features and relation embeddings added to each edge's
   key and value) or :obj:`None`.
 - ``dropout``: probability of dropping an attention weight (0 outside training).
 - ``need_weights``: also return the attention weights ``[E, H]``, taken before dropout, in
-  the order of ``graph`` (or of the pattern's materialized ``edge_index``).
-- ``out``: ``[N, H, D]``; a node with no incoming edge gets zeros.
+  the order of the graph's edges (a pattern's materialized ``edge_index``). When ``q`` or
+  ``k`` require gradients (and grad mode is on) the weights must carry gradients too.
+- ``module``: a :class:`~torch_geometric.nn.conv.MessagePassing` whose ``propagate`` an
+  engine that runs PyG's message passing uses (the layer passes itself, so that PyG's hooks
+  and explainers see its messages); other engines ignore it.
+- ``out``: ``[N_dst, H, Dv]``; a node with no incoming edge gets zeros.
+
+Next to its function every engine module defines ``supports(request)``, which returns
+:obj:`None` when the engine can serve an :class:`AttentionRequest` or a short reason when it
+cannot, and ``prefers(request)``, which says whether ``engine="auto"`` should pick it for a
+request it supports (an engine may support small graphs but not be worth it there).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["EdgeTerms", "block_attention"]
+from ..patterns import EdgeList, Pattern
+
+__all__ = ["AttentionRequest", "EdgeTerms", "Engine", "block_attention"]
+
+Graph = Pattern | EdgeList
 
 
 @dataclass(frozen=True)
@@ -63,17 +78,81 @@ class EdgeTerms:
             value = rv if value is None else value + rv
         return key, value
 
-    def to(self, dtype) -> EdgeTerms:
-        def cast(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.to(dtype)
 
-        return EdgeTerms(
-            cast(self.key),
-            cast(self.value),
-            cast(self.rel_key),
-            cast(self.rel_value),
-            self.edge_type,
+@dataclass(frozen=True)
+class AttentionRequest:
+    """What an engine must serve: the graph and the options of one forward call."""
+
+    graph: Graph
+    device: torch.device
+    dtype: torch.dtype  # the compute dtype (float32 or float64)
+    has_edge_features: bool = False
+    has_relations: bool = False
+    need_weights: bool = False
+    dropout: float = 0.0
+    message_passing: bool = False  # PyG hooks or an explainer must see message/propagate
+
+    @property
+    def has_edge_terms(self) -> bool:
+        return self.has_edge_features or self.has_relations
+
+    @property
+    def num_edges(self) -> int:
+        return self.graph.num_edges
+
+
+EngineFn = Callable[..., tuple[Tensor, "Tensor | None"]]
+
+
+def _always(request: AttentionRequest) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A named engine: its function, what it supports, and its rank for ``"auto"``.
+
+    ``"auto"`` tries engines by increasing ``priority`` and takes the first that supports a
+    request and prefers it; if none prefers it, the first that supports it.
+    """
+
+    name: str
+    fn: EngineFn
+    supports: Callable[[AttentionRequest], str | None]
+    priority: int
+    prefers: Callable[[AttentionRequest], bool] = _always
+
+    def __call__(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        graph: Graph,
+        *,
+        terms: EdgeTerms | None = None,
+        dropout: float = 0.0,
+        need_weights: bool = False,
+        module=None,
+    ) -> tuple[Tensor, Tensor | None]:
+        return self.fn(
+            q, k, v, graph, terms=terms, dropout=dropout, need_weights=need_weights, module=module
         )
+
+
+def pattern_supports(patterns: tuple[type, ...], needs: str):
+    """``supports`` of an engine that serves only ``patterns``, without edge terms or PyG's
+    message-passing hooks."""
+
+    def supports(request: AttentionRequest) -> str | None:
+        if not isinstance(request.graph, patterns):
+            return f"it needs {needs}"
+        if request.has_edge_terms:
+            return "it does not take edge features or relation types"
+        if request.message_passing:
+            return "it does not run PyG's message passing (hooks or an explainer are active)"
+        return None
+
+    return supports
 
 
 def block_attention(

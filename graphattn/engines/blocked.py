@@ -6,13 +6,13 @@ neighbouring span it can reach, and one batched call of
 :func:`torch.nn.functional.scaled_dot_product_attention` runs all blocks at once with a boolean
 mask that keeps exactly the pattern's edges. No edge list is built.
 
-- :class:`~graphattn.attention.patterns.WindowGraph` (``radius`` r, causal or not): a query
+- :class:`~graphattn.patterns.WindowGraph` (``radius`` r, causal or not): a query
   block ``[s, s + b)`` attends to the key span ``[s - r, s + b + r)`` (``[s - r, s + b)`` when
   causal) under a banded mask. Default ``b = 64``; the work done is ``(b + 2r) / (2r + 1)``
   times the useful work.
-- :class:`~graphattn.attention.patterns.ChunkedGraph`: one block per chunk, keys of the same
+- :class:`~graphattn.patterns.ChunkedGraph`: one block per chunk, keys of the same
   chunk; a mask only where a graph's last chunk is short.
-- :class:`~graphattn.attention.patterns.GridGraph`: the same idea on *rows of patches*: a block
+- :class:`~graphattn.patterns.GridGraph`: the same idea on *rows of patches*: a block
   is ``g`` whole grid rows (about 64 nodes), its key span the ``g + 2r`` rows around them, and
   the mask keeps the pairs within the neighbourhood (Chebyshev or Manhattan radius).
 
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..attention.patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph
-from .base import EdgeTerms, block_attention
+from ..patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph
+from .base import EdgeTerms, Engine, Graph, block_attention, pattern_supports
 
-__all__ = ["blocked_attention", "BLOCKED_PATTERNS", "DEFAULT_BLOCK_SIZE"]
+__all__ = ["BLOCKED_PATTERNS", "DEFAULT_BLOCK_SIZE", "ENGINE", "blocked_attention", "supports"]
 
 #: Pattern types the blocked engine computes.
 BLOCKED_PATTERNS = (ChunkedGraph, WindowGraph, GridGraph)
@@ -173,26 +173,27 @@ def blocked_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    graph: Tensor | Pattern,
+    graph: Graph,
     *,
     terms: EdgeTerms | None = None,
     dropout: float = 0.0,
     need_weights: bool = False,
+    module=None,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> tuple[Tensor, Tensor | None]:
     """Local attention on batched dense blocks (see :mod:`.base` for the contract).
 
     Args:
         q, k, v: ``[N, H, D]`` (``q`` pre-scaled), ``v`` may have its own last size.
-        graph: a :class:`~graphattn.attention.patterns.ChunkedGraph`,
-            :class:`~graphattn.attention.patterns.WindowGraph` or
-            :class:`~graphattn.attention.patterns.GridGraph` over the ``N`` nodes.
+        graph: a :class:`~graphattn.patterns.ChunkedGraph`,
+            :class:`~graphattn.patterns.WindowGraph` or
+            :class:`~graphattn.patterns.GridGraph` over the ``N`` nodes.
         terms: must be empty; edge features need an edge list (use ``scatter``).
         dropout: attention dropout probability.
         need_weights: also return ``[E, H]`` weights in the order of ``graph.edge_index()``.
         block_size: query nodes per block for windows and grids. (default: :obj:`64`)
 
-    >>> from graphattn.attention.patterns import WindowGraph
+    >>> from graphattn.patterns import WindowGraph
     >>> from graphattn.engines import scatter_attention
     >>> q, k, v = torch.randn(3, 10, 2, 4).unbind(0)
     >>> g = WindowGraph(10, radius=2)
@@ -258,3 +259,7 @@ def _gather_edge_weights(probs: Tensor, graph: Pattern, plan: _Plan) -> Tensor:
     slot = dst if plan.node_slot is None else plan.node_slot[dst]  # query slot of each target
     blk = slot // plan.block
     return probs[blk, :, slot - blk * plan.block, src - plan.k_base[blk]]  # (E, H)
+
+
+supports = pattern_supports(BLOCKED_PATTERNS, "a ChunkedGraph, WindowGraph or GridGraph pattern")
+ENGINE = Engine("blocked", blocked_attention, supports, priority=20)

@@ -1,12 +1,12 @@
 """The dense engine: full attention within each graph through PyTorch's SDPA.
 
-For a :class:`~graphattn.attention.patterns.FullGraph` the nodes of each graph are packed into
+For a :class:`~graphattn.patterns.FullGraph` the nodes of each graph are packed into
 padded ``[B, H, L, D]`` blocks and attention runs in
 :func:`torch.nn.functional.scaled_dot_product_attention` with a key-padding mask. No ``N x N``
 edge list is built. Batches whose graphs all have the same size need no mask at all, which
 lets SDPA pick its fused kernels.
 
-A :class:`~graphattn.attention.patterns.CausalFullGraph` runs the same way with SDPA's
+A :class:`~graphattn.patterns.CausalFullGraph` runs the same way with SDPA's
 ``is_causal``: padding sits after the real nodes of each block, so the causal mask alone already
 hides it from every real query (padded query rows stay finite and are dropped).
 """
@@ -17,21 +17,22 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import to_dense_batch
 
-from ..attention.patterns import CausalFullGraph, FullGraph, Pattern
-from .base import EdgeTerms, block_attention
+from ..patterns import CausalFullGraph, FullGraph, Pattern
+from .base import EdgeTerms, Engine, Graph, block_attention, pattern_supports
 
-__all__ = ["dense_attention"]
+__all__ = ["ENGINE", "dense_attention", "supports"]
 
 
 def dense_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    graph: Tensor | Pattern,
+    graph: Graph,
     *,
     terms: EdgeTerms | None = None,
     dropout: float = 0.0,
     need_weights: bool = False,
+    module=None,
 ) -> tuple[Tensor, Tensor | None]:
     """Full attention per graph on padded blocks (see :mod:`.base` for the contract)."""
     if not isinstance(graph, (FullGraph, CausalFullGraph)):
@@ -96,3 +97,10 @@ def _gather_edge_weights(probs: Tensor, graph: Pattern, nonempty: Tensor) -> Ten
     )[dst]
     start = starts.to(device)[block]
     return probs[block, :, dst - start, src - start]  # (E, H)
+
+
+supports = pattern_supports(
+    (FullGraph, CausalFullGraph),
+    "a FullGraph or CausalFullGraph pattern (attention to the whole graph)",
+)
+ENGINE = Engine("dense", dense_attention, supports, priority=10)

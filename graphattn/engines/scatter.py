@@ -1,8 +1,10 @@
 """The reference engine: PyG's ``propagate`` with :func:`torch_geometric.utils.softmax`.
 
 It materializes per-edge messages (``E x H x D``), so it is the slowest and most memory-hungry
-engine, but it runs on any graph, any device and with every option. Every other engine is
-tested against it.
+engine, but it runs on any graph, any device and with every option, and it is the one that
+runs PyG's message passing for real: given the layer as ``module``, the layer's own
+``edge_update`` and ``message`` run inside its ``propagate``, so PyG's hooks, explainers and
+``flow`` see them. Every other engine is tested against it.
 """
 
 from __future__ import annotations
@@ -14,41 +16,47 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
-from ..attention.patterns import Pattern
-from .base import EdgeTerms
+from ..patterns import Pattern
+from .base import AttentionRequest, EdgeTerms, Engine, Graph
 
-__all__ = ["AttentionPropagation", "scatter_attention"]
+__all__ = ["ENGINE", "attention_alpha", "attention_message", "scatter_attention"]
+
+
+def attention_alpha(
+    query_i: Tensor,
+    key_j: Tensor,
+    edge_key: Tensor | None,
+    index: Tensor,
+    ptr: Tensor | None,
+    size_i: int | None,
+) -> Tensor:
+    """Attention weights ``[E, H]``: the softmax over each target's incoming edges of
+    ``<q_i, k_j + e^K_ij>`` (``q`` pre-scaled)."""
+    if edge_key is not None:
+        key_j = key_j + edge_key
+    logits = (query_i * key_j).sum(dim=-1)  # (E, H)
+    return softmax(logits, index, ptr, size_i)
+
+
+def attention_message(value_j: Tensor, alpha: Tensor, edge_value: Tensor | None) -> Tensor:
+    """The message ``alpha_ij (v_j + e^V_ij)`` of every edge, ``[E, H, Dv]``."""
+    if edge_value is not None:
+        value_j = value_j + edge_value
+    return alpha.unsqueeze(-1) * value_j
 
 
 class AttentionPropagation(MessagePassing):
-    """Parameter-free message passing that computes attention over incoming edges.
-
-    .. math::
-        \\alpha_{ij}^h = \\operatorname{softmax}_{j \\in \\mathcal{N}(i)}
-            \\langle q_i^h, k_j^h + e^{K,h}_{ij} \\rangle, \\qquad
-        o_i^h = \\sum_{j \\in \\mathcal{N}(i)} \\alpha_{ij}^h \\, (v_j^h + e^{V,h}_{ij})
-
-    :class:`~graphattn.MultiHeadAttentionConv` subclasses it, so the layer's own
-    ``propagate`` (with PyG's hooks and explain machinery) is the reference engine.
-    """
+    """Parameter-free message passing with :func:`attention_alpha` and
+    :func:`attention_message`: the module :func:`scatter_attention` propagates through when
+    it is not given the layer."""
 
     # The arguments of `propagate` / `edge_updater`, for PyG's generated (jinja) versions.
     # (typing.Optional, not `X | None`: PyG renders these into generated source.)
-    propagate_type = {
-        "value": Tensor,
-        "alpha": Tensor,
-        "edge_value": Optional[Tensor],  # noqa: UP045
-    }
-    edge_updater_type = {
-        "query": Tensor,
-        "key": Tensor,
-        "edge_key": Optional[Tensor],  # noqa: UP045
-    }
+    propagate_type = {"value": Tensor, "alpha": Tensor, "edge_value": Optional[Tensor]}  # noqa: UP045
+    edge_updater_type = {"query": Tensor, "key": Tensor, "edge_key": Optional[Tensor]}  # noqa: UP045
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("aggr", "sum")
-        kwargs.setdefault("node_dim", 0)
-        super().__init__(**kwargs)
+    def __init__(self):
+        super().__init__(aggr="sum", node_dim=0)
 
     def edge_update(  # type: ignore[override]
         self,
@@ -59,17 +67,10 @@ class AttentionPropagation(MessagePassing):
         ptr: Tensor | None,
         size_i: int | None,
     ) -> Tensor:
-        if edge_key is not None:
-            key_j = key_j + edge_key
-        logits = (query_i * key_j).sum(dim=-1)  # (E, H)
-        return softmax(logits, index, ptr, size_i)
+        return attention_alpha(query_i, key_j, edge_key, index, ptr, size_i)
 
-    def message(  # type: ignore[override]
-        self, value_j: Tensor, alpha: Tensor, edge_value: Tensor | None
-    ) -> Tensor:
-        if edge_value is not None:
-            value_j = value_j + edge_value
-        return alpha.unsqueeze(-1) * value_j  # (E, H, D)
+    def message(self, value_j: Tensor, alpha: Tensor, edge_value: Tensor | None) -> Tensor:  # type: ignore[override]
+        return attention_message(value_j, alpha, edge_value)
 
 
 _REFERENCE = AttentionPropagation()
@@ -79,29 +80,38 @@ def scatter_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    graph: Tensor | Pattern,
+    graph: Graph,
     *,
     terms: EdgeTerms | None = None,
     dropout: float = 0.0,
     need_weights: bool = False,
-    module: AttentionPropagation | None = None,
+    module: MessagePassing | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Attention by gather / softmax / scatter over an edge list (see :mod:`.base`).
 
-    ``module`` is the :class:`AttentionPropagation` whose ``propagate`` runs (the layer passes
-    itself); by default a shared parameter-free instance.
+    ``module`` is the :class:`~torch_geometric.nn.conv.MessagePassing` whose ``edge_updater``
+    and ``propagate`` run (the layer passes itself); by default a shared parameter-free
+    :class:`AttentionPropagation`. Its ``flow`` is honoured: ``graph`` always points source ->
+    target, and is handed to ``propagate`` in the orientation its ``flow`` expects.
     """
     module = _REFERENCE if module is None else module
-    edge_index = graph.edge_index(q.device) if isinstance(graph, Pattern) else graph
+    edges = graph.edge_list(q.device) if isinstance(graph, Pattern) else graph
+    edge_index, size = edges.edge_index, (k.size(0), q.size(0))
+    if module.flow == "target_to_source":
+        edge_index, size = edge_index.flip(0), (q.size(0), k.size(0))
     edge_key, edge_value = (None, None) if terms is None else terms.materialize()
-    n = q.size(0)
-    alpha = module.edge_updater(
-        edge_index, query=q, key=k, edge_key=edge_key, size=(n, n)
-    )  # (E, H)
+    alpha = module.edge_updater(edge_index, query=q, key=k, edge_key=edge_key, size=size)  # (E, H)
     weights = alpha if need_weights else None
     if dropout > 0.0:
         alpha = F.dropout(alpha, p=dropout, training=True)
     out = module.propagate(
-        edge_index, value=v, alpha=alpha, edge_value=edge_value, size=(n, n)
-    )  # (N, H, D)
+        edge_index, value=v, alpha=alpha, edge_value=edge_value, size=size
+    )  # (N_dst, H, Dv)
     return out, weights
+
+
+def supports(request: AttentionRequest) -> str | None:
+    return None
+
+
+ENGINE = Engine("scatter", scatter_attention, supports, priority=1000)

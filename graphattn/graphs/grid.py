@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..attention.patterns import FullGraph, GridGraph
+from ..patterns import FullGraph, GridGraph
 from .sequence import pattern_data
 
 __all__ = ["patchify", "grid"]

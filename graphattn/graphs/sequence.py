@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch_geometric.data import Data
 
-from ..attention.patterns import CausalFullGraph, ChunkedGraph, FullGraph, Pattern, WindowGraph
+from ..patterns import CausalFullGraph, ChunkedGraph, FullGraph, Pattern, WindowGraph
 
 __all__ = ["full", "causal", "chunked", "window", "pattern_data"]
 

@@ -6,8 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from ..attention.conv import MultiHeadAttentionConv
-from ..attention.patterns import Pattern
+from .._checks import check_positive_int, check_probability
+from ..conv import AttentionOutput, MultiHeadAttentionConv
 
 __all__ = ["FeedForward", "GraphTransformerBlock"]
 
@@ -97,8 +97,8 @@ class GraphTransformerBlock(nn.Module):
         checkpoint: bool = False,
         **attention_kwargs,
     ):
-        _check_positive_int("channels", channels)
-        _check_positive_int("heads", heads)
+        check_positive_int("channels", channels)
+        check_positive_int("heads", heads)
         if not isinstance(norm, str):
             raise TypeError(f"`norm` must be a str, got {type(norm).__name__}")
         if norm not in NORMS:
@@ -108,10 +108,10 @@ class GraphTransformerBlock(nn.Module):
         hidden = int(round(channels * ffn_ratio))
         if ffn_ratio <= 0 or hidden < 1:
             raise ValueError(f"`ffn_ratio` must give >= 1 hidden unit, got {ffn_ratio}")
-        _check_probability("dropout", dropout)
+        check_probability("dropout", dropout)
         if attention_dropout is None:
             attention_dropout = dropout
-        _check_probability("attention_dropout", attention_dropout)
+        check_probability("attention_dropout", attention_dropout)
         if not isinstance(checkpoint, bool):
             raise TypeError(f"`checkpoint` must be a bool, got {type(checkpoint).__name__}")
         super().__init__()
@@ -140,46 +140,60 @@ class GraphTransformerBlock(nn.Module):
     def forward(
         self,
         x: Tensor,
-        edge_index: Tensor | Pattern,
+        edge_index,
         *,
         edge_attr: Tensor | None = None,
         edge_type: Tensor | None = None,
-    ) -> Tensor:
+        return_attention: bool = False,
+        head_mask: Tensor | None = None,
+    ) -> Tensor | tuple[Tensor, AttentionOutput]:
         """Run the block.
 
         Args:
             x: node features ``[N, channels]``.
-            edge_index: int ``[2, E]`` (source, target) or a pattern over the ``N`` nodes.
+            edge_index: the graph, in any form :class:`~graphattn.MultiHeadAttentionConv`
+                takes (an ``[2, E]`` tensor, a pattern, an ``EdgeList``, ...).
             edge_attr: ``[E, edge_dim]`` edge features (blocks built with ``edge_dim``).
             edge_type: int ``[E]`` relation types (blocks built with ``num_relations``).
+            return_attention: also return the attention layer's
+                :class:`~graphattn.AttentionOutput`.
+            head_mask: ``[H]`` factor per attention head (see the layer).
         """
         if not isinstance(x, Tensor):
             raise TypeError(f"`x` must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 2 or x.size(-1) != self.channels:
             raise ValueError(f"`x` must have shape [N, {self.channels}], got {list(x.shape)}")
+        args = (x, edge_index, edge_attr, edge_type, return_attention, head_mask)
         if self.checkpoint and torch.is_grad_enabled():
-            return _checkpoint(
-                self._forward, x, edge_index, edge_attr, edge_type, use_reentrant=False
-            )
-        return self._forward(x, edge_index, edge_attr, edge_type)
+            return _checkpoint(self._forward, *args, use_reentrant=False)
+        return self._forward(*args)
 
     def _forward(
         self,
         x: Tensor,
-        edge_index: Tensor | Pattern,
+        edge_index,
         edge_attr: Tensor | None,
         edge_type: Tensor | None,
-    ) -> Tensor:
+        return_attention: bool,
+        head_mask: Tensor | None,
+    ) -> Tensor | tuple[Tensor, AttentionOutput]:
+        def attend(h: Tensor):
+            return self.attn(
+                h, edge_index, edge_attr, edge_type, return_attention=return_attention,
+                head_mask=head_mask,
+            )  # fmt: skip
+
         if self.norm == "pre":
-            x = x + self.attn_dropout(
-                self.attn(self.norm1(x), edge_index, edge_attr=edge_attr, edge_type=edge_type)
-            )
-            return x + self.mlp(self.norm2(x))
-        x = self.norm1(
-            x
-            + self.attn_dropout(self.attn(x, edge_index, edge_attr=edge_attr, edge_type=edge_type))
-        )
-        return self.norm2(x + self.mlp(x))
+            res = attend(self.norm1(x))
+            att, att_out = res if return_attention else (res, None)
+            x = x + self.attn_dropout(att)
+            x = x + self.mlp(self.norm2(x))
+        else:
+            res = attend(x)
+            att, att_out = res if return_attention else (res, None)
+            x = self.norm1(x + self.attn_dropout(att))
+            x = self.norm2(x + self.mlp(x))
+        return (x, att_out) if return_attention else x
 
     def __repr__(self) -> str:
         extra = ""
@@ -189,17 +203,3 @@ class GraphTransformerBlock(nn.Module):
             extra += ", checkpoint=True"
         name = type(self).__name__
         return f"{name}({self.channels}, heads={self.heads}, norm={self.norm!r}{extra})"
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"`{name}` must be > 0, got {value}")
-
-
-def _check_probability(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a float, got {type(value).__name__}")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1), got {value}")

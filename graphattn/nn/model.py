@@ -9,9 +9,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
-from .._checks import check_index_tensor, check_same_device
-from ..attention.dispatch import available_engines
-from ..attention.patterns import Pattern
+from .._checks import check_index_tensor, check_positive_int, check_same_device
+from ..conv import AttentionOutput
+from ..engines import available_engines
+from ..patterns import EdgeList, Pattern
 from .block import NORMS, GraphTransformerBlock
 from .positional import (
     GridPositionalEncoding,
@@ -54,7 +55,7 @@ class GraphTransformerConfig:
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "channels", "heads", "num_layers", "out_channels", "max_len"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.channels % self.heads != 0:
             raise ValueError(f"`heads` ({self.heads}) must divide `channels` ({self.channels})")
         if self.norm not in NORMS:
@@ -77,7 +78,7 @@ class GraphTransformerConfig:
             )
         for name in ("edge_dim", "num_relations"):
             if getattr(self, name) is not None:
-                _check_positive_int(name, getattr(self, name))
+                check_positive_int(name, getattr(self, name))
         if self.positional not in POSITIONAL:
             raise ValueError(f"`positional` must be one of {POSITIONAL}, got {self.positional!r}")
         if self.positional == "grid":
@@ -98,10 +99,14 @@ class GraphTransformerOutput(NamedTuple):
     Attributes:
         node: ``[N, out_channels]`` node-level outputs.
         graph: ``[B, out_channels]`` graph-level outputs, pooled per graph of the batch.
+        attention: with ``return_attention=True``, one
+            :class:`~graphattn.AttentionOutput` per layer (first layer first); else
+            :obj:`None`.
     """
 
     node: Tensor
     graph: Tensor
+    attention: tuple[AttentionOutput, ...] | None = None
 
 
 class GraphTransformer(nn.Module):
@@ -173,19 +178,24 @@ class GraphTransformer(nn.Module):
     def forward(
         self,
         x: Tensor,
-        edge_index: Tensor | Pattern,
+        edge_index,
         edge_attr: Tensor | None = None,
         edge_type: Tensor | None = None,
         batch: Tensor | None = None,
         pos: Tensor | None = None,
         *,
         grid_size: tuple[int, int] | None = None,
+        return_attention: bool = False,
+        head_mask: Tensor | None = None,
     ) -> GraphTransformerOutput:
         """Run the model.
 
         Args:
             x: node features ``[N, in_channels]``.
-            edge_index: int ``[2, E]`` (source, target) or a pattern over the ``N`` nodes.
+            edge_index: the graph, in any form :class:`~graphattn.MultiHeadAttentionConv`
+                takes; a plain ``[2, E]`` tensor is wrapped into one
+                :class:`~graphattn.EdgeList` for all layers, so that what the engines derive
+                from it (a CSR, self-loops) is built once per call.
             edge_attr: ``[E, edge_dim]`` edge features (configs with ``edge_dim``).
             edge_type: int ``[E]`` relation types (configs with ``num_relations``).
             batch: int ``[N]`` graph of each node (PyG's batch vector); default: the
@@ -194,6 +204,10 @@ class GraphTransformer(nn.Module):
                 position of each node within its graph.
             grid_size: ``(rows, cols)`` of the input grid when it differs from
                 ``config.grid_size`` (``"grid"`` only).
+            return_attention: also return every layer's attention weights
+                (``output.attention``).
+            head_mask: ``[num_layers, heads]`` factor per layer and head on the heads'
+                attention outputs (``0`` removes a head).
         """
         c = self.config
         if not isinstance(x, Tensor):
@@ -202,8 +216,20 @@ class GraphTransformer(nn.Module):
             raise TypeError(f"`x` must be a floating-point tensor, got dtype {x.dtype}")
         if x.dim() != 2 or x.size(1) != c.in_channels:
             raise ValueError(f"`x` must have shape [N, {c.in_channels}], got {list(x.shape)}")
+        if head_mask is not None:
+            if not isinstance(head_mask, Tensor):
+                raise TypeError(
+                    f"`head_mask` must be a torch.Tensor, got {type(head_mask).__name__}"
+                )
+            if head_mask.shape != (c.num_layers, c.heads):
+                raise ValueError(
+                    f"`head_mask` must have shape [{c.num_layers}, {c.heads}] (layers x heads), "
+                    f"got {list(head_mask.shape)}"
+                )
         num_nodes = x.size(0)
         batch, num_graphs = self._graphs(x, edge_index, batch)
+        if type(edge_index) is Tensor and edge_index.layout == torch.strided:
+            edge_index = EdgeList(edge_index, num_nodes)  # one graph object for every layer
 
         h = self.encoder(x)  # (N, C)
         if self.positional is not None:
@@ -213,12 +239,24 @@ class GraphTransformer(nn.Module):
         if grid_size is not None and c.positional != "grid":
             raise ValueError("`grid_size` is only used with positional='grid'")
         h = self.dropout(h)
-        for block in self.blocks:
-            h = block(h, edge_index, edge_attr=edge_attr, edge_type=edge_type)
+        attention = []
+        for layer, block in enumerate(self.blocks):
+            mask = None if head_mask is None else head_mask[layer]
+            h = block(
+                h, edge_index, edge_attr=edge_attr, edge_type=edge_type,
+                return_attention=return_attention, head_mask=mask,
+            )  # fmt: skip
+            if return_attention:
+                h, att = h
+                attention.append(att)
         h = self.norm(h)
 
         pooled = self._pool(h, batch, num_graphs)  # (B, C)
-        return GraphTransformerOutput(self.head_node(h), self.head_graph(pooled))
+        return GraphTransformerOutput(
+            self.head_node(h),
+            self.head_graph(pooled),
+            tuple(attention) if return_attention else None,
+        )
 
     # ---- helpers ----------------------------------------------------------------------------
     def _graphs(
@@ -282,10 +320,3 @@ class GraphTransformer(nn.Module):
         elif isinstance(pos, Tensor) and pos.dim() == 2 and pos.size(0) != num_nodes:
             raise ValueError(f"`pos` must have shape [{num_nodes}, 2], got {list(pos.shape)}")
         return self.positional(pos, (rows, cols))
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"`{name}` must be > 0, got {value}")

@@ -13,8 +13,15 @@ from graphattn import (
     MultiHeadAttentionConv,
     WindowGraph,
 )
-from graphattn.attention import dispatch
-from graphattn.engines import EdgeTerms, blocked_attention, scatter_attention
+from graphattn.engines import (
+    AttentionRequest,
+    EdgeTerms,
+    Engine,
+    blocked,
+    blocked_attention,
+    resolve_engine,
+    scatter_attention,
+)
 from graphattn.testing import assert_matches_reference, random_qkv
 
 from ..conftest import HEAD_DIM, HEADS, IN_CHANNELS, OUT_CHANNELS
@@ -56,13 +63,12 @@ def test_blocked_matches_reference(pattern, dtype, generator):
     [STRUCTURED["window-ragged"], STRUCTURED["window-causal-ragged"], STRUCTURED["grid-8"]],
     ids=["window", "window-causal", "grid"],
 )
-def test_blocked_block_sizes(pattern, block_size, dtype, generator, monkeypatch):
+def test_blocked_block_sizes(pattern, block_size, dtype, generator):
     """Small blocks put many block boundaries and padded slots inside every graph."""
     fn = partial(blocked_attention, block_size=block_size)
-    engine = dispatch.Engine("blocked-test", fn, dispatch._blocked_supports, priority=999)
-    monkeypatch.setitem(dispatch._REGISTRY, "blocked-test", engine)
+    engine = Engine("blocked-test", fn, blocked.supports, priority=999)
     q, k, v = random_qkv(pattern.num_nodes, HEADS, HEAD_DIM, dtype=dtype, generator=generator)
-    assert_matches_reference("blocked-test", q, k, v, pattern)
+    assert_matches_reference(engine, q, k, v, pattern)
 
 
 @pytest.mark.parametrize("pattern", EMPTY.values(), ids=EMPTY.keys())
@@ -115,9 +121,9 @@ def test_auto_chooses_blocked_for_local_patterns_and_dense_for_full():
 
 def test_blocked_rejects_what_it_cannot_do(generator):
     q, k, v = random_qkv(6, HEADS, HEAD_DIM, generator=generator)
-    request = dispatch.AttentionRequest(FullGraph(6), q.device, q.dtype)
+    request = AttentionRequest(FullGraph(6), q.device, q.dtype)
     with pytest.raises(ValueError, match="blocked.*ChunkedGraph, WindowGraph or GridGraph"):
-        dispatch.resolve_engine("blocked", request)
+        resolve_engine("blocked", request)
     with pytest.raises(ValueError, match="WindowGraph"):
         blocked_attention(q, k, v, FullGraph(6))
     with pytest.raises(ValueError, match="WindowGraph"):

@@ -1,20 +1,13 @@
-import gc
-import logging
-
+import numpy as np
 import pytest
 import torch
 
-from graphattn import FullGraph, MultiHeadAttentionConv
-from graphattn.attention.dispatch import AttentionRequest, resolve_engine
-from graphattn.engines import _fused_kernels as K
-from graphattn.engines.base import EdgeTerms
-from graphattn.engines.fused import (
-    CSR_CACHE,
-    _fused_attention_op,
-    build_csr,
-    csr_for,
-    fused_attention,
-)
+from graphattn import EdgeList, FullGraph, MultiHeadAttentionConv
+from graphattn.engines import AttentionRequest, EdgeTerms, resolve_engine
+from graphattn.engines.fused import csr_for, fused_attention
+from graphattn.engines.fused import kernels as K
+from graphattn.engines.fused.csr import group_edges
+from graphattn.engines.fused.ops import chunk_bounds, fused_attention_op
 from graphattn.testing import assert_matches_reference, random_qkv
 
 from ..conftest import HEAD_DIM, HEADS, IN_CHANNELS, OUT_CHANNELS
@@ -63,27 +56,37 @@ def test_fused_on_patterns(pattern_case, generator):
 
 
 # ---- compiled shapes and tiles -----------------------------------------------------------
-# The catalogue above runs the generic build (3 heads of 11); these run builds compiled for
-# their shape, and nodes whose incoming edges span several tiles.
+# The catalogue above runs the generic build (3 heads of 11); these run the float32 build
+# compiled for its shape (2 heads of 8), and nodes whose incoming edges span several tiles.
 SPECIAL_HEADS, SPECIAL_DIM = 2, 8
 
 
+@pytest.fixture
+def specialise(monkeypatch):
+    """Take the compiled-for-the-shape build even on the catalogue's small graphs."""
+    monkeypatch.setattr(K, "SPECIALISE_MIN_WORK", 0)
+
+
 def test_shape_selects_build():
-    assert K.kernels(SPECIAL_HEADS, SPECIAL_DIM, SPECIAL_DIM) is not K._generic()
-    assert K.kernels(HEADS, HEAD_DIM, HEAD_DIM) is K._generic()
-    assert K.kernels(SPECIAL_HEADS, SPECIAL_DIM, 7) is K._generic()
+    f32, f64 = np.float32, np.float64
+    big = K.SPECIALISE_MIN_WORK
+    special = K.kernels(SPECIAL_HEADS, SPECIAL_DIM, SPECIAL_DIM)
+    assert special is not K._generic()
+    assert K.select(SPECIAL_HEADS, SPECIAL_DIM, SPECIAL_DIM, f32, big) is special
+    assert K.select(SPECIAL_HEADS, SPECIAL_DIM, SPECIAL_DIM, f32, big - 1) is K._generic()
+    assert K.select(SPECIAL_HEADS, SPECIAL_DIM, SPECIAL_DIM, f64, big) is K._generic()
+    assert K.select(HEADS, HEAD_DIM, HEAD_DIM, f32, big) is K._generic()
+    assert K.select(SPECIAL_HEADS, SPECIAL_DIM, 7, f32, big) is K._generic()
 
 
 @pytest.mark.parametrize("kind", ["none", "both"])
-def test_specialised_build_matches_reference(graph_case, dtype, generator, kind):
-    q, k, v = random_qkv(
-        graph_case.num_nodes, SPECIAL_HEADS, SPECIAL_DIM, dtype=dtype, generator=generator
-    )
-    terms = (
-        None
-        if kind == "none"
-        else _terms(kind, graph_case.num_edges, dtype, generator, SPECIAL_HEADS, SPECIAL_DIM)
-    )
+def test_specialised_build_matches_reference(graph_case, generator, kind, specialise):
+    q, k, v = random_qkv(graph_case.num_nodes, SPECIAL_HEADS, SPECIAL_DIM, generator=generator)
+    terms = None
+    if kind != "none":
+        terms = _terms(
+            kind, graph_case.num_edges, torch.float32, generator, SPECIAL_HEADS, SPECIAL_DIM
+        )
     assert_matches_reference("fused", q, k, v, graph_case.edge_index, terms=terms)
 
 
@@ -101,36 +104,37 @@ def _hub_graph(generator, in_degree):
 
 
 @pytest.mark.parametrize(
-    "shape", [(SPECIAL_HEADS, SPECIAL_DIM), (HEADS, HEAD_DIM)], ids=["specialised", "generic"]
+    "build",
+    [(SPECIAL_HEADS, SPECIAL_DIM, torch.float32), (HEADS, HEAD_DIM, torch.float64)],
+    ids=["specialised", "generic"],
 )
 @pytest.mark.parametrize("kind", ["none", "both"])
-def test_nodes_spanning_several_tiles(shape, kind, generator):
-    heads, dim = shape
+def test_nodes_spanning_several_tiles(build, kind, generator, specialise):
+    heads, dim, dtype = build
     edge_index = _hub_graph(generator, 3 * K.TILE + 5)
-    q, k, v = random_qkv(51, heads, dim, dtype=torch.float64, generator=generator)
+    q, k, v = random_qkv(51, heads, dim, dtype=dtype, generator=generator)
+    step = 0.2 if dtype == torch.float64 else 0.05  # float32: logits within its precision
     with torch.no_grad():  # keys grow with the source id: later tiles hold larger scores
-        k.mul_(0.1).add_(torch.arange(51, dtype=torch.float64).view(-1, 1, 1) * 0.2)
+        k.mul_(0.1).add_(torch.arange(51, dtype=dtype).view(-1, 1, 1) * step)
         q.abs_()
-    terms = (
-        None
-        if kind == "none"
-        else _terms(kind, edge_index.size(1), torch.float64, generator, heads, dim)
-    )
+    terms = None
+    if kind != "none":
+        terms = _terms(kind, edge_index.size(1), dtype, generator, heads, dim)
     assert_matches_reference("fused", q, k, v, edge_index, terms=terms)
 
 
-def test_gradcheck_specialised_build(generator):
+def test_gradcheck_with_edge_terms_across_tiles(generator):
     edge_index = _hub_graph(generator, K.TILE + 3)
-    q, k, v = random_qkv(51, SPECIAL_HEADS, SPECIAL_DIM, dtype=torch.float64, generator=generator)
-    terms = _terms("both", edge_index.size(1), torch.float64, generator, SPECIAL_HEADS, SPECIAL_DIM)
+    q, k, v = random_qkv(51, 2, 3, dtype=torch.float64, generator=generator)
+    terms = _terms("both", edge_index.size(1), torch.float64, generator, 2, 3)
+    edges = EdgeList(edge_index, 51)
 
     def fn(q, k, v, ek, ev, rk, rv):
         t = EdgeTerms(ek, ev, rk, rv, terms.edge_type)
-        return fused_attention(q, k, v, edge_index, terms=t)[0]
+        return fused_attention(q, k, v, edges, terms=t)[0]
 
-    assert torch.autograd.gradcheck(
-        fn, (q, k, v, terms.key, terms.value, terms.rel_key, terms.rel_value)
-    )
+    inputs = (q, k, v, terms.key, terms.value, terms.rel_key, terms.rel_value)
+    assert torch.autograd.gradcheck(fn, inputs)
 
 
 def test_fused_value_width_differs_from_key_width(generator):
@@ -140,10 +144,24 @@ def test_fused_value_width_differs_from_key_width(generator):
     assert_matches_reference("fused", q, k, v, edge_index)
 
 
+def test_bipartite_graph_matches_reference(generator):
+    """7 sources, 4 targets: keys and values have 7 rows, queries 4."""
+    edge_index = torch.stack(
+        [
+            torch.randint(0, 7, (25,), generator=generator),
+            torch.randint(0, 3, (25,), generator=generator),
+        ]
+    )  # target 3 has no incoming edge
+    q = torch.randn(4, HEADS, HEAD_DIM, dtype=torch.float64, generator=generator).requires_grad_()
+    k, v, _ = random_qkv(7, HEADS, HEAD_DIM, dtype=torch.float64, generator=generator)
+    terms = _terms("both", 25, torch.float64, generator)
+    assert_matches_reference("fused", q, k, v, EdgeList(edge_index, 7, 4), terms=terms)
+
+
 def test_isolated_nodes_get_zero_output_and_gradient(generator):
-    edge_index = torch.tensor([[0, 1, 1], [1, 2, 2]])  # nodes 0 and 3 have no incoming edge
+    edges = EdgeList(torch.tensor([[0, 1, 1], [1, 2, 2]]), 4)  # nodes 0, 3 have no in-edge
     q, k, v = random_qkv(4, HEADS, HEAD_DIM, dtype=torch.float64, generator=generator)
-    out, _ = fused_attention(q, k, v, edge_index)
+    out, _ = fused_attention(q, k, v, edges)
     assert torch.equal(out[[0, 3]], torch.zeros(2, HEADS, HEAD_DIM, dtype=torch.float64))
     out.square().sum().backward()
     assert torch.equal(q.grad[[0, 3]], torch.zeros(2, HEADS, HEAD_DIM, dtype=torch.float64))
@@ -154,8 +172,10 @@ def test_isolated_nodes_get_zero_output_and_gradient(generator):
 
 def test_duplicate_edges_count_twice(generator):
     q, k, v = random_qkv(3, 1, 4, dtype=torch.float64, generator=generator)
-    once, _ = fused_attention(q, k, v, torch.tensor([[0, 1], [2, 2]]))
-    twice, w = fused_attention(q, k, v, torch.tensor([[0, 0, 1], [2, 2, 2]]), need_weights=True)
+    once, _ = fused_attention(q, k, v, EdgeList(torch.tensor([[0, 1], [2, 2]]), 3))
+    twice, w = fused_attention(
+        q, k, v, EdgeList(torch.tensor([[0, 0, 1], [2, 2, 2]]), 3), need_weights=True
+    )
     assert not torch.allclose(once[2], twice[2])
     torch.testing.assert_close(w[0], w[1])
     s = (q[2, 0] * k[:2, 0]).sum(-1)  # the two distinct logits
@@ -163,46 +183,72 @@ def test_duplicate_edges_count_twice(generator):
     torch.testing.assert_close(twice[2, 0], p[0] * v[0, 0] * 2 + p[2] * v[1, 0])
 
 
+def test_weights_carry_gradients(generator):
+    """A loss on the returned weights reaches q and k, as on the reference."""
+    edge_index = torch.randint(0, 9, (2, 40), generator=generator)
+    q, k, v = random_qkv(9, 2, 3, dtype=torch.float64, generator=generator)
+    edges = EdgeList(edge_index, 9)
+    grads = []
+    for engine in ("fused", "scatter"):
+        from graphattn.engines import get_engine
+
+        _, w = get_engine(engine)(q, k, v, edges, need_weights=True)
+        assert w.requires_grad
+        entropy = -(w * w.clamp_min(1e-12).log()).sum()
+        grads.append(torch.autograd.grad(entropy, (q, k)))
+    for got, want in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want)
+
+
 # ---- torch.library: opcheck, gradcheck, torch.compile ------------------------------------
 def _op_args(num_nodes, num_edges, heads, dim, *, terms, dropout, generator):
     q, k, v = random_qkv(num_nodes, heads, dim, dtype=torch.float64, generator=generator)
-    edge_index = torch.randint(0, num_nodes, (2, num_edges), generator=generator)
+    edges = EdgeList(torch.randint(0, num_nodes, (2, num_edges), generator=generator), num_nodes)
     t = _terms(terms, num_edges, torch.float64, generator, heads, dim)
     seed = torch.tensor(1234)
-    return (q, k, v, edge_index, t.key, t.value, t.rel_key, t.rel_value, t.edge_type, dropout, seed)
+    by_target, by_source = csr_for(edges, "target"), csr_for(edges, "source")
+    return (
+        q, k, v, *by_target.as_tuple(), *by_source.as_tuple(), t.key, t.value, t.rel_key,
+        t.rel_value, t.edge_type, dropout, seed,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("terms,dropout", [("none", 0.0), ("both", 0.3)])
 def test_opcheck(terms, dropout, generator):
     args = _op_args(7, 19, 2, 3, terms=terms, dropout=dropout, generator=generator)
-    torch.library.opcheck(_fused_attention_op, args)
+    torch.library.opcheck(fused_attention_op, args)
+
+
+def test_opcheck_group_edges(generator):
+    edge_index = torch.randint(0, 6, (2, 15), generator=generator)
+    torch.library.opcheck(group_edges, (edge_index[1], edge_index[0], 8, 6))
 
 
 def test_gradcheck_on_catalogue(graph_case, generator):
     n, e = graph_case.num_nodes, graph_case.num_edges
     q, k, v = random_qkv(n, 2, 3, dtype=torch.float64, generator=generator)
     terms = _terms("both", e, torch.float64, generator, heads=2, dim=3)
-    edge_index = graph_case.edge_index
+    edges = EdgeList(graph_case.edge_index, n)
 
     def fn(q, k, v, key, value, rel_key, rel_value):
         t = EdgeTerms(key, value, rel_key, rel_value, terms.edge_type)
-        return fused_attention(q, k, v, edge_index, terms=t)[0]
+        return fused_attention(q, k, v, edges, terms=t)[0]
 
     inputs = (q, k, v, terms.key, terms.value, terms.rel_key, terms.rel_value)
-    # fast mode checks random projections of the Jacobian (a full check is done below)
+    # fast mode checks random projections of the Jacobian (a full check is done above)
     assert torch.autograd.gradcheck(fn, inputs, fast_mode=True)
 
 
 def test_gradcheck_with_dropout(generator):
     args = _op_args(6, 17, 2, 3, terms="both", dropout=0.4, generator=generator)
-    edge_index, edge_type, seed = args[3], args[8], args[10]
+    graph, edge_type, seed = args[3:9], args[13], args[15]
 
     def fn(q, k, v, key, value, rel_key, rel_value):
         return torch.ops.graphattn.fused_attention(
-            q, k, v, edge_index, key, value, rel_key, rel_value, edge_type, 0.4, seed
+            q, k, v, *graph, key, value, rel_key, rel_value, edge_type, 0.4, seed
         )[0]
 
-    inputs = tuple(args[i] for i in (0, 1, 2, 4, 5, 6, 7))
+    inputs = tuple(args[i] for i in (0, 1, 2, 9, 10, 11, 12))
     assert torch.autograd.gradcheck(fn, inputs)
 
 
@@ -210,11 +256,12 @@ def test_dropout_keeps_expected_fraction():
     """q = 0 gives uniform weights 1/E; with v = 1 the output is (kept / E) / (1 - p)."""
     num_edges, p = 4000, 0.25
     edge_index = torch.stack([torch.arange(num_edges), torch.zeros(num_edges, dtype=torch.long)])
+    edges = EdgeList(edge_index, num_edges)
     q = torch.zeros(num_edges, 2, 1, dtype=torch.float64)
     v = torch.ones(num_edges, 2, 1, dtype=torch.float64)
     torch.manual_seed(0)
-    out, _ = fused_attention(q, q, v, edge_index, dropout=p)
-    again, _ = fused_attention(q, q, v, edge_index, dropout=p)
+    out, _ = fused_attention(q, q, v, edges, dropout=p)
+    again, _ = fused_attention(q, q, v, edges, dropout=p)
     mean = out[0, :, 0]
     sigma = (p / (1 - p) / num_edges) ** 0.5
     assert ((mean - 1).abs() < 5 * sigma).all()
@@ -289,20 +336,22 @@ def test_layer_with_edge_features_and_relations_matches_scatter(generator):
         torch.testing.assert_close(p.grad, r.grad, msg=lambda m, name=name: f"{name}: {m}")
 
 
-def test_auto_picks_fused_for_edge_index_on_cpu(caplog):
+def test_auto_picks_fused_for_large_edge_lists_on_cpu(monkeypatch):
+    import graphattn.engines.fused as fused
+
     conv = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS)
     x = torch.randn(6, IN_CHANNELS)
     edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]])
-    with caplog.at_level(logging.DEBUG, logger="graphattn"):
-        assert conv.engine_for(x, edge_index) == "fused"
-    assert "chose 'fused'" in caplog.text
+    assert conv.engine_for(x, edge_index) == "scatter"  # tiny: scatter is faster
+    monkeypatch.setattr(fused, "AUTO_MIN_EDGES", 3)
+    assert conv.engine_for(x, edge_index) == "fused"
     assert conv.engine_for(x, FullGraph(6)) == "dense"  # structured engines keep their patterns
-    assert conv.engine_for(x.double(), edge_index) == "fused"
+    assert conv.double().engine_for(x.double(), edge_index) == "fused"
 
 
 def test_auto_falls_back_to_scatter_off_the_cpu():
     request = AttentionRequest(
-        graph=torch.zeros(2, 1, dtype=torch.long),
+        graph=EdgeList(torch.zeros(2, 1, dtype=torch.long), 1),
         device=torch.device("meta"),
         dtype=torch.float32,
     )
@@ -313,65 +362,82 @@ def test_auto_falls_back_to_scatter_off_the_cpu():
 
 def test_bad_inputs_name_the_argument():
     q = torch.randn(3, 2, 4)
-    edge_index = torch.tensor([[0], [1]])
+    edges = EdgeList(torch.tensor([[0], [1]]), 3)
     with pytest.raises(TypeError, match="`k`"):
-        fused_attention(q, q.long(), q, edge_index)
+        fused_attention(q, q.long(), q, edges)
     with pytest.raises(ValueError, match="`q`"):
-        fused_attention(q[0], q, q, edge_index)
+        fused_attention(q[0], q, q, edges)
     with pytest.raises(TypeError, match="`graph`"):
         fused_attention(q, q, q, [[0], [1]])
-    with pytest.raises(ValueError, match="`edge_index`"):
-        fused_attention(q, q, q, torch.tensor([[0], [3]]))  # node 3 of 3
+    with pytest.raises(ValueError, match="`graph` has 4 sources"):
+        fused_attention(q, q, q, EdgeList(torch.tensor([[0], [1]]), 4))
+    with pytest.raises(ValueError, match="outside"):
+        fused_attention(q, q, q, EdgeList(torch.tensor([[0], [3]]), 3))  # node 3 of 3
     bad_type = EdgeTerms(None, None, q[:2], q[:2], torch.tensor([2]))
     with pytest.raises(ValueError, match="`edge_type`"):
-        fused_attention(q, q, q, edge_index, terms=bad_type)
+        fused_attention(q, q, q, edges, terms=bad_type)
     with pytest.raises(ValueError, match="`edge_key`"):
-        fused_attention(q, q, q, edge_index, terms=EdgeTerms(key=q))
+        fused_attention(q, q, q, edges, terms=EdgeTerms(key=q))
 
 
-# ---- CSR conversion and cache --------------------------------------------------------------
-def test_build_csr_groups_edges_stably(generator):
-    edge_index = torch.randint(0, 9, (2, 50), generator=generator)
-    csr = build_csr(edge_index, 11)  # two extra nodes without edges
-    src, dst = edge_index
-    assert csr.t_ptr.tolist() == [0] + torch.bincount(dst, minlength=11).cumsum(0).tolist()
-    assert torch.equal(dst[csr.t_eid], torch.sort(dst, stable=True).values)
-    assert torch.equal(csr.t_src, src[csr.t_eid])
-    for perm in (csr.t_eid, csr.source[2]):  # stable: edge ids ascend within each node
-        assert torch.equal(torch.sort(perm).values, torch.arange(50))
-    s_ptr, s_dst, s_eid = csr.source
-    assert torch.equal(src[s_eid], torch.sort(src, stable=True).values)
-    assert torch.equal(s_dst, dst[s_eid])
-    assert s_ptr[-1] == 50 and s_ptr.numel() == 12
+# ---- CSR construction, caching and the thread ranges --------------------------------------
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32])
+def test_group_edges_equals_a_stable_argsort(dtype, generator):
+    edge_index = torch.randint(0, 9, (2, 50), generator=generator).to(dtype)
+    src, dst = edge_index.long()
+    ptr, idx, eid = group_edges(edge_index[1], edge_index[0], 11, 9)  # 2 nodes without edges
+    perm = torch.argsort(dst, stable=True)
+    assert ptr.dtype == torch.long and idx.dtype == eid.dtype == torch.int32
+    assert ptr.tolist() == [0] + torch.bincount(dst, minlength=11).cumsum(0).tolist()
+    assert torch.equal(eid.long(), perm)
+    assert torch.equal(idx.long(), src[perm])
 
 
-def test_csr_cache_reuses_rebuilds_and_forgets(generator):
-    CSR_CACHE.clear()
-    edge_index = torch.randint(0, 10, (2, 30), generator=generator)
-    q, k, v = random_qkv(10, 2, 3, generator=generator)
-    fused_attention(q, k, v, edge_index)
-    fused_attention(q, k, v, edge_index)
-    assert (CSR_CACHE.misses, CSR_CACHE.hits) == (1, 1)
-
-    fused_attention(q, k, v, edge_index.clone())  # same content, another tensor
-    assert CSR_CACHE.misses == 2
-
-    edge_index[1, :] = 0  # in place: every edge now points to node 0
-    out, _ = fused_attention(q, k, v, edge_index)
-    assert CSR_CACHE.misses == 3
-    assert torch.equal(out[1:], torch.zeros(9, 2, 3))
-
-    n_entries = len(CSR_CACHE)
-    del edge_index, out  # `out`'s autograd graph holds the edge_index too
-    gc.collect()
-    assert len(CSR_CACHE) < n_entries  # freed graphs leave the cache
+def test_group_edges_rejects_out_of_range():
+    with pytest.raises(ValueError, match=r"edge 1 \(0 -> 5\)"):
+        group_edges(torch.tensor([1, 5]), torch.tensor([0, 0]), 5, 3)
 
 
-def test_csr_is_cached_on_the_pattern(generator):
+def test_csr_is_cached_on_the_graph_object(generator):
+    edges = EdgeList(torch.randint(0, 10, (2, 30), generator=generator), 10)
+    assert csr_for(edges) is csr_for(edges)
+    assert csr_for(edges, "source") is not csr_for(edges)
     pattern = FullGraph.from_sizes([3, 5])
-    csr = csr_for(pattern)
-    assert pattern._fused_csr is csr and csr_for(pattern) is csr
-    CSR_CACHE.clear()
-    q, k, v = random_qkv(8, 2, 3, generator=generator)
-    fused_attention(q, k, v, pattern)
-    assert CSR_CACHE.misses == 0  # the op found the pattern's CSR
+    assert csr_for(pattern.edge_list()) is csr_for(pattern.edge_list())
+    with pytest.raises(ValueError, match="`by`"):
+        csr_for(edges, "rows")
+
+
+def test_csr_from_a_sorted_edge_index_uses_its_own_caches(generator):
+    from torch_geometric import EdgeIndex
+
+    ei = EdgeIndex(torch.randint(0, 10, (2, 30), generator=generator), sparse_size=(10, 10))
+    ei, _ = ei.sort_by("col")
+    edges = EdgeList(ei.as_tensor(), 10)
+    edges.cache["origin"] = ei
+    got, want = csr_for(edges), csr_for(EdgeList(ei.as_tensor(), 10))
+    assert torch.equal(got.ptr, want.ptr) and torch.equal(got.idx, want.idx)
+    assert torch.equal(got.eid, torch.arange(30, dtype=torch.int32))  # already grouped
+
+
+def test_chunk_bounds_balance_edges_and_nodes():
+    ptr = np.array([0, 100, 100, 101, 102, 300, 301, 302, 303], dtype=np.int64)
+    bounds = chunk_bounds(ptr, 4)
+    assert bounds[0] == 0 and bounds[-1] == 8 and np.all(np.diff(bounds) > 0)
+    assert ((bounds > 0) & (bounds <= 4)).any()  # the hubs 0 and 4 fall into different ranges
+
+
+def test_threaded_ranges_give_the_same_numbers(generator, monkeypatch):
+    """Above the serial threshold the kernels run on several threads; every node is computed
+    by one call, so the result does not depend on the thread count."""
+    n, e = 600, 20000
+    edges = EdgeList(torch.randint(0, n, (2, e), generator=generator), n)
+    q, k, v = random_qkv(n, HEADS, HEAD_DIM, generator=generator)
+    outs = []
+    for threads in (1, 2):
+        monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
+        out, w = fused_attention(q, k, v, edges, need_weights=True)
+        grads = torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
+        outs.append((out, w, *grads))
+    for a, b in zip(*outs, strict=True):
+        assert torch.equal(a, b)

@@ -73,7 +73,8 @@ def test_output_is_named_tuple_with_shapes():
     out = model(torch.randn(16, 5), pattern)
     assert isinstance(out, GraphTransformerOutput)
     assert out.node.shape == (16, 2) and out.graph.shape == (3, 2)
-    node, graph = out
+    node, graph, attention = out
+    assert attention is None
     assert node is out.node and graph is out.graph
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphattn.graphs import (
+from graphattn.economy import (
     DEFAULT_TIERS,
     economy_arrays,
     economy_data,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphattn import FullGraph, MultiHeadAttentionConv, available_engines
-from graphattn.attention.dispatch import AttentionRequest, resolve_engine
+from graphattn import EdgeList, FullGraph, available_engines
+from graphattn.engines import AttentionRequest, resolve_engine
 from graphattn.testing import assert_matches_reference, random_qkv
 
 
@@ -26,19 +24,13 @@ def test_registry_lists_reference_last():
 def test_auto_prefers_dense_for_full_patterns_only():
     assert resolve_engine("auto", request(FullGraph(4))).name == "dense"
     assert resolve_engine("auto", request(FullGraph(4), has_relations=True)).name != "dense"
-    assert resolve_engine("auto", request(torch.zeros(2, 0, dtype=torch.long))).name != "dense"
+    edges = EdgeList(torch.zeros(2, 0, dtype=torch.long), 0)
+    assert resolve_engine("auto", request(edges)).name != "dense"
 
 
 def test_unknown_engine():
     with pytest.raises(ValueError, match="unknown `engine` 'nope'"):
         resolve_engine("nope", request(FullGraph(2)))
-
-
-def test_auto_choice_is_logged(caplog):
-    conv = MultiHeadAttentionConv(4, 6, heads=2)
-    with caplog.at_level(logging.DEBUG, logger="graphattn"):
-        conv(torch.randn(3, 4), FullGraph(3))
-    assert "engine=auto chose 'dense' for FullGraph(num_nodes=3, num_graphs=1)" in caplog.text
 
 
 @settings(max_examples=30, deadline=None)

@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch_geometric.utils import k_hop_subgraph
 
-from graphattn.economy import ShockDynamics, random_shocks, simulate
-from graphattn.graphs import economy_data
+from graphattn.economy import ShockDynamics, economy_data, random_shocks, simulate
 
 
 @pytest.fixture(scope="module")

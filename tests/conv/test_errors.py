@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from graphattn import FullGraph, MultiHeadAttentionConv
-from graphattn.attention.patterns import Pattern
+from graphattn.patterns import Pattern
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ EI = torch.tensor([[0, 1, 2], [1, 2, 0]])
 @pytest.mark.parametrize(
     ("x", "edge_index", "error", "match"),
     [
-        ([[1.0] * 4], EI, TypeError, "`x` must be a torch.Tensor"),
+        ([[1.0] * 4], EI, TypeError, "`x` must be a torch.Tensor or an \\(x_src, x_dst\\) pair"),
         (torch.ones(3, 4, dtype=torch.long), EI, TypeError, "`x` must be a floating-point"),
         (torch.randn(3, 4, 1), EI, ValueError, "`x` must have shape \\[num_nodes, 4\\]"),
         (torch.randn(3, 5), EI, ValueError, "shape \\[num_nodes, 4\\], got \\[3, 5\\]"),

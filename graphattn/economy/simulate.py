@@ -1,6 +1,6 @@
 r"""Discrete-time shock propagation on a supply-chain economy (input-output style).
 
-The economy is the multigraph of :mod:`graphattn.graphs.economy`: edges ``j -> i`` point from
+The economy is the multigraph of :mod:`graphattn.economy.generate`: edges ``j -> i`` point from
 supplier to customer, carry a relation :math:`r` (``goods``, ``capital``, ``labour``, ...) and
 an input share :math:`w^r_{ji} > 0` with :math:`\sum_j w^r_{ji} = 1` for every customer
 :math:`i` that has suppliers on :math:`r`.
@@ -57,7 +57,7 @@ leaves it unchanged bit for bit (sums run over the same edges in the same order)
 decaying labour shock), which is the impulse response at horizon :math:`t`.
 
 >>> import torch
->>> from graphattn.graphs import economy_data
+>>> from graphattn.economy import economy_data
 >>> from graphattn.economy import simulate, random_shocks
 >>> data = economy_data(60, num_relations=3, seed=0)
 >>> shocks = random_shocks(60, 3, seed=1)

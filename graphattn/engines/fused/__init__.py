@@ -1,0 +1,181 @@
+"""The fused engine: sparse attention on the CPU without per-edge tensors (numba kernels).
+
+The forward walks a CSR of incoming edges per target node with an online softmax
+(FlashAttention's idea applied to graphs) and keeps only a per-(node, head) log-sum-exp. The
+backward recomputes the scores: a pass by target gives ``dq`` and the gradients of the edge
+terms, a pass by source (a CSR by source, a permutation of the same edges) gives ``dk`` and
+``dv``; every output row is written by one thread, so there are no races and no atomics.
+Nothing of size ``E x H x D`` is ever allocated (unless edge-feature terms, which are
+themselves ``E x H x D``, need gradients, or weights with gradients are asked for).
+
+The package is split by concern: :mod:`.csr` groups the edges (a counting sort, cached on the
+graph object), :mod:`.ops` registers the pure ``torch.library`` custom ops that take the CSR
+as explicit inputs (so ``torch.library.opcheck`` and ``torch.compile(fullgraph=True)`` work),
+and :mod:`.kernels` holds the numba kernels. numba is an optional dependency (the ``fused``
+extra): without it this engine declines every call and ``engine="auto"`` uses another.
+
+Dropout is applied inside the kernels with a counter-based hash of ``(seed, edge, head)``
+(the seed is drawn from torch's generator, so ``torch.manual_seed`` makes it reproducible),
+which lets the backward recompute the mask instead of storing it. Its masks differ from
+those of :func:`torch.nn.functional.dropout` in the ``scatter`` engine, with the same
+distribution.
+
+Attention weights (``need_weights``) are recomputed from the saved log-sum-exp by a kernel;
+when ``q`` or ``k`` require gradients they are computed by differentiable torch operations
+from the same log-sum-exp instead, so that a loss on the weights reaches the parameters.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+from torch import Tensor
+
+from ...patterns import EdgeList, Pattern
+from ..base import AttentionRequest, EdgeTerms, Engine, Graph
+from . import ops  # noqa: F401  (registers the custom ops)
+from .csr import CSR, MAX_INDEX, csr_for
+
+__all__ = ["AUTO_MIN_EDGES", "CSR", "ENGINE", "csr_for", "fused_attention", "prefers", "supports"]
+
+_FLOATS = (torch.float32, torch.float64)
+
+AUTO_MIN_EDGES = 2048
+"""``engine="auto"`` prefers ``scatter`` on graphs with fewer edges than this, where the
+kernels' fixed costs outweigh what they save (``benchmarks/auto_crossover.py``)."""
+
+
+@cache
+def numba_available() -> bool:
+    """Whether numba can be imported (the ``fused`` extra); imports it on first use."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _requires_grad(*tensors: Tensor | None) -> bool:
+    return any(t is not None and t.requires_grad for t in tensors)
+
+
+def fused_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    graph: Graph,
+    *,
+    terms: EdgeTerms | None = None,
+    dropout: float = 0.0,
+    need_weights: bool = False,
+    module=None,
+) -> tuple[Tensor, Tensor | None]:
+    """Sparse attention over incoming edges with the fused CPU kernels (see :mod:`..base`).
+
+    Args:
+        q: ``[N_dst, H, D]``, k: ``[N_src, H, D]``, v: ``[N_src, H, Dv]``, float32 or float64
+            CPU tensors (``q`` pre-scaled).
+        graph: an :class:`~graphattn.patterns.EdgeList` or a
+            :class:`~graphattn.patterns.Pattern`.
+        terms: edge features and relation embeddings, or :obj:`None`.
+        dropout: attention dropout probability (applied in the kernel).
+        need_weights: also return the ``[E, H]`` weights (before dropout).
+
+    >>> import torch
+    >>> from graphattn.patterns import EdgeList
+    >>> q, k, v = torch.randn(3, 4, 3, 5).unbind(0)
+    >>> edges = EdgeList(torch.tensor([[0, 1, 2, 2], [1, 1, 0, 2]]), 4)
+    >>> out, w = fused_attention(q, k, v, edges, need_weights=True)
+    >>> out.shape, w.shape
+    (torch.Size([4, 3, 5]), torch.Size([4, 3]))
+    >>> torch.allclose(w[:2].sum(0), torch.ones(3))  # node 1's two incoming edges
+    True
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
+        if t.dtype not in _FLOATS:
+            raise TypeError(f"`{name}` must be float32 or float64 (fused engine), got {t.dtype}")
+        if t.device.type != "cpu":
+            raise ValueError(f"the fused engine runs on the CPU; `{name}` is on {t.device}")
+        if t.dim() != 3:
+            raise ValueError(f"`{name}` must have shape [N, H, D], got {list(t.shape)}")
+    same_dtype = q.dtype == k.dtype == v.dtype
+    if k.shape[1:] != q.shape[1:] or v.shape[:2] != k.shape[:2] or not same_dtype:
+        raise ValueError(
+            "`q` [N_dst, H, D], `k` [N_src, H, D] and `v` [N_src, H, Dv] must share one dtype, "
+            f"got {list(q.shape)} {q.dtype}, {list(k.shape)} {k.dtype}, {list(v.shape)} {v.dtype}"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1), got {dropout}")
+    if isinstance(graph, Pattern):
+        edges = graph.edge_list()
+    elif isinstance(graph, EdgeList):
+        edges = graph
+    else:
+        raise TypeError(f"`graph` must be an EdgeList or a Pattern, got {type(graph).__name__}")
+    if (edges.num_dst, edges.num_src) != (q.size(0), k.size(0)):
+        raise ValueError(
+            f"`graph` has {edges.num_src} sources and {edges.num_dst} targets, but `k` has "
+            f"{k.size(0)} rows and `q` {q.size(0)}"
+        )
+
+    t = terms if terms is not None else EdgeTerms()
+    edge_type = None if t.rel_key is None else t.edge_type
+    grad = torch.is_grad_enabled()
+    by_target = csr_for(edges, "target")
+    if grad and _requires_grad(q, k, v):
+        by_source = csr_for(edges, "source")
+    else:  # the backward, which alone reads it, will not run
+        by_source = CSR(*(torch.empty(0, dtype=d) for d in (torch.long, torch.int32, torch.int32)))
+    if dropout > 0.0:
+        seed = torch.randint(0, 2**62, (), dtype=torch.long)
+    else:
+        seed = torch.zeros((), dtype=torch.long)
+    out, lse = torch.ops.graphattn.fused_attention(
+        q, k, v, *by_target.as_tuple(), *by_source.as_tuple(), t.key, t.value, t.rel_key,
+        t.rel_value, edge_type, float(dropout), seed,
+    )  # fmt: skip
+    if not need_weights:
+        return out, None
+    if grad and _requires_grad(q, k, t.key, t.rel_key):  # weights with gradients
+        src, dst = edges.edge_index.to(q.device, torch.long)
+        key = k[src]  # (E, H, D)
+        edge_key, _ = t.materialize()
+        if edge_key is not None:
+            key = key + edge_key
+        logits = (q[dst] * key).sum(-1)  # (E, H)
+        return out, torch.exp(logits - lse[dst])
+    weights = torch.ops.graphattn.fused_attention_weights(
+        q.detach(), k.detach(), *by_target.as_tuple(), _detach(t.key), _detach(t.rel_key),
+        edge_type, lse.detach(),
+    )  # fmt: skip
+    return out, weights
+
+
+def _detach(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.detach()
+
+
+def supports(request: AttentionRequest) -> str | None:
+    if not numba_available():
+        return "numba is not installed (pip install 'graphattn[fused]')"
+    if request.device.type != "cpu":
+        return f"it runs on the CPU only, not on {request.device}"
+    if request.dtype not in _FLOATS:
+        return f"it computes in float32 or float64, not {request.dtype}"
+    if request.message_passing:
+        return "it does not run PyG's message passing (hooks or an explainer are active)"
+    graph = request.graph
+    sizes = (graph.num_nodes,) if isinstance(graph, Pattern) else (graph.num_src, graph.num_dst)
+    if max(*sizes, request.num_edges) > MAX_INDEX:
+        return f"it holds at most {MAX_INDEX} nodes and edges (int32 indices)"
+    return None
+
+
+def prefers(request: AttentionRequest) -> bool:
+    return request.num_edges >= AUTO_MIN_EDGES
+
+
+ENGINE = Engine("fused", fused_attention, supports, priority=100, prefers=prefers)

@@ -1,0 +1,507 @@
+"""Numba kernels of the ``fused`` engine (private; see :mod:`graphattn.engines.fused`).
+
+All kernels take NumPy views of contiguous CPU tensors, flattened over heads (``[N, H * D]``,
+so that the per-edge loops run over one contiguous row), and four small records (named
+tuples, which numba passes by value):
+
+- ``shape``: :class:`Shape` ``(heads, dim, dim_v)``;
+- ``csr``: :class:`CSRArrays` ``(ptr, idx, eid)``: by target, the incoming edges of node ``i``
+  sit at positions ``ptr[i]:ptr[i+1]`` with source ``idx[pos]`` and original edge id
+  ``eid[pos]``; by source (for ``dk``, ``dv``) the same with targets in ``idx``;
+- ``terms``: :class:`TermArrays` ``(ek [E, H*D], ev [E, H*Dv], rk [R, H*D], rv [R, H*Dv],
+  etype [E], has_ek, has_ev, has_rel)``; absent terms are empty arrays, so that the argument
+  types, and hence the compiled specialisations, do not depend on the options;
+- ``drop``: :class:`DropSpec` ``(p, seed, keep_scale, zero)``: the dropout probability, the
+  hash seed, ``1 / (1 - p)`` and a zero of the compute dtype.
+
+Every kernel computes the nodes ``lo:hi`` (targets, or sources for ``backward_source``) and
+releases the GIL (``nogil=True``): :mod:`.ops` runs ranges of balanced work on a small pool of
+Python threads, which keeps numba's own threading layer (and its OpenMP runtime, which does
+not survive ``fork``) out of the process. The kernels are race-free: each node's rows of the
+outputs are written by the one call that owns the node, per-edge outputs are written once,
+and per-relation gradients go to a partial sum per call (``slot``), reduced afterwards.
+
+**Why it is fast.** A node's edges are processed in tiles of :data:`TILE` edges. The rows a
+tile needs (keys and values of the sources, or queries and output gradients of the targets)
+are first copied into a small per-thread buffer by a tight loop that keeps many cache misses
+in flight, and the rows of the *next* tile are prefetched (``llvm.prefetch``) while the
+current one is computed: on graphs without locality the kernels are bound by these random
+row reads, not by arithmetic. Scores are then computed tile by tile with one softmax
+rescaling per tile (not per edge). The kernels are compiled per head count and size
+(:func:`kernels`): sizes known at compile time let LLVM unroll and vectorise the per-head
+loops (``python benchmarks/fused_kernels.py`` compares the two builds). The by-source pass
+reads a target's log-sum-exp and ``delta`` from one packed row ``ld [N, 2H]`` (one cache line
+per edge instead of two).
+
+Dropout is computed inside the kernels from a counter-based hash of ``(seed, edge, head)``,
+so the backward recomputes exactly the mask of the forward without storing it.
+"""
+
+from collections import namedtuple
+from functools import cache
+from types import SimpleNamespace
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+# Reassociation lets LLVM vectorise the per-head dot products and row updates; no flag that
+# assumes finite values (the kernels use -inf for empty rows and running maxima).
+_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+TILE = 32  # edges gathered, scored and accumulated together
+SPECIALISED_HEADS = (1, 2, 4, 8, 16)
+SPECIALISED_DIMS = (8, 16, 32, 64, 128)
+"""Head counts and sizes with float32 kernels compiled for them (see :func:`select`)."""
+SPECIALISE_MIN_WORK = 100_000
+"""Edges + nodes from which :func:`select` takes a build compiled for the head shape: below
+it a compile (seconds, once per shape and machine) would not pay off."""
+
+Shape = namedtuple("Shape", "heads dim dim_v")
+CSRArrays = namedtuple("CSRArrays", "ptr idx eid")
+TermArrays = namedtuple("TermArrays", "ek ev rk rv etype has_ek has_ev has_rel")
+DropSpec = namedtuple("DropSpec", "p seed keep_scale zero")
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0  # 2 ** -53
+
+
+@intrinsic
+def _prefetch_row(typingctx, arr, row):
+    """Hint the CPU to load row ``row`` of the 2-D C-contiguous array ``arr`` into cache.
+
+    One ``llvm.prefetch`` (read, high locality) per 64-byte line of the row. A prefetch never
+    faults, so an out-of-range row is harmless (but is never asked for).
+    """
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and isinstance(row, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, ary.shape)
+        strides = cgutils.unpack_tuple(builder, ary.strides)
+        i64 = ir.IntType(64)
+        i32 = ir.IntType(32)
+        ptr_t = ir.PointerType()
+        base = builder.ptrtoint(ary.data, i64)
+        row64 = builder.sext(args[1], i64) if args[1].type.width < 64 else args[1]
+        start = builder.add(base, builder.mul(row64, strides[0]))
+        nbytes = builder.mul(shape[1], strides[1])
+        fnty = ir.FunctionType(ir.VoidType(), [ptr_t, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        step = context.get_constant(types.intp, 64)
+        zero = context.get_constant(types.intp, 0)
+        with cgutils.for_range_slice(builder, zero, nbytes, step) as (off, _):
+            addr = builder.inttoptr(builder.add(start, off), ptr_t)
+            builder.call(fn, [addr, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, row), codegen
+
+
+@njit(inline="always")
+def _uniform(seed, idx):
+    """A uniform number in [0, 1) from (seed, idx): one splitmix64 step."""
+    z = seed + np.uint64(idx) * _GOLDEN
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return np.float64(z >> _S11) * _INV53
+
+
+@njit(inline="always")
+def _drop_factor(drop, e, heads, h):
+    """1 / (1 - p) if the weight of (edge e, head h) is kept, else 0 (1 without dropout)."""
+    if drop.p <= 0.0:
+        return drop.keep_scale
+    if _uniform(drop.seed, e * heads + h) >= drop.p:
+        return drop.keep_scale
+    return drop.zero
+
+
+# The helpers index 2-D arrays by (row, column) instead of taking row views: a view in a
+# parallel loop increments the shared reference count of its parent atomically, which makes
+# the threads contend for one cache line on every edge.
+@njit(inline="always")
+def _gather(dst, t, base, j, term, e, rel, r, has_term, has_rel, width):
+    """``dst[t, :width] = base[j] + term[e] + rel[r]`` (terms only where present)."""
+    for x in range(width):
+        dst[t, x] = base[j, x]
+    if has_term:
+        for x in range(width):
+            dst[t, x] += term[e, x]
+    if has_rel:
+        for x in range(width):
+            dst[t, x] += rel[r, x]
+
+
+@njit(inline="always")
+def _row_dots(a, i, tile, nt, out, heads, dim, zero):
+    """``out[t, h] = <a[i, h-th slice], tile[t, h-th slice]>`` for ``t < nt`` and every head."""
+    for t in range(nt):
+        for h in range(heads):
+            s = zero
+            for x in range(h * dim, (h + 1) * dim):
+                s += a[i, x] * tile[t, x]
+            out[t, h] = s
+
+
+@njit(inline="always")
+def _pair_dots(a, tile, nt, out, heads, dim, zero):
+    """``out[t, h] = <a[t, h-th slice], tile[t, h-th slice]>`` for ``t < nt`` and every head."""
+    for t in range(nt):
+        for h in range(heads):
+            s = zero
+            for x in range(h * dim, (h + 1) * dim):
+                s += a[t, x] * tile[t, x]
+            out[t, h] = s
+
+
+@njit(inline="always")
+def _prefetch_by_target(lo, hi, csr, k, v, terms):
+    """Prefetch the key/value rows (and edge terms) of positions ``lo:hi`` of the target CSR."""
+    for pos in range(lo, hi):
+        j = csr.idx[pos]
+        _prefetch_row(k, j)
+        _prefetch_row(v, j)
+        if terms.has_ek:
+            _prefetch_row(terms.ek, csr.eid[pos])
+        if terms.has_ev:
+            _prefetch_row(terms.ev, csr.eid[pos])
+
+
+@njit(inline="always")
+def _prefetch_by_source(lo, hi, csr, q, gout, ld):
+    """Prefetch the target rows of positions ``lo:hi`` of the source CSR."""
+    for pos in range(lo, hi):
+        i = csr.idx[pos]
+        _prefetch_row(q, i)
+        _prefetch_row(gout, i)
+        _prefetch_row(ld, i)
+
+
+@njit(inline="always")
+def _prefetch_next_node(i, n, csr, k, v, terms):
+    """Prefetch the first tile of node ``i + 1`` (by target) while node ``i`` computes."""
+    if i + 1 < n:
+        nxt = csr.ptr[i + 1]
+        _prefetch_by_target(nxt, min(csr.ptr[i + 2], nxt + TILE), csr, k, v, terms)
+
+
+@njit(inline="always")
+def _kv_tile(t0, nt, stop, csr, k, v, terms, kt, vt, et, width, width_v):
+    """Gather the keys and values (with their edge terms) of target-CSR positions
+    ``t0:t0+nt`` into ``kt``, ``vt`` and their edge ids into ``et``, after prefetching the
+    rows of the node's next tile (positions up to ``stop``)."""
+    if t0 + TILE < stop:
+        _prefetch_by_target(t0 + TILE, min(stop, t0 + 2 * TILE), csr, k, v, terms)
+    for t in range(nt):
+        j = csr.idx[t0 + t]
+        e = csr.eid[t0 + t]
+        r = terms.etype[e] if terms.has_rel else 0
+        et[t] = e
+        _gather(kt, t, k, j, terms.ek, e, terms.rk, r, terms.has_ek, terms.has_rel, width)
+        _gather(vt, t, v, j, terms.ev, e, terms.rv, r, terms.has_ev, terms.has_rel, width_v)
+
+
+def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
+    """Compile (or load from numba's cache) the kernels for ``heads_c`` heads of ``dim_c``
+    (queries, keys) and ``dim_v_c`` (values) channels.
+
+    ``0`` means "read the shape from the arguments" (the generic build). The shape is made of
+    closure constants, which numba's on-disk cache keys on, so every build is cached apart.
+    """
+
+    @njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+    def forward(q, k, v, shape, csr, terms, drop, out, lse, lo, hi):
+        """Online-softmax attention per target; writes ``out [N, H*Dv]`` and ``lse [N, H]``."""
+        heads = heads_c if heads_c > 0 else shape.heads
+        dim = dim_c if dim_c > 0 else shape.dim
+        dim_v = dim_v_c if dim_v_c > 0 else shape.dim_v
+        zero = drop.zero
+        n = q.shape[0]
+        kt = np.empty((TILE, heads * dim), dtype=q.dtype)
+        vt = np.empty((TILE, heads * dim_v), dtype=q.dtype)
+        s = np.empty((TILE, heads), dtype=q.dtype)
+        et = np.empty(TILE, dtype=np.int64)
+        m = np.empty(heads, dtype=q.dtype)
+        l = np.empty(heads, dtype=q.dtype)
+        acc = np.empty(heads * dim_v, dtype=q.dtype)
+        for i in range(lo, hi):
+            start = csr.ptr[i]
+            stop = csr.ptr[i + 1]
+            _prefetch_next_node(i, n, csr, k, v, terms)
+            if start == stop:  # no incoming edge: zero output, lse = -inf
+                for h in range(heads):
+                    lse[i, h] = -np.inf
+                for x in range(heads * dim_v):
+                    out[i, x] = zero
+                continue
+            m[:] = -np.inf
+            l[:] = zero
+            acc[:] = zero
+            for t0 in range(start, stop, TILE):
+                nt = min(TILE, stop - t0)
+                _kv_tile(t0, nt, stop, csr, k, v, terms, kt, vt, et, heads * dim, heads * dim_v)
+                _row_dots(q, i, kt, nt, s, heads, dim, zero)
+                for h in range(heads):  # one rescale per tile, by the tile's new maximum
+                    mx = m[h]
+                    for t in range(nt):
+                        if s[t, h] > mx:
+                            mx = s[t, h]
+                    if mx > m[h]:
+                        c = np.exp(m[h] - mx)
+                        l[h] *= c
+                        for x in range(h * dim_v, (h + 1) * dim_v):
+                            acc[x] *= c
+                        m[h] = mx
+                for t in range(nt):
+                    e = et[t]
+                    for h in range(heads):
+                        w = np.exp(s[t, h] - m[h])
+                        l[h] += w
+                        w = w * _drop_factor(drop, e, heads, h)
+                        for x in range(h * dim_v, (h + 1) * dim_v):
+                            acc[x] += w * vt[t, x]
+            for h in range(heads):
+                inv = 1.0 / l[h]
+                for x in range(h * dim_v, (h + 1) * dim_v):
+                    out[i, x] = acc[x] * inv
+                lse[i, h] = m[h] + np.log(l[h])
+
+    @njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+    def weights(q, k, shape, csr, terms, zero, lse, w, lo, hi):
+        """Attention weights ``w [E, H]`` (before dropout), recomputed from the saved ``lse``."""
+        heads = heads_c if heads_c > 0 else shape.heads
+        dim = dim_c if dim_c > 0 else shape.dim
+        kt = np.empty((TILE, heads * dim), dtype=q.dtype)
+        s = np.empty((TILE, heads), dtype=q.dtype)
+        for i in range(lo, hi):
+            start = csr.ptr[i]
+            stop = csr.ptr[i + 1]
+            for t0 in range(start, stop, TILE):
+                nt = min(TILE, stop - t0)
+                for t in range(nt):
+                    e = csr.eid[t0 + t]
+                    r = terms.etype[e] if terms.has_rel else 0
+                    _gather(
+                        kt, t, k, csr.idx[t0 + t], terms.ek, e, terms.rk, r,
+                        terms.has_ek, terms.has_rel, heads * dim,
+                    )  # fmt: skip
+                _row_dots(q, i, kt, nt, s, heads, dim, zero)
+                for t in range(nt):
+                    e = csr.eid[t0 + t]
+                    for h in range(heads):
+                        w[e, h] = np.exp(s[t, h] - lse[i, h])
+
+    @njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+    def backward_target(
+        q, k, v, shape, csr, terms, drop, gout, out, lse, glse, needs, grads, lo, hi, slot
+    ):
+        """Backward by target: ``ld``, ``dq`` and the gradients of the edge terms.
+
+        ``needs = (dek, dev, drel)`` says which edge-term gradients to compute;
+        ``grads = (ld, dq, dek, dev, drk_part, drv_part)`` receives them.
+        ``ld[i] = (lse[i, :], delta[i, :])`` packed for the by-source pass, with
+        ``delta[i, h] = <gout_i^h, out_i^h> - glse[i, h]``; for an edge ``e = (j -> i)`` with
+        weight ``P`` and dropout factor ``M``: ``ds = P * (M * <gout_i, v_e> - delta_i)``,
+        ``dq_i += ds * k_e``, ``d(key terms)_e = ds * q_i``, ``d(value terms)_e = P M gout_i``.
+        Every row of ``dq`` is written; ``drk_part`` and ``drv_part`` must be zero on entry.
+        """
+        heads = heads_c if heads_c > 0 else shape.heads
+        dim = dim_c if dim_c > 0 else shape.dim
+        dim_v = dim_v_c if dim_v_c > 0 else shape.dim_v
+        zero = drop.zero
+        need_dek, need_dev, need_drel = needs
+        ld, dq, dek, dev, drk_part, drv_part = grads
+        n = q.shape[0]
+        kt = np.empty((TILE, heads * dim), dtype=q.dtype)
+        vt = np.empty((TILE, heads * dim_v), dtype=q.dtype)
+        s = np.empty((TILE, heads), dtype=q.dtype)
+        dp = np.empty((TILE, heads), dtype=q.dtype)
+        et = np.empty(TILE, dtype=np.int64)
+        dl = np.empty(heads, dtype=q.dtype)
+        dqa = np.empty(heads * dim, dtype=q.dtype)
+        for i in range(lo, hi):
+            start = csr.ptr[i]
+            stop = csr.ptr[i + 1]
+            _prefetch_next_node(i, n, csr, k, v, terms)
+            for h in range(heads):
+                ld[i, h] = lse[i, h]
+            if start == stop:
+                for h in range(heads):
+                    ld[i, heads + h] = zero
+                for x in range(heads * dim):
+                    dq[i, x] = zero
+                continue
+            for h in range(heads):
+                a = zero
+                for x in range(h * dim_v, (h + 1) * dim_v):
+                    a += gout[i, x] * out[i, x]
+                dl[h] = a - glse[i, h]
+                ld[i, heads + h] = dl[h]
+            dqa[:] = zero
+            for t0 in range(start, stop, TILE):
+                nt = min(TILE, stop - t0)
+                _kv_tile(t0, nt, stop, csr, k, v, terms, kt, vt, et, heads * dim, heads * dim_v)
+                _row_dots(q, i, kt, nt, s, heads, dim, zero)
+                _row_dots(gout, i, vt, nt, dp, heads, dim_v, zero)
+                for t in range(nt):  # s <- ds, dp <- P * M
+                    e = et[t]
+                    for h in range(heads):
+                        p = np.exp(s[t, h] - lse[i, h])
+                        mfac = _drop_factor(drop, e, heads, h)
+                        s[t, h] = p * (dp[t, h] * mfac - dl[h])
+                        dp[t, h] = p * mfac
+                for t in range(nt):
+                    for h in range(heads):
+                        dsh = s[t, h]
+                        for x in range(h * dim, (h + 1) * dim):
+                            dqa[x] += dsh * kt[t, x]
+                if need_dek:
+                    for t in range(nt):
+                        e = et[t]
+                        for h in range(heads):
+                            for x in range(h * dim, (h + 1) * dim):
+                                dek[e, x] = s[t, h] * q[i, x]
+                if need_dev:
+                    for t in range(nt):
+                        e = et[t]
+                        for h in range(heads):
+                            for x in range(h * dim_v, (h + 1) * dim_v):
+                                dev[e, x] = dp[t, h] * gout[i, x]
+                if need_drel:
+                    for t in range(nt):
+                        r = terms.etype[et[t]]
+                        for h in range(heads):
+                            for x in range(h * dim, (h + 1) * dim):
+                                drk_part[slot, r, x] += s[t, h] * q[i, x]
+                            for x in range(h * dim_v, (h + 1) * dim_v):
+                                drv_part[slot, r, x] += dp[t, h] * gout[i, x]
+            for x in range(heads * dim):
+                dq[i, x] = dqa[x]
+
+    @njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+    def backward_source(q, k, v, shape, csr, terms, drop, gout, ld, dk, dv, lo, hi):
+        """Backward by source: ``dk_j = sum ds * q_i`` and ``dv_j = sum P M gout_i`` over out-edges.
+
+        ``csr`` groups the edges by source (``idx`` holds targets). Scores are recomputed, so
+        no per-edge tensor is stored between the two backward passes. Every row of ``dk`` and
+        ``dv`` is written.
+        """
+        heads = heads_c if heads_c > 0 else shape.heads
+        dim = dim_c if dim_c > 0 else shape.dim
+        dim_v = dim_v_c if dim_v_c > 0 else shape.dim_v
+        zero = drop.zero
+        n = k.shape[0]
+        k_terms = terms.has_ek or terms.has_rel
+        v_terms = terms.has_ev or terms.has_rel
+        qt = np.empty((TILE, heads * dim), dtype=q.dtype)
+        gt = np.empty((TILE, heads * dim_v), dtype=q.dtype)
+        kt = np.empty((TILE, heads * dim), dtype=q.dtype)
+        vt = np.empty((TILE, heads * dim_v), dtype=q.dtype)
+        s = np.empty((TILE, heads), dtype=q.dtype)
+        dp = np.empty((TILE, heads), dtype=q.dtype)
+        lt = np.empty((TILE, heads), dtype=q.dtype)
+        dlt = np.empty((TILE, heads), dtype=q.dtype)
+        et = np.empty(TILE, dtype=np.int64)
+        dka = np.empty(heads * dim, dtype=q.dtype)
+        dva = np.empty(heads * dim_v, dtype=q.dtype)
+        for j in range(lo, hi):
+            start = csr.ptr[j]
+            stop = csr.ptr[j + 1]
+            if j + 1 < n:
+                nxt = csr.ptr[j + 1]
+                _prefetch_by_source(nxt, min(csr.ptr[j + 2], nxt + TILE), csr, q, gout, ld)
+            dka[:] = zero
+            dva[:] = zero
+            for t0 in range(start, stop, TILE):
+                nt = min(TILE, stop - t0)
+                if t0 + TILE < stop:
+                    _prefetch_by_source(t0 + TILE, min(stop, t0 + 2 * TILE), csr, q, gout, ld)
+                for t in range(nt):
+                    i = csr.idx[t0 + t]
+                    e = csr.eid[t0 + t]
+                    et[t] = e
+                    for x in range(heads * dim):
+                        qt[t, x] = q[i, x]
+                    for x in range(heads * dim_v):
+                        gt[t, x] = gout[i, x]
+                    for h in range(heads):
+                        lt[t, h] = ld[i, h]
+                        dlt[t, h] = ld[i, heads + h]
+                    if k_terms or v_terms:
+                        r = terms.etype[e] if terms.has_rel else 0
+                        _gather(
+                            kt, t, k, j, terms.ek, e, terms.rk, r, terms.has_ek,
+                            terms.has_rel, heads * dim,
+                        )  # fmt: skip
+                        _gather(
+                            vt, t, v, j, terms.ev, e, terms.rv, r, terms.has_ev,
+                            terms.has_rel, heads * dim_v,
+                        )  # fmt: skip
+                if k_terms:
+                    _pair_dots(qt, kt, nt, s, heads, dim, zero)
+                else:
+                    _row_dots(k, j, qt, nt, s, heads, dim, zero)
+                if v_terms:
+                    _pair_dots(gt, vt, nt, dp, heads, dim_v, zero)
+                else:
+                    _row_dots(v, j, gt, nt, dp, heads, dim_v, zero)
+                for t in range(nt):
+                    e = et[t]
+                    for h in range(heads):
+                        p = np.exp(s[t, h] - lt[t, h])
+                        mfac = _drop_factor(drop, e, heads, h)
+                        dsh = p * (dp[t, h] * mfac - dlt[t, h])
+                        pmh = p * mfac
+                        for x in range(h * dim, (h + 1) * dim):
+                            dka[x] += dsh * qt[t, x]
+                        for x in range(h * dim_v, (h + 1) * dim_v):
+                            dva[x] += pmh * gt[t, x]
+            for x in range(heads * dim):
+                dk[j, x] = dka[x]
+            for x in range(heads * dim_v):
+                dv[j, x] = dva[x]
+
+    return SimpleNamespace(
+        forward=forward,
+        weights=weights,
+        backward_target=backward_target,
+        backward_source=backward_source,
+    )
+
+
+@cache
+def kernels(heads: int, dim: int, dim_v: int) -> SimpleNamespace:
+    """The kernels for ``heads`` heads of ``dim`` (queries, keys) and ``dim_v`` (values).
+
+    Shapes with ``heads`` in :data:`SPECIALISED_HEADS` and both sizes in
+    :data:`SPECIALISED_DIMS` get kernels compiled for them (on first use, then loaded from
+    numba's on-disk cache); any other shape shares one generic build.
+    """
+    if heads in SPECIALISED_HEADS and dim in SPECIALISED_DIMS and dim_v in SPECIALISED_DIMS:
+        return _build(heads, dim, dim_v)
+    return _generic()
+
+
+@cache
+def _generic() -> SimpleNamespace:
+    return _build(0, 0, 0)
+
+
+def select(heads: int, dim: int, dim_v: int, dtype: np.dtype, work: int) -> SimpleNamespace:
+    """The build for a call: compiled for the head shape when the values are float32 (the
+    dtype whose speed matters), the shape is one of the specialised ones and the graph has at
+    least :data:`SPECIALISE_MIN_WORK` edges + nodes; otherwise the generic build."""
+    if np.dtype(dtype) == np.float32 and work >= SPECIALISE_MIN_WORK:
+        return kernels(heads, dim, dim_v)
+    return _generic()

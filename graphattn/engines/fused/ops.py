@@ -1,0 +1,385 @@
+"""The fused engine's ``torch.library`` custom ops (forward, backward, weights).
+
+The ops are pure: the graph travels as explicit CSR inputs (by target, and by source for the
+backward), so nothing is looked up in a cache behind torch's back, ``torch.library.opcheck``
+passes and ``torch.compile`` traces them with their fake implementations. NumPy views of the
+tensors go to the numba kernels of :mod:`.kernels` (imported on first use).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["fused_attention_op", "run_ranges"]
+
+_SERIAL_WORK = 16384
+"""Below this many edges plus nodes a kernel runs in the calling thread."""
+_CHUNKS_PER_THREAD = 4  # balanced chunks per thread, so that a slow chunk does not stall
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, executor)
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    """The kernels' thread pool; a new one after ``fork`` (the child has no pool threads)."""
+    global _pool
+    with _pool_lock:
+        pid = os.getpid()
+        if _pool is None or _pool[0] != pid or _pool[1] != threads:
+            if _pool is not None and _pool[0] == pid:
+                _pool[2].shutdown(wait=False)
+            executor = ThreadPoolExecutor(threads, thread_name_prefix="graphattn-fused")
+            _pool = (pid, threads, executor)
+        return _pool[2]
+
+
+def chunk_bounds(ptr: np.ndarray, chunks: int) -> np.ndarray:
+    """Node boundaries ``[chunks' + 1]`` that split ``ptr``'s nodes into ranges of about equal
+    work (edges + nodes), dropping empty ranges."""
+    n = ptr.shape[0] - 1
+    work = ptr + np.arange(n + 1)  # cumulative edges + nodes
+    targets = np.linspace(0, work[-1], chunks + 1)
+    bounds = np.searchsorted(work, targets, side="left")
+    bounds[0], bounds[-1] = 0, n
+    return np.unique(bounds)
+
+
+def run_ranges(kernel, args: tuple, ptr: np.ndarray, *, slots: bool = False) -> int:
+    """Run ``kernel(*args, lo, hi)`` over balanced node ranges on ``torch.get_num_threads()``
+    threads (``kernel(*args, lo, hi, slot)`` with ``slots``, ``slot`` numbering the ranges).
+
+    Returns the number of ranges (the ``slot`` count).
+    """
+    n = ptr.shape[0] - 1
+    threads = max(1, torch.get_num_threads())
+    if threads == 1 or int(ptr[-1]) + n < _SERIAL_WORK:
+        kernel(*args, 0, n, *((0,) if slots else ()))
+        return 1
+    bounds = chunk_bounds(ptr, threads * _CHUNKS_PER_THREAD)
+    executor = _executor(threads)
+    futures = [
+        executor.submit(kernel, *args, int(lo), int(hi), *((c,) if slots else ()))
+        for c, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+    ]
+    for future in futures:
+        future.result()
+    return len(futures)
+
+
+def num_ranges(ptr: np.ndarray) -> int:
+    """How many ranges (``slot`` values) :func:`run_ranges` will use for ``ptr``."""
+    n = ptr.shape[0] - 1
+    threads = max(1, torch.get_num_threads())
+    if threads == 1 or int(ptr[-1]) + n < _SERIAL_WORK:
+        return 1
+    return len(chunk_bounds(ptr, threads * _CHUNKS_PER_THREAD)) - 1
+
+
+def _kernels(shape, q: Tensor, csr) -> object:
+    """The kernel build for this call (see :func:`.kernels.select`)."""
+    from . import kernels
+
+    work = int(csr.ptr[-1]) + csr.ptr.shape[0] - 1
+    return kernels.select(shape.heads, shape.dim, shape.dim_v, _np(q).dtype, work)
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+def _flat(t: Tensor) -> np.ndarray:
+    """A contiguous ``[rows, H * D]`` NumPy view of an ``[rows, H, D]`` tensor."""
+    a = _np(t)
+    return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))  # (rows, H * D)
+
+
+def _records(q, v, csr, ek, ev, rk, rv, et, dropout, seed):
+    """The kernels' ``shape``, ``csr``, ``terms`` and ``drop`` records."""
+    from .kernels import CSRArrays, DropSpec, Shape, TermArrays
+
+    dt = _np(q).dtype.type
+    empty = np.empty((0, 0), dtype=dt)
+    terms = TermArrays(
+        empty if ek is None else _flat(ek),
+        empty if ev is None else _flat(ev),
+        empty if rk is None else _flat(rk),
+        empty if rv is None else _flat(rv),
+        np.empty(0, dtype=np.int64) if et is None else _np(et.long()),
+        ek is not None,
+        ev is not None,
+        rk is not None,
+    )
+    drop = DropSpec(
+        float(dropout), np.uint64(int(seed) & (2**64 - 1)), dt(1.0 / (1.0 - dropout)), dt(0)
+    )
+    shape = Shape(q.size(1), q.size(2), v.size(2))
+    return shape, CSRArrays(*(_np(t) for t in csr)), terms, drop
+
+
+def _check_terms(q, v, num_edges, ek, ev, rk, rv, et) -> None:
+    """Shapes and relation ids of the edge terms (the kernels do not bounds-check)."""
+    heads, dim, dim_v = q.size(1), q.size(2), v.size(2)
+    for name, t, rows, width in (
+        ("edge_key", ek, num_edges, dim),
+        ("edge_value", ev, num_edges, dim_v),
+        ("rel_key", rk, None, dim),
+        ("rel_value", rv, None, dim_v),
+    ):
+        if t is None:
+            continue
+        want = [num_edges if rows is not None else t.size(0), heads, width]
+        if t.dim() != 3 or list(t.shape) != want or t.dtype != q.dtype:
+            raise ValueError(f"`{name}` must be {q.dtype} of shape {want}, got {list(t.shape)}")
+    if (rk is None) != (rv is None) or (rk is None) != (et is None):
+        raise ValueError("`rel_key`, `rel_value` and `edge_type` must be given together")
+    if rk is not None:
+        if rk.size(0) != rv.size(0) or et.shape != (num_edges,):
+            raise ValueError(
+                f"`edge_type` must have shape [{num_edges}] and `rel_key`/`rel_value` the "
+                f"same number of relations, got {list(et.shape)}, {rk.size(0)}, {rv.size(0)}"
+            )
+        if num_edges > 0 and (int(et.min()) < 0 or int(et.max()) >= rk.size(0)):
+            raise ValueError(f"`edge_type` values must be in [0, {rk.size(0)})")
+
+
+@torch.library.custom_op("graphattn::fused_attention", mutates_args=(), device_types="cpu")
+def fused_attention_op(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    t_ptr: Tensor,
+    t_idx: Tensor,
+    t_eid: Tensor,
+    s_ptr: Tensor,
+    s_idx: Tensor,
+    s_eid: Tensor,
+    edge_key: Tensor | None,
+    edge_value: Tensor | None,
+    rel_key: Tensor | None,
+    rel_value: Tensor | None,
+    edge_type: Tensor | None,
+    dropout: float,
+    seed: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Forward: ``(out [N_dst, H, Dv], lse [N_dst, H])`` (lse is ``-inf`` for isolated nodes).
+
+    ``t_*`` is the CSR by target; ``s_*`` the CSR by source, which only the backward reads
+    (empty tensors when no gradient will be needed).
+    """
+    n, heads, _ = q.shape
+    if t_ptr.numel() != n + 1:
+        raise ValueError(f"`t_ptr` must have {n + 1} entries, got {t_ptr.numel()}")
+    num_edges = t_idx.numel()
+    _check_terms(q, v, num_edges, edge_key, edge_value, rel_key, rel_value, edge_type)
+    out = q.new_empty(n, heads, v.size(-1))
+    lse = q.new_empty(n, heads)
+    shape, csr, terms, drop = _records(
+        q, v, (t_ptr, t_idx, t_eid), edge_key, edge_value, rel_key, rel_value, edge_type,
+        dropout, seed,
+    )  # fmt: skip
+    run_ranges(
+        _kernels(shape, q, csr).forward,
+        (_flat(q), _flat(k), _flat(v), shape, csr, terms, drop, _flat(out), lse.numpy()),
+        csr.ptr,
+    )
+    return out, lse
+
+
+@fused_attention_op.register_fake
+def _(q, k, v, t_ptr, t_idx, t_eid, s_ptr, s_idx, s_eid, ek, ev, rk, rv, et, dropout, seed):
+    n, heads, _ = q.shape
+    return q.new_empty(n, heads, v.size(-1)), q.new_empty(n, heads)
+
+
+@torch.library.custom_op("graphattn::fused_attention_backward", mutates_args=(), device_types="cpu")
+def _backward_op(
+    grad_out: Tensor,
+    grad_lse: Tensor | None,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    t_ptr: Tensor,
+    t_idx: Tensor,
+    t_eid: Tensor,
+    s_ptr: Tensor,
+    s_idx: Tensor,
+    s_eid: Tensor,
+    edge_key: Tensor | None,
+    edge_value: Tensor | None,
+    rel_key: Tensor | None,
+    rel_value: Tensor | None,
+    edge_type: Tensor | None,
+    out: Tensor,
+    lse: Tensor,
+    dropout: float,
+    seed: Tensor,
+    need_qkv: bool,
+    need_edge_key: bool,
+    need_edge_value: bool,
+    need_rel: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Backward: ``(dq, dk, dv, d edge_key, d edge_value, d rel_key, d rel_value)``.
+
+    Gradients that are not needed (or whose input is absent) come back as empty tensors.
+    """
+    n, heads, dim = q.shape
+    dim_v = v.size(-1)
+    if need_qkv and s_ptr.numel() != k.size(0) + 1:
+        raise RuntimeError(
+            "the fused engine's forward ran without the CSR by source, which the backward needs"
+        )
+    need_edge_key = need_edge_key and edge_key is not None
+    need_edge_value = need_edge_value and edge_value is not None
+    need_rel = need_rel and rel_key is not None
+    shape, t_csr, terms, drop = _records(
+        q, v, (t_ptr, t_idx, t_eid), edge_key, edge_value, rel_key, rel_value, edge_type,
+        dropout, seed,
+    )  # fmt: skip
+
+    gout = _flat(grad_out)
+    glse = q.new_zeros(n, heads) if grad_lse is None else grad_lse
+    ld = q.new_empty(n, 2 * heads)  # (lse, delta) per node, packed for the by-source pass
+    dq = torch.empty_like(q)  # the kernels write every row
+    num_edges = t_idx.numel()
+    dek = q.new_empty(num_edges, heads, dim) if need_edge_key else q.new_empty(0)
+    dev = q.new_empty(num_edges, heads, dim_v) if need_edge_value else q.new_empty(0)
+    if need_rel:
+        num_rel, slots = rel_key.size(0), num_ranges(t_csr.ptr)  # type: ignore[union-attr]
+        drk_part = q.new_zeros(slots, num_rel, heads * dim)
+        drv_part = q.new_zeros(slots, num_rel, heads * dim_v)
+    else:
+        drk_part = drv_part = q.new_zeros(0, 0, 0)
+    kern = _kernels(shape, q, t_csr)
+    grads = (
+        ld.numpy(),
+        _flat(dq),
+        _flat(dek) if need_edge_key else terms.ek,
+        _flat(dev) if need_edge_value else terms.ev,
+        drk_part.numpy(),
+        drv_part.numpy(),
+    )
+    args = (
+        _flat(q), _flat(k), _flat(v), shape, t_csr, terms, drop, gout, _flat(out), _np(lse),
+        _np(glse), (need_edge_key, need_edge_value, need_rel), grads,
+    )  # fmt: skip
+    run_ranges(kern.backward_target, args, t_csr.ptr, slots=True)
+    if need_qkv:
+        dk = torch.empty_like(k)
+        dv = torch.empty_like(v)
+        s_csr = type(t_csr)(_np(s_ptr), _np(s_idx), _np(s_eid))
+        args = (
+            _flat(q), _flat(k), _flat(v), shape, s_csr, terms, drop, gout, ld.numpy(),
+            _flat(dk), _flat(dv),
+        )  # fmt: skip
+        run_ranges(kern.backward_source, args, s_csr.ptr)
+    else:
+        dq, dk, dv = q.new_empty(0), q.new_empty(0), q.new_empty(0)
+    drk = drk_part.sum(0).view_as(rel_key) if need_rel else q.new_empty(0)
+    drv = drv_part.sum(0).view_as(rel_value) if need_rel else q.new_empty(0)
+    # outputs must not alias each other: a gradient that is not needed is its own empty tensor
+    return dq, dk, dv, dek, dev, drk, drv
+
+
+@_backward_op.register_fake
+def _(
+    grad_out, grad_lse, q, k, v, t_ptr, t_idx, t_eid, s_ptr, s_idx, s_eid, edge_key, edge_value,
+    rel_key, rel_value, edge_type, out, lse, dropout, seed, need_qkv, need_edge_key,
+    need_edge_value, need_rel,
+):  # fmt: skip
+    def maybe(flag: bool, like: Tensor | None) -> Tensor:
+        return torch.empty_like(like) if flag and like is not None else q.new_empty(0)
+
+    return (
+        maybe(need_qkv, q),
+        maybe(need_qkv, k),
+        maybe(need_qkv, v),
+        maybe(need_edge_key, edge_key),
+        maybe(need_edge_value, edge_value),
+        maybe(need_rel, rel_key),
+        maybe(need_rel, rel_value),
+    )
+
+
+_NUM_INPUTS = 16  # inputs of graphattn::fused_attention
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, dropout, seed = inputs
+    out, lse = output
+    ctx.save_for_backward(q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, seed, out, lse)
+    ctx.dropout = dropout
+
+
+def _backward(ctx, grad_out, grad_lse):
+    q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, seed, out, lse = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    need_qkv = bool(needs[0] or needs[1] or needs[2])
+    need_rel = bool(needs[11] or needs[12])
+    if grad_out is None:
+        grad_out = torch.zeros_like(out)
+    dq, dk, dv, dek, dev, drk, drv = torch.ops.graphattn.fused_attention_backward(
+        grad_out, grad_lse, q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, out, lse,
+        ctx.dropout, seed, need_qkv, bool(needs[9]), bool(needs[10]), need_rel,
+    )  # fmt: skip
+    grads = [None] * _NUM_INPUTS
+    if need_qkv:
+        grads[0], grads[1], grads[2] = dq, dk, dv
+    if needs[9]:
+        grads[9] = dek
+    if needs[10]:
+        grads[10] = dev
+    if need_rel:
+        grads[11], grads[12] = drk, drv
+    return tuple(grads)
+
+
+torch.library.register_autograd(
+    "graphattn::fused_attention", _backward, setup_context=_setup_context
+)
+
+
+@torch.library.custom_op("graphattn::fused_attention_weights", mutates_args=(), device_types="cpu")
+def _weights_op(
+    q: Tensor,
+    k: Tensor,
+    t_ptr: Tensor,
+    t_idx: Tensor,
+    t_eid: Tensor,
+    edge_key: Tensor | None,
+    rel_key: Tensor | None,
+    edge_type: Tensor | None,
+    lse: Tensor,
+) -> Tensor:
+    """Attention weights ``[E, H]`` (before dropout) from the saved log-sum-exp."""
+    from .kernels import CSRArrays, Shape, TermArrays
+
+    heads = q.size(1)
+    w = q.new_empty(t_idx.numel(), heads)
+    dt = _np(q).dtype.type
+    empty = np.empty((0, 0), dtype=dt)
+    terms = TermArrays(
+        empty if edge_key is None else _flat(edge_key),
+        empty,
+        empty if rel_key is None else _flat(rel_key),
+        empty,
+        np.empty(0, dtype=np.int64) if edge_type is None else _np(edge_type.long()),
+        edge_key is not None,
+        False,
+        rel_key is not None,
+    )
+    shape = Shape(heads, q.size(2), q.size(2))
+    csr = CSRArrays(_np(t_ptr), _np(t_idx), _np(t_eid))
+    args = (_flat(q), _flat(k), shape, csr, terms, dt(0), _np(lse), w.numpy())
+    run_ranges(_kernels(shape, q, csr).weights, args, csr.ptr)
+    return w
+
+
+@_weights_op.register_fake
+def _(q, k, t_ptr, t_idx, t_eid, edge_key, rel_key, edge_type, lse):
+    return q.new_empty(t_idx.shape[0], q.size(1))
