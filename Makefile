@@ -8,8 +8,9 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.graphattn-installed
+DOCS   := README.md docs/*.md
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-all lint tables bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,17 +22,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/economy_study.py --quick
 
-test: $(STAMP)
-	$(PY) -m ruff check .
-	$(PY) -m pytest
+# What CI runs (.ci/run): lint, format check, then the suite without the `slow` tests,
+# printing the 15 slowest tests.
+test: lint
+	$(PY) -m pytest --durations=15
 
-bench: $(STAMP)
-	$(PY) benchmarks/dense_vs_sparse.py --quick
-	$(PY) benchmarks/sparse_scaling.py --quick
+# Everything, the `slow` tests included (see README, "Development").
+test-all: lint
+	$(PY) -m pytest -m "" --durations=15
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# Regenerate the README's and docs' tables from the CSVs in results/.
+tables: $(STAMP)
+	$(PY) -m graphattn.experiments.tables $(DOCS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/dense_vs_sparse.py --quick
+	$(PY) benchmarks/sparse_scaling.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

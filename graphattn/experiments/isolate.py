@@ -1,0 +1,112 @@
+"""Measure a configuration in its own process, and its peak memory.
+
+Benchmarks run every configuration in a fresh interpreter (:func:`run_isolated`) so that one
+configuration's allocations, caches and compiled code cannot flatter or burden the next, and
+measure the peak extra memory of the steps with :class:`PeakMemory`: the kernel's peak
+resident-set counter is reset (``/proc/self/clear_refs``) after set-up, and the peak
+(``VmHWM``) minus the resident set at that moment is what the steps added. This counts all
+memory the process touches (allocator slack included), not only tensors.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["PeakMemory", "run_isolated"]
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """``with PeakMemory() as mem: ...`` then ``mem.extra_mb``: the peak resident memory the
+    block added over what the process held when it started, in MB (10**6 bytes).
+
+    ``mem.method`` says how it was measured: ``"VmHWM"`` (the peak counter reset at the start
+    of the block) or ``"ru_maxrss"`` where the counter cannot be reset, which misses a peak
+    below an earlier one in the process.
+    """
+
+    def __enter__(self) -> PeakMemory:
+        gc.collect()
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.method = "VmHWM"
+        except OSError:
+            self.method = "ru_maxrss"
+        self._base_kib = _status_kib("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return self
+
+    def __exit__(self, *exc) -> None:
+        peak = _status_kib("VmHWM") if self.method == "VmHWM" else None
+        if peak is None:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self.extra_mb = max(0, peak - self._base_kib) * 1024 / 1e6
+
+
+def run_isolated(target: str, spec: dict, *, timeout: float | None = None) -> dict:
+    """Call ``function(spec)`` in a fresh Python process and return its (JSON) result.
+
+    ``target`` is ``"path/to/script.py:function"`` or ``"package.module:function"``; the
+    function takes the ``spec`` dict and returns a JSON-serialisable dict. A failure in the
+    child raises a ``RuntimeError`` with its output.
+    """
+    _split_target(target)
+    # run this file as a script: the child imports only what the target imports
+    cmd = [sys.executable, str(Path(__file__).resolve()), target, json.dumps(spec)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    marker = "@@graphattn-result@@"
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(marker):
+            return json.loads(line[len(marker) :])
+    raise RuntimeError(
+        f"{target} failed (exit {done.returncode}) for {spec}:\n{done.stdout[-2000:]}"
+        f"{done.stderr[-4000:]}"
+    )
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    where, _, name = target.rpartition(":")
+    if not where or not name:
+        raise ValueError(
+            f"`target` must be 'file.py:function' or 'module:function', got {target!r}"
+        )
+    return where, name
+
+
+def _load(target: str):
+    where, name = _split_target(target)
+    if where.endswith(".py"):
+        path = Path(where).resolve()
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    return getattr(module, name)
+
+
+def _main() -> None:  # pragma: no cover - runs in the child
+    target, spec = sys.argv[1], json.loads(sys.argv[2])
+    result = _load(target)(spec)
+    print("@@graphattn-result@@" + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _main()

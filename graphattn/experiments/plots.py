@@ -1,0 +1,118 @@
+"""Figures for studies and benchmarks: heat maps and line plots (matplotlib, off-screen)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["figure", "heatmap", "lines"]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as err:  # pragma: no cover - matplotlib is in the studies extra
+        raise ImportError(
+            "matplotlib is needed for figures: pip install 'graphattn[studies]'"
+        ) from err
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure(
+    path: str | Path,
+    draw: Callable,
+    *,
+    title: str = "",
+    size: tuple[float, float] = (6.0, 4.0),
+    subtitle: str | None = None,
+) -> Path:
+    """Create a figure, let ``draw(ax)`` fill it, save it as PNG and return the path.
+
+    ``subtitle`` (e.g. the machine line) is printed small under the title.
+    """
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=size)
+    draw(ax)
+    if title or subtitle:
+        ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def heatmap(
+    path: str | Path,
+    rows: Iterable[dict],
+    row: str,
+    col: str,
+    value: str,
+    *,
+    title: str = "",
+    fmt: str = ".2f",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "viridis",
+    subtitle: str | None = None,
+) -> Path:
+    """``value`` over the grid of distinct ``row`` x ``col`` values, annotated cell by cell."""
+    import numpy as np
+
+    rows = list(rows)
+    rks = sorted({r[row] for r in rows})
+    cks = sorted({r[col] for r in rows})
+    grid = np.full((len(rks), len(cks)), np.nan)
+    for r in rows:
+        grid[rks.index(r[row]), cks.index(r[col])] = r[value]
+
+    def draw(ax):
+        image = ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
+        ax.set_xticks(range(len(cks)), [str(c) for c in cks])
+        ax.set_yticks(range(len(rks)), [str(r) for r in rks])
+        ax.set_xlabel(col)
+        ax.set_ylabel(row)
+        lo, hi = np.nanmin(grid), np.nanmax(grid)
+        mid = (lo + hi) / 2
+        for i in range(len(rks)):
+            for j in range(len(cks)):
+                if not np.isnan(grid[i, j]):
+                    ax.text(j, i, format(grid[i, j], fmt), ha="center", va="center", fontsize=8,
+                            color="white" if grid[i, j] < mid else "black")  # fmt: skip
+        ax.figure.colorbar(image, ax=ax, label=value)
+
+    return figure(path, draw, title=title, subtitle=subtitle)
+
+
+def lines(
+    path: str | Path,
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = False,
+    logy: bool = False,
+    subtitle: str | None = None,
+    markers: bool = True,
+) -> Path:
+    """One line per ``label -> (x, y)`` in ``series``."""
+
+    def draw(ax):
+        for label, (x, y) in series.items():
+            ax.plot(x, y, marker="o" if markers else None, markersize=3, label=label)
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize=8)
+
+    return figure(path, draw, title=title, subtitle=subtitle)

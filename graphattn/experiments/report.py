@@ -1,0 +1,215 @@
+"""Results as data: the machine, CSV tables with their settings, and printed tables.
+
+Every study and benchmark writes its measurements with :func:`write_table`: a CSV whose first
+lines are ``# key: value`` comments naming the machine, the command and the settings, so a
+number can always be traced to the run that produced it. :func:`read_table` reads one back
+(the comment lines become a dict). The README's and docs' tables are generated from these
+files by :mod:`graphattn.experiments.tables`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import os
+import platform
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+__all__ = [
+    "format_value",
+    "machine_info",
+    "machine_line",
+    "print_grid",
+    "print_table",
+    "read_table",
+    "write_table",
+]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        return None
+    return None
+
+
+def machine_info() -> dict[str, str]:
+    """What the numbers were measured on: CPU, cores, memory, torch's threads and versions,
+    and the load average when asked (a busy machine gives slower, noisier timings)."""
+    import torch
+
+    info = {
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "torch_threads": str(torch.get_num_threads()),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "os": f"{platform.system()} {platform.release()}",
+    }
+    mem = _memory_gib()
+    if mem is not None:
+        info["memory_gib"] = f"{mem:.0f}"
+    try:
+        info["load_average"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        pass
+    try:
+        import torch_geometric
+
+        info["torch_geometric"] = torch_geometric.__version__
+    except ImportError:  # pragma: no cover - a dependency
+        pass
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def machine_line(info: dict[str, str] | None = None) -> str:
+    """One line naming the machine, for the top of a script's output."""
+    info = machine_info() if info is None else info
+    mem = f", {info['memory_gib']} GiB" if "memory_gib" in info else ""
+    load = f", load {info['load_average']}" if "load_average" in info else ""
+    return (
+        f"machine: {info['cpu']}, {info['cores']} cores{mem}, torch {info['torch']} "
+        f"({info['torch_threads']} threads){load}"
+    )
+
+
+def format_value(value: object, fmt: str = ".4g") -> str:
+    """A cell for printing: floats with ``fmt``, everything else as ``str``."""
+    if isinstance(value, float):
+        return format(value, fmt)
+    return str(value)
+
+
+def write_table(
+    path: str | Path,
+    rows: Sequence[dict],
+    *,
+    settings: dict | None = None,
+    machine: dict[str, str] | None = None,
+    command: str | None = None,
+) -> Path:
+    """Write ``rows`` (dicts with the same keys) as a CSV with ``# key: value`` header lines:
+    the date, the command (default: this process's command line), the machine and the
+    settings (as JSON). Returns the path."""
+    if not rows:
+        raise ValueError("`rows` is empty: nothing to write")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    machine = machine_info() if machine is None else machine
+    command = command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    header = {
+        "date": datetime.date.today().isoformat(),
+        "command": command,
+        "machine": machine_line(machine),
+    }
+    if settings:
+        header["settings"] = json.dumps(settings, sort_keys=True, default=str)
+    fields = list(rows[0])
+    buffer = io.StringIO()
+    for key, value in header.items():
+        buffer.write(f"# {key}: {value}\n")
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        if list(row) != fields:
+            raise ValueError(f"every row needs the columns {fields}, got {list(row)}")
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    path.write_text(buffer.getvalue())
+    return path
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, float):
+        return repr(value)  # shortest round-trip form
+    return value
+
+
+def _parse(text: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return text
+
+
+def read_table(path: str | Path) -> tuple[list[dict], dict[str, str]]:
+    """The rows of a table written by :func:`write_table` (numbers parsed) and its header.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = write_table(p, [{"n": 1, "t": 0.5}], machine={"cpu": "x", "cores": "2",
+    ...     "torch": "2", "torch_threads": "2"}, command="demo")
+    >>> rows, meta = read_table(p)
+    >>> rows, meta["command"]
+    ([{'n': 1, 't': 0.5}], 'demo')
+    """
+    lines = Path(path).read_text().splitlines()
+    meta: dict[str, str] = {}
+    body = []
+    for line in lines:
+        if line.startswith("# ") and not body:
+            key, _, value = line[2:].partition(": ")
+            meta[key] = value
+        else:
+            body.append(line)
+    rows = [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(body)]
+    return rows, meta
+
+
+def print_table(
+    rows: Sequence[dict],
+    columns: Sequence[str] | None = None,
+    *,
+    title: str | None = None,
+    fmt: str = ".4g",
+) -> None:
+    """Print rows as an aligned text table."""
+    if not rows:
+        return
+    columns = list(rows[0]) if columns is None else list(columns)
+    cells = [[format_value(r.get(c, ""), fmt) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    if title:
+        print(f"\n{title}")
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def print_grid(
+    rows: Iterable[dict], row: str, col: str, value: str, *, title: str | None = None,
+    fmt: str = ".3f",
+) -> None:  # fmt: skip
+    """Print ``value`` as a grid over the distinct ``row`` and ``col`` values."""
+    rows = list(rows)
+    rks = sorted({r[row] for r in rows})
+    cks = sorted({r[col] for r in rows})
+    cell = {(r[row], r[col]): r[value] for r in rows}
+    grid = [{row: rk, **{f"{col}={ck}": cell.get((rk, ck), "") for ck in cks}} for rk in rks]
+    print_table(grid, title=title or f"{value} (rows {row}, columns {col})", fmt=fmt)
