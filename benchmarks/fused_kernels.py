@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     lse, glse = np.empty((n, h), np.float32), np.zeros((n, h), np.float32)
     ld = np.empty((n, 2 * h), np.float32)
     no2, no3 = np.empty((0, 0), np.float32), np.empty((0, 0, 0), np.float32)
-    terms = K.TermArrays(no2, no2, no2, no2, np.empty(0, np.int64), False, False, False)
+    terms = K.TermArrays(
+        no2, no2, no2, no2, np.empty(0, np.int64), np.empty(0, np.bool_), False, False, False, False
+    )
     drop = K.DropSpec(0.0, np.uint64(0), np.float32(1), np.float32(0))
     shape = K.Shape(h, d, d)
     grads = (ld, dq, no2, no2, no3, no3)

@@ -37,16 +37,16 @@ class GraphInput:
         graph: what engines take: a pattern, or an edge list pointing source -> target.
         num_input_edges: number of edges the caller gave (rows of ``edge_attr``), or -1 for a
             pattern (whose edges are counted by the pattern).
-        keep: int64 index of the caller's edges that remain, in order (existing self-loops
-            removed), or :obj:`None` when all remain.
-        num_loops: number of self-loops appended after the remaining edges.
+        num_loops: number of self-loops appended after the caller's edges (``add_self_loops``).
+        mask: bool ``[E + num_loops]``, true for the caller's own self-loops, which the
+            appended ones replace (they take no part), or :obj:`None`.
         flipped: the caller's ``edge_index`` points target -> source (``flow``).
     """
 
     graph: Pattern | EdgeList
     num_input_edges: int
-    keep: Tensor | None = None
     num_loops: int = 0
+    mask: Tensor | None = None
     flipped: bool = False
 
     def caller_edge_index(self, device: torch.device) -> Tensor:
@@ -57,26 +57,26 @@ class GraphInput:
         return edge_index.flip(0) if self.flipped else edge_index
 
 
-@torch.library.custom_op("graphattn::self_loops", mutates_args=())
 def self_loops(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
-    """Remove the self-loops of ``edge_index`` and append one per node (PyG's convention, as
-    in ``GATConv``): ``(new edge_index [2, E' + N], kept edge ids [E'])``.
+    """Append one self-loop per node after the edges, and mark the edges' own self-loops,
+    which the appended ones replace: ``(edge_index [2, E + N], replaced [E + N] bool)``.
 
-    A custom op, so that its data-dependent size traces under ``torch.compile``.
+    Together with the mask this gives PyG's ``GATConv`` convention (existing self-loops
+    removed, one per node added) without a shape that depends on the data, so it traces under
+    ``torch.compile(fullgraph=True)``.
 
-    >>> ei, keep = self_loops(torch.tensor([[0, 1, 1], [1, 1, 0]]), 2)
-    >>> ei.tolist(), keep.tolist()
-    ([[0, 1, 0, 1], [1, 0, 0, 1]], [0, 2])
+    >>> ei, replaced = self_loops(torch.tensor([[0, 1, 1], [1, 1, 0]]), 2)
+    >>> ei.tolist(), replaced.tolist()
+    ([[0, 1, 1, 0, 1], [1, 1, 0, 0, 1]], [False, True, False, False, False])
     """
-    keep = torch.nonzero(edge_index[0] != edge_index[1]).flatten()  # (E',)
-    loops = torch.arange(num_nodes, device=edge_index.device).expand(2, num_nodes)
-    return torch.cat([edge_index[:, keep], loops], dim=1), keep
-
-
-@self_loops.register_fake
-def _(edge_index, num_nodes):
-    kept = torch.library.get_ctx().new_dynamic_size()
-    return edge_index.new_empty(2, kept + num_nodes), edge_index.new_empty(kept)
+    loops = torch.arange(num_nodes, device=edge_index.device)
+    replaced = torch.cat(
+        [
+            edge_index[0] == edge_index[1],
+            torch.zeros(num_nodes, dtype=torch.bool, device=loops.device),
+        ]
+    )
+    return torch.cat([edge_index, torch.stack([loops, loops])], dim=1), replaced
 
 
 def _sparse_to_edge_index(adj_t: Tensor) -> Tensor:
@@ -222,17 +222,19 @@ def _build(
     num_input = edge_index.size(1)
     if transposed:
         edge_index = edge_index.flip(0)
-    keep, num_loops = None, 0
+    mask, num_loops = None, 0
     if add_self_loops:
-        edge_index, keep = torch.ops.graphattn.self_loops(edge_index, num_dst)
+        edge_index, mask = self_loops(edge_index, num_dst)
         num_loops, origin = num_dst, None
+        if not torch.compiler.is_compiling() and not bool(mask.any()):
+            mask = None  # no self-loop to replace
     if isinstance(graph, EdgeList) and not transposed and not add_self_loops:
         edges = graph
     else:
         edges = EdgeList(edge_index, num_src, num_dst)
     if origin is not None and not transposed and origin.is_sorted:
         edges.cache["origin"] = origin  # its own CSR/CSC caches serve the engines
-    return GraphInput(edges, num_input, keep, num_loops, transposed)
+    return GraphInput(edges, num_input, num_loops, mask, transposed)
 
 
 def _stamp(t: Tensor) -> tuple:

@@ -171,7 +171,12 @@ class MultiHeadAttentionConv(MessagePassing):
     # The arguments of `propagate` / `edge_updater`, for PyG's generated (jinja) versions.
     # (typing.Optional, not `X | None`: PyG renders these into generated source.)
     propagate_type = {"value": Tensor, "alpha": Tensor, "edge_value": Optional[Tensor]}  # noqa: UP045
-    edge_updater_type = {"query": Tensor, "key": Tensor, "edge_key": Optional[Tensor]}  # noqa: UP045
+    edge_updater_type = {  # noqa: UP045
+        "query": Tensor,
+        "key": Tensor,
+        "edge_key": Optional[Tensor],  # noqa: UP045
+        "edge_mask": Optional[Tensor],  # noqa: UP045
+    }
 
     def __init__(
         self,
@@ -303,14 +308,36 @@ class MultiHeadAttentionConv(MessagePassing):
         query_i: Tensor,
         key_j: Tensor,
         edge_key: Tensor | None,
+        edge_mask: Tensor | None,
         index: Tensor,
         ptr: Tensor | None,
         size_i: int | None,
     ) -> Tensor:
-        return attention_alpha(query_i, key_j, edge_key, index, ptr, size_i)
+        return attention_alpha(query_i, key_j, edge_key, edge_mask, index, ptr, size_i)
 
     def message(self, value_j: Tensor, alpha: Tensor, edge_value: Tensor | None) -> Tensor:  # type: ignore[override]
         return attention_message(value_j, alpha, edge_value)
+
+    def explain_message(self, inputs: Tensor, dim_size: int | None) -> Tensor:
+        """PyG's explainers: scale every message by the (sigmoid of the) explained edge mask.
+
+        The mask covers the caller's edges; the self-loops this layer appends after them
+        (``add_self_loops``) are kept unexplained (factor 1), as in PyG's own layers.
+        """
+        edge_mask = self._edge_mask
+        if edge_mask is None:
+            raise ValueError("no `edge_mask` to explain; set it with PyG's explain utilities")
+        if self._apply_sigmoid:
+            edge_mask = edge_mask.sigmoid()
+        extra = inputs.size(0) - edge_mask.size(0)
+        if extra < 0:
+            raise ValueError(
+                f"the explained `edge_mask` has {edge_mask.size(0)} entries but the layer "
+                f"passes {inputs.size(0)} messages"
+            )
+        if extra:
+            edge_mask = torch.cat([edge_mask, edge_mask.new_ones(extra)])
+        return inputs * edge_mask.view(-1, *([1] * (inputs.dim() - 1)))
 
     # ---- forward --------------------------------------------------------------------------
     def forward(  # type: ignore[override]
@@ -572,16 +599,15 @@ class MultiHeadAttentionConv(MessagePassing):
         edge_type: Tensor | None,
         compute: torch.dtype,
     ) -> EdgeTerms | None:
-        """Key and value terms per normalised edge (the caller's edges, re-indexed when
-        self-loops were removed, plus zero terms for the appended loops)."""
-        if edge_attr is None and edge_type is None:
+        """Key and value terms per engine edge: the caller's edges, then zero terms (and a
+        relation of their own) for the self-loops the layer appended; and the mask of the
+        caller's self-loops that those replace."""
+        if edge_attr is None and edge_type is None and graph.mask is None:
             return None
         heads, dim = self.heads, self.head_dim
-        keep, loops = graph.keep, graph.num_loops
+        loops = graph.num_loops
         key = value = rel_key = rel_value = None
         if edge_attr is not None:
-            if keep is not None:
-                edge_attr = edge_attr[keep]
             if loops:
                 edge_attr = torch.cat([edge_attr, edge_attr.new_zeros(loops, edge_attr.size(1))])
             key = self.lin_edge_key(edge_attr).view(-1, heads, dim).to(compute)  # (E', H, D)
@@ -589,16 +615,14 @@ class MultiHeadAttentionConv(MessagePassing):
         if edge_type is not None:
             rel_key = self.rel_key.to(compute)  # (R, C)
             rel_value = self.rel_value.to(compute)
-            if keep is not None:
-                edge_type = edge_type[keep]
-            if loops:  # an extra all-zero relation for the added self-loops
+            if loops:  # an extra all-zero relation for the appended self-loops
                 none = self.num_relations
                 edge_type = torch.cat([edge_type, edge_type.new_full((loops,), none)])
                 rel_key = torch.cat([rel_key, rel_key.new_zeros(1, rel_key.size(1))])
                 rel_value = torch.cat([rel_value, rel_value.new_zeros(1, rel_value.size(1))])
             rel_key = rel_key.view(-1, heads, dim)  # (R, H, D)
             rel_value = rel_value.view(-1, heads, dim)
-        return EdgeTerms(key, value, rel_key, rel_value, edge_type)
+        return EdgeTerms(key, value, rel_key, rel_value, edge_type, graph.mask)
 
     def __repr__(self) -> str:
         extra = ""

@@ -151,7 +151,9 @@ class Pattern(_Frozen):
     def batch(self, device: torch.device | str | None = None) -> Tensor:
         """The graph index of every node, int64 ``[N]`` (PyG's ``batch`` vector)."""
         return torch.repeat_interleave(
-            torch.arange(self.num_graphs, device=device), self.sizes.to(device)
+            torch.arange(self.num_graphs, device=device),
+            self.sizes.to(device),
+            output_size=self.num_nodes,
         )
 
     # ---- edges ----------------------------------------------------------------------------
@@ -176,8 +178,10 @@ class Pattern(_Frozen):
             total += counts[n]
         return total
 
+    @torch.compiler.assume_constant_result
     def edge_index(self, device: torch.device | str | None = None) -> Tensor:
-        """The exact ``[2, E]`` int64 edge list, computed once per device."""
+        """The exact ``[2, E]`` int64 edge list, computed once per device (a constant under
+        ``torch.compile``)."""
         device = torch.device("cpu" if device is None else device)
         key = ("edge_index", device)
         cached = self._cache.get(key)
@@ -201,8 +205,10 @@ class Pattern(_Frozen):
         self._cache[key] = out
         return out
 
+    @torch.compiler.assume_constant_result
     def edge_list(self, device: torch.device | str | None = None) -> EdgeList:
-        """The pattern as an :class:`EdgeList` (computed once per device)."""
+        """The pattern as an :class:`EdgeList` (computed once per device; a constant under
+        ``torch.compile``)."""
         device = torch.device("cpu" if device is None else device)
         key = ("edge_list", device)
         cached = self._cache.get(key)
@@ -480,10 +486,13 @@ class GridGraph(Pattern):
         return src[keep], dst[keep]
 
     def local_num_edges(self, n: int) -> int:
-        dy, dx = self.offsets()
-        rows = (self.height - dy.abs()).clamp(min=0)
-        cols = (self.width - dx.abs()).clamp(min=0)
-        return int((rows * cols).sum())
+        r, total = self.radius, 0
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                if self.metric == "manhattan" and abs(dy) + abs(dx) > r:
+                    continue
+                total += max(0, self.height - abs(dy)) * max(0, self.width - abs(dx))
+        return total
 
     def _params(self) -> tuple[tuple[str, Any], ...]:
         return (

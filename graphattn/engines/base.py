@@ -51,10 +51,16 @@ class EdgeTerms:
     embeddings are kept per relation (``[R, H, D]``) so that an engine can index them per edge
     without an ``E x H x D`` tensor.
 
+    ``mask`` marks edges that take no part at all (weight 0): the layer uses it for the
+    self-loops of an input edge list that it replaces by its own (``add_self_loops``), which
+    keeps every shape independent of the data (so ``torch.compile`` needs no dynamic shapes).
+
     Args:
         key, value: ``[E, H, D]`` edge-feature terms, or :obj:`None`.
         rel_key, rel_value: ``[R, H, D]`` relation embeddings, or :obj:`None`.
         edge_type: int64 ``[E]`` relation of each edge; given with ``rel_key``/``rel_value``.
+        mask: bool ``[E]``, true for an edge that takes no part, or :obj:`None`. Every target
+            must keep at least one edge, or have none.
     """
 
     key: Tensor | None = None
@@ -62,10 +68,14 @@ class EdgeTerms:
     rel_key: Tensor | None = None
     rel_value: Tensor | None = None
     edge_type: Tensor | None = None
+    mask: Tensor | None = None
 
     @property
     def empty(self) -> bool:
-        return self.key is None and self.value is None and self.rel_key is None
+        """No key/value terms and no mask."""
+        return (
+            self.key is None and self.value is None and self.rel_key is None and self.mask is None
+        )
 
     def materialize(self) -> tuple[Tensor | None, Tensor | None]:
         """The total ``[E, H, D]`` key and value additions (``None`` where there are none)."""

@@ -138,7 +138,18 @@ def _row_plan(
     )
 
 
+@torch.compiler.assume_constant_result
 def _plan(graph: Pattern, block_size: int, device: torch.device) -> _Plan:
+    """The block plan of ``graph`` (a pure function of the pattern: cached on it, and a
+    constant under ``torch.compile``)."""
+    key = ("blocked_plan", block_size, device)
+    plan = graph.cache.get(key)
+    if plan is None:
+        plan = graph.cache[key] = _make_plan(graph, block_size, device)
+    return plan
+
+
+def _make_plan(graph: Pattern, block_size: int, device: torch.device) -> _Plan:
     longest = int(graph.sizes.max())
     if isinstance(graph, WindowGraph):
         # A reach beyond the longest graph adds no edge, only padding: clamp it.

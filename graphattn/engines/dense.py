@@ -13,14 +13,50 @@ hides it from every real query (padded query rows stay finite and are dropped).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
-from torch_geometric.utils import to_dense_batch
 
 from ..patterns import CausalFullGraph, FullGraph, Pattern
 from .base import EdgeTerms, Engine, Graph, block_attention, pattern_supports
 
 __all__ = ["ENGINE", "dense_attention", "supports"]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Where the nodes of a batch sit in padded ``[B, L]`` blocks (graphs of size 0 skipped)."""
+
+    num_blocks: int
+    length: int  # L, the longest graph
+    slots: Tensor | None  # (N,) block slot b * L + p of every node; None when no padding
+    key_mask: Tensor | None  # (B, 1, 1, L) true for real keys; None when no padding
+
+
+@torch.compiler.assume_constant_result
+def _plan(graph: Pattern, device: torch.device) -> _Plan:
+    """The block layout of ``graph`` (a pure function of the pattern: cached on it, and a
+    constant under ``torch.compile``)."""
+    key = ("dense_plan", device)
+    plan = graph.cache.get(key)
+    if plan is not None:
+        return plan
+    sizes = [n for n in graph.size_list() if n > 0]
+    num_blocks, length = len(sizes), max(sizes, default=0)
+    if all(n == length for n in sizes):  # no padding: plain views
+        plan = _Plan(num_blocks, length, None, None)
+    else:
+        lengths = torch.tensor(sizes, device=device)
+        starts = torch.cumsum(lengths, 0) - lengths
+        block = torch.repeat_interleave(
+            torch.arange(num_blocks, device=device), lengths, output_size=graph.num_nodes
+        )  # (N,)
+        position = torch.arange(graph.num_nodes, device=device) - starts[block]
+        key_mask = torch.arange(length, device=device) < lengths.unsqueeze(1)  # (B, L)
+        plan = _Plan(num_blocks, length, block * length + position, key_mask[:, None, None, :])
+    graph.cache[key] = plan
+    return plan
 
 
 def dense_attention(
@@ -44,59 +80,38 @@ def dense_attention(
         raise ValueError("the dense engine does not take edge features or relation types")
     num_nodes, heads, dim = q.shape
     dim_v = v.size(-1)
-
-    sizes = graph.sizes
-    nonempty = sizes[sizes > 0]
-    if num_nodes == 0 or nonempty.numel() == 0:
+    plan = _plan(graph, q.device)
+    if plan.num_blocks == 0:
         out = v.new_zeros(num_nodes, heads, dim_v)
         return out, (q.new_zeros(0, heads) if need_weights else None)
 
-    num_blocks, length = nonempty.numel(), int(nonempty.max())
-    uniform = bool((nonempty == length).all())
-    if uniform:  # no padding: plain views
-        qb, kb, vb = (t.view(num_blocks, length, heads, -1).transpose(1, 2) for t in (q, k, v))
-        mask = None
-        batch = None
-    else:
-        batch = torch.repeat_interleave(
-            torch.arange(num_blocks, device=q.device), nonempty.to(q.device)
-        )
+    nb, length = plan.num_blocks, plan.length
 
-        def pad(t: Tensor) -> Tensor:
-            dense, _ = to_dense_batch(t.reshape(num_nodes, -1), batch, 0.0, length, num_blocks)
-            return dense.view(num_blocks, length, heads, -1).transpose(1, 2)  # (B, H, L, D)
-
-        qb, kb, vb = pad(q), pad(k), pad(v)
-        mask = torch.arange(length, device=q.device) < nonempty.to(q.device).unsqueeze(1)
-        key_mask = mask[:, None, None, :]  # (B, 1, 1, L): padded keys are never attended
+    def blocks(t: Tensor) -> Tensor:  # (N, H, D) -> (B, H, L, D)
+        if plan.slots is not None:  # scatter the nodes into zero-padded slots
+            padded = t.new_zeros(nb * length, heads, t.size(-1))
+            t = padded.index_copy(0, plan.slots, t)
+        return t.view(nb, length, heads, -1).transpose(1, 2)
 
     # with a causal mask, padded keys (after a graph's last node) are never attended anyway
     ob, probs = block_attention(
-        qb,
-        kb,
-        vb,
-        mask=None if (mask is None or causal) else key_mask,
-        dropout=dropout,
-        need_probs=need_weights,
-        is_causal=causal,
-    )  # (B, H, L, Dv), (B, H, L, L)
-    weights = None if probs is None else _gather_edge_weights(probs, graph, nonempty)
-
-    ob = ob.transpose(1, 2)  # (B, L, H, Dv)
-    out = ob.reshape(num_nodes, heads, dim_v) if mask is None else ob[mask]
+        blocks(q), blocks(k), blocks(v), mask=None if causal else plan.key_mask,
+        dropout=dropout, need_probs=need_weights, is_causal=causal,
+    )  # fmt: skip  # (B, H, L, Dv), (B, H, L, L)
+    weights = None if probs is None else _gather_edge_weights(probs, graph, plan)
+    out = ob.transpose(1, 2).reshape(nb * length, heads, dim_v)  # (B * L, H, Dv)
+    if plan.slots is not None:
+        out = out.index_select(0, plan.slots)  # padded query slots dropped
     return out, weights
 
 
-def _gather_edge_weights(probs: Tensor, graph: Pattern, nonempty: Tensor) -> Tensor:
+def _gather_edge_weights(probs: Tensor, graph: Pattern, plan: _Plan) -> Tensor:
     """Pick the ``[E, H]`` weights of the materialized edges out of ``[B, H, L, L]`` blocks."""
-    device = probs.device
-    src, dst = graph.edge_index(device)
-    starts = torch.cumsum(nonempty, 0) - nonempty  # start node of each non-empty graph
-    block = torch.repeat_interleave(
-        torch.arange(nonempty.numel(), device=device), nonempty.to(device)
-    )[dst]
-    start = starts.to(device)[block]
-    return probs[block, :, dst - start, src - start]  # (E, H)
+    src, dst = graph.edge_index(probs.device)
+    if plan.slots is not None:
+        src, dst = plan.slots[src], plan.slots[dst]
+    block = dst // plan.length
+    return probs[block, :, dst - block * plan.length, src - block * plan.length]  # (E, H)
 
 
 supports = pattern_supports(

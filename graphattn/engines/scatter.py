@@ -26,15 +26,18 @@ def attention_alpha(
     query_i: Tensor,
     key_j: Tensor,
     edge_key: Tensor | None,
+    edge_mask: Tensor | None,
     index: Tensor,
     ptr: Tensor | None,
     size_i: int | None,
 ) -> Tensor:
     """Attention weights ``[E, H]``: the softmax over each target's incoming edges of
-    ``<q_i, k_j + e^K_ij>`` (``q`` pre-scaled)."""
+    ``<q_i, k_j + e^K_ij>`` (``q`` pre-scaled); masked edges get weight 0."""
     if edge_key is not None:
         key_j = key_j + edge_key
     logits = (query_i * key_j).sum(dim=-1)  # (E, H)
+    if edge_mask is not None:
+        logits = logits.masked_fill(edge_mask.unsqueeze(-1), float("-inf"))
     return softmax(logits, index, ptr, size_i)
 
 
@@ -53,7 +56,12 @@ class AttentionPropagation(MessagePassing):
     # The arguments of `propagate` / `edge_updater`, for PyG's generated (jinja) versions.
     # (typing.Optional, not `X | None`: PyG renders these into generated source.)
     propagate_type = {"value": Tensor, "alpha": Tensor, "edge_value": Optional[Tensor]}  # noqa: UP045
-    edge_updater_type = {"query": Tensor, "key": Tensor, "edge_key": Optional[Tensor]}  # noqa: UP045
+    edge_updater_type = {  # noqa: UP045
+        "query": Tensor,
+        "key": Tensor,
+        "edge_key": Optional[Tensor],  # noqa: UP045
+        "edge_mask": Optional[Tensor],  # noqa: UP045
+    }
 
     def __init__(self):
         super().__init__(aggr="sum", node_dim=0)
@@ -63,11 +71,12 @@ class AttentionPropagation(MessagePassing):
         query_i: Tensor,
         key_j: Tensor,
         edge_key: Tensor | None,
+        edge_mask: Tensor | None,
         index: Tensor,
         ptr: Tensor | None,
         size_i: int | None,
     ) -> Tensor:
-        return attention_alpha(query_i, key_j, edge_key, index, ptr, size_i)
+        return attention_alpha(query_i, key_j, edge_key, edge_mask, index, ptr, size_i)
 
     def message(self, value_j: Tensor, alpha: Tensor, edge_value: Tensor | None) -> Tensor:  # type: ignore[override]
         return attention_message(value_j, alpha, edge_value)
@@ -100,7 +109,10 @@ def scatter_attention(
     if module.flow == "target_to_source":
         edge_index, size = edge_index.flip(0), (q.size(0), k.size(0))
     edge_key, edge_value = (None, None) if terms is None else terms.materialize()
-    alpha = module.edge_updater(edge_index, query=q, key=k, edge_key=edge_key, size=size)  # (E, H)
+    mask = None if terms is None else terms.mask
+    alpha = module.edge_updater(
+        edge_index, query=q, key=k, edge_key=edge_key, edge_mask=mask, size=size
+    )  # (E, H)
     weights = alpha if need_weights else None
     if dropout > 0.0:
         alpha = F.dropout(alpha, p=dropout, training=True)

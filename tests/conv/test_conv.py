@@ -74,10 +74,13 @@ def test_equals_torch_multihead_attention(bias, batch_first):
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
         (got_grad,) = torch.autograd.grad(out, x, grad)
         torch.testing.assert_close(got_grad, ref_grad, atol=1e-5, rtol=1e-5)
-        # weights of edge j -> i are mha's [b, h, i, j]
+        # weights of edge j -> i are mha's [b, h, i, j]; on the edge list, its own self-loops
+        # (weight 0) are replaced by the appended ones (add_self_loops, the default)
         src, dst = att.edge_index
         b, i, j = dst // 5, dst % 5, src % 5
-        torch.testing.assert_close(att.weights, ref_w[b, :, i, j], atol=1e-6, rtol=1e-5)
+        used = att.weights.sum(-1) > 0
+        assert int(used.sum()) == 75  # 3 complete graphs of 5 nodes
+        torch.testing.assert_close(att.weights[used], ref_w[b, :, i, j][used], atol=1e-6, rtol=1e-5)
 
 
 def test_from_torch_rejects_unsupported():

@@ -201,21 +201,22 @@ def test_weights_carry_gradients(generator):
 
 
 # ---- torch.library: opcheck, gradcheck, torch.compile ------------------------------------
-def _op_args(num_nodes, num_edges, heads, dim, *, terms, dropout, generator):
+def _op_args(num_nodes, num_edges, heads, dim, *, terms, dropout, generator, masked=False):
     q, k, v = random_qkv(num_nodes, heads, dim, dtype=torch.float64, generator=generator)
     edges = EdgeList(torch.randint(0, num_nodes, (2, num_edges), generator=generator), num_nodes)
     t = _terms(terms, num_edges, torch.float64, generator, heads, dim)
     seed = torch.tensor(1234)
     by_target, by_source = csr_for(edges, "target"), csr_for(edges, "source")
+    mask = torch.rand(num_edges, generator=generator) < 0.2 if masked else None
     return (
         q, k, v, *by_target.as_tuple(), *by_source.as_tuple(), t.key, t.value, t.rel_key,
-        t.rel_value, t.edge_type, dropout, seed,
+        t.rel_value, t.edge_type, mask, dropout, seed,
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("terms,dropout", [("none", 0.0), ("both", 0.3)])
-def test_opcheck(terms, dropout, generator):
-    args = _op_args(7, 19, 2, 3, terms=terms, dropout=dropout, generator=generator)
+@pytest.mark.parametrize("terms,dropout,masked", [("none", 0.0, False), ("both", 0.3, True)])
+def test_opcheck(terms, dropout, masked, generator):
+    args = _op_args(7, 19, 2, 3, terms=terms, dropout=dropout, generator=generator, masked=masked)
     torch.library.opcheck(fused_attention_op, args)
 
 
@@ -240,12 +241,12 @@ def test_gradcheck_on_catalogue(graph_case, generator):
 
 
 def test_gradcheck_with_dropout(generator):
-    args = _op_args(6, 17, 2, 3, terms="both", dropout=0.4, generator=generator)
-    graph, edge_type, seed = args[3:9], args[13], args[15]
+    args = _op_args(6, 17, 2, 3, terms="both", dropout=0.4, generator=generator, masked=True)
+    graph, edge_type, mask, seed = args[3:9], args[13], args[14], args[16]
 
     def fn(q, k, v, key, value, rel_key, rel_value):
         return torch.ops.graphattn.fused_attention(
-            q, k, v, *graph, key, value, rel_key, rel_value, edge_type, 0.4, seed
+            q, k, v, *graph, key, value, rel_key, rel_value, edge_type, mask, 0.4, seed
         )[0]
 
     inputs = tuple(args[i] for i in (0, 1, 2, 9, 10, 11, 12))

@@ -27,8 +27,6 @@ from the same log-sum-exp instead, so that a loss on the weights reaches the par
 
 from __future__ import annotations
 
-from functools import cache
-
 import torch
 from torch import Tensor
 
@@ -46,14 +44,20 @@ AUTO_MIN_EDGES = 2048
 kernels' fixed costs outweigh what they save (``benchmarks/auto_crossover.py``)."""
 
 
-@cache
+_NUMBA: list[bool] = []  # memo of numba_available()
+
+
+@torch.compiler.assume_constant_result
 def numba_available() -> bool:
     """Whether numba can be imported (the ``fused`` extra); imports it on first use."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    if not _NUMBA:
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            _NUMBA.append(False)
+        else:
+            _NUMBA.append(True)
+    return _NUMBA[0]
 
 
 def _requires_grad(*tensors: Tensor | None) -> bool:
@@ -135,7 +139,7 @@ def fused_attention(
         seed = torch.zeros((), dtype=torch.long)
     out, lse = torch.ops.graphattn.fused_attention(
         q, k, v, *by_target.as_tuple(), *by_source.as_tuple(), t.key, t.value, t.rel_key,
-        t.rel_value, edge_type, float(dropout), seed,
+        t.rel_value, edge_type, t.mask, float(dropout), seed,
     )  # fmt: skip
     if not need_weights:
         return out, None
@@ -146,10 +150,12 @@ def fused_attention(
         if edge_key is not None:
             key = key + edge_key
         logits = (q[dst] * key).sum(-1)  # (E, H)
+        if t.mask is not None:
+            logits = logits.masked_fill(t.mask.unsqueeze(-1), float("-inf"))
         return out, torch.exp(logits - lse[dst])
     weights = torch.ops.graphattn.fused_attention_weights(
         q.detach(), k.detach(), *by_target.as_tuple(), _detach(t.key), _detach(t.rel_key),
-        edge_type, lse.detach(),
+        edge_type, t.mask, lse.detach(),
     )  # fmt: skip
     return out, weights
 
@@ -175,7 +181,8 @@ def supports(request: AttentionRequest) -> str | None:
 
 
 def prefers(request: AttentionRequest) -> bool:
-    return request.num_edges >= AUTO_MIN_EDGES
+    # under torch.compile the choice must not depend on sizes (no recompile per size)
+    return torch.compiler.is_compiling() or request.num_edges >= AUTO_MIN_EDGES
 
 
 ENGINE = Engine("fused", fused_attention, supports, priority=100, prefers=prefers)

@@ -9,8 +9,9 @@ tuples, which numba passes by value):
   sit at positions ``ptr[i]:ptr[i+1]`` with source ``idx[pos]`` and original edge id
   ``eid[pos]``; by source (for ``dk``, ``dv``) the same with targets in ``idx``;
 - ``terms``: :class:`TermArrays` ``(ek [E, H*D], ev [E, H*Dv], rk [R, H*D], rv [R, H*Dv],
-  etype [E], has_ek, has_ev, has_rel)``; absent terms are empty arrays, so that the argument
-  types, and hence the compiled specialisations, do not depend on the options;
+  etype [E], mask [E], has_ek, has_ev, has_rel, has_mask)``; absent terms are empty arrays,
+  so that the argument types, and hence the compiled specialisations, do not depend on the
+  options. A masked edge (``mask[e]`` true) takes no part: its score is ``-inf``;
 - ``drop``: :class:`DropSpec` ``(p, seed, keep_scale, zero)``: the dropout probability, the
   hash seed, ``1 / (1 - p)`` and a zero of the compute dtype.
 
@@ -60,7 +61,7 @@ it a compile (seconds, once per shape and machine) would not pay off."""
 
 Shape = namedtuple("Shape", "heads dim dim_v")
 CSRArrays = namedtuple("CSRArrays", "ptr idx eid")
-TermArrays = namedtuple("TermArrays", "ek ev rk rv etype has_ek has_ev has_rel")
+TermArrays = namedtuple("TermArrays", "ek ev rk rv etype mask has_ek has_ev has_rel has_mask")
 DropSpec = namedtuple("DropSpec", "p seed keep_scale zero")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -166,6 +167,24 @@ def _pair_dots(a, tile, nt, out, heads, dim, zero):
 
 
 @njit(inline="always")
+def _mask_scores(s, et, nt, heads, terms):
+    """The scores of masked edges become ``-inf`` (they take no part in the softmax)."""
+    if terms.has_mask:
+        for t in range(nt):
+            if terms.mask[et[t]]:
+                for h in range(heads):
+                    s[t, h] = -np.inf
+
+
+@njit(inline="always")
+def _weight(score, offset, zero):
+    """``exp(score - offset)``, and 0 for a masked edge even when ``offset`` is ``-inf``."""
+    if score == -np.inf:
+        return zero
+    return np.exp(score - offset)
+
+
+@njit(inline="always")
 def _prefetch_by_target(lo, hi, csr, k, v, terms):
     """Prefetch the key/value rows (and edge terms) of positions ``lo:hi`` of the target CSR."""
     for pos in range(lo, hi):
@@ -252,6 +271,7 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 nt = min(TILE, stop - t0)
                 _kv_tile(t0, nt, stop, csr, k, v, terms, kt, vt, et, heads * dim, heads * dim_v)
                 _row_dots(q, i, kt, nt, s, heads, dim, zero)
+                _mask_scores(s, et, nt, heads, terms)
                 for h in range(heads):  # one rescale per tile, by the tile's new maximum
                     mx = m[h]
                     for t in range(nt):
@@ -266,16 +286,21 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 for t in range(nt):
                     e = et[t]
                     for h in range(heads):
-                        w = np.exp(s[t, h] - m[h])
+                        w = _weight(s[t, h], m[h], zero)
                         l[h] += w
                         w = w * _drop_factor(drop, e, heads, h)
                         for x in range(h * dim_v, (h + 1) * dim_v):
                             acc[x] += w * vt[t, x]
             for h in range(heads):
-                inv = 1.0 / l[h]
-                for x in range(h * dim_v, (h + 1) * dim_v):
-                    out[i, x] = acc[x] * inv
-                lse[i, h] = m[h] + np.log(l[h])
+                if l[h] > zero:
+                    inv = 1.0 / l[h]
+                    for x in range(h * dim_v, (h + 1) * dim_v):
+                        out[i, x] = acc[x] * inv
+                    lse[i, h] = m[h] + np.log(l[h])
+                else:  # every edge masked: as if there were none
+                    for x in range(h * dim_v, (h + 1) * dim_v):
+                        out[i, x] = zero
+                    lse[i, h] = -np.inf
 
     @njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
     def weights(q, k, shape, csr, terms, zero, lse, w, lo, hi):
@@ -284,6 +309,7 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
         dim = dim_c if dim_c > 0 else shape.dim
         kt = np.empty((TILE, heads * dim), dtype=q.dtype)
         s = np.empty((TILE, heads), dtype=q.dtype)
+        et = np.empty(TILE, dtype=np.int64)
         for i in range(lo, hi):
             start = csr.ptr[i]
             stop = csr.ptr[i + 1]
@@ -291,16 +317,17 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 nt = min(TILE, stop - t0)
                 for t in range(nt):
                     e = csr.eid[t0 + t]
+                    et[t] = e
                     r = terms.etype[e] if terms.has_rel else 0
                     _gather(
                         kt, t, k, csr.idx[t0 + t], terms.ek, e, terms.rk, r,
                         terms.has_ek, terms.has_rel, heads * dim,
                     )  # fmt: skip
                 _row_dots(q, i, kt, nt, s, heads, dim, zero)
+                _mask_scores(s, et, nt, heads, terms)
                 for t in range(nt):
-                    e = csr.eid[t0 + t]
                     for h in range(heads):
-                        w[e, h] = np.exp(s[t, h] - lse[i, h])
+                        w[et[t], h] = _weight(s[t, h], lse[i, h], zero)
 
     @njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
     def backward_target(
@@ -353,11 +380,12 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 nt = min(TILE, stop - t0)
                 _kv_tile(t0, nt, stop, csr, k, v, terms, kt, vt, et, heads * dim, heads * dim_v)
                 _row_dots(q, i, kt, nt, s, heads, dim, zero)
+                _mask_scores(s, et, nt, heads, terms)
                 _row_dots(gout, i, vt, nt, dp, heads, dim_v, zero)
                 for t in range(nt):  # s <- ds, dp <- P * M
                     e = et[t]
                     for h in range(heads):
-                        p = np.exp(s[t, h] - lse[i, h])
+                        p = _weight(s[t, h], lse[i, h], zero)
                         mfac = _drop_factor(drop, e, heads, h)
                         s[t, h] = p * (dp[t, h] * mfac - dl[h])
                         dp[t, h] = p * mfac
@@ -452,6 +480,7 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                     _pair_dots(qt, kt, nt, s, heads, dim, zero)
                 else:
                     _row_dots(k, j, qt, nt, s, heads, dim, zero)
+                _mask_scores(s, et, nt, heads, terms)
                 if v_terms:
                     _pair_dots(gt, vt, nt, dp, heads, dim_v, zero)
                 else:
@@ -459,7 +488,7 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 for t in range(nt):
                     e = et[t]
                     for h in range(heads):
-                        p = np.exp(s[t, h] - lt[t, h])
+                        p = _weight(s[t, h], lt[t, h], zero)
                         mfac = _drop_factor(drop, e, heads, h)
                         dsh = p * (dp[t, h] * mfac - dlt[t, h])
                         pmh = p * mfac

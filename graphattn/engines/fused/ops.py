@@ -99,7 +99,7 @@ def _flat(t: Tensor) -> np.ndarray:
     return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))  # (rows, H * D)
 
 
-def _records(q, v, csr, ek, ev, rk, rv, et, dropout, seed):
+def _records(q, v, csr, ek, ev, rk, rv, et, mask, dropout, seed):
     """The kernels' ``shape``, ``csr``, ``terms`` and ``drop`` records."""
     from .kernels import CSRArrays, DropSpec, Shape, TermArrays
 
@@ -111,18 +111,19 @@ def _records(q, v, csr, ek, ev, rk, rv, et, dropout, seed):
         empty if rk is None else _flat(rk),
         empty if rv is None else _flat(rv),
         np.empty(0, dtype=np.int64) if et is None else _np(et.long()),
+        np.empty(0, dtype=np.bool_) if mask is None else _np(mask),
         ek is not None,
         ev is not None,
         rk is not None,
+        mask is not None,
     )
-    drop = DropSpec(
-        float(dropout), np.uint64(int(seed) & (2**64 - 1)), dt(1.0 / (1.0 - dropout)), dt(0)
-    )
+    keep = dt(1.0 / (1.0 - dropout))
+    drop = DropSpec(float(dropout), np.uint64(int(seed) & (2**64 - 1)), keep, dt(0))
     shape = Shape(q.size(1), q.size(2), v.size(2))
     return shape, CSRArrays(*(_np(t) for t in csr)), terms, drop
 
 
-def _check_terms(q, v, num_edges, ek, ev, rk, rv, et) -> None:
+def _check_terms(q, v, num_edges, ek, ev, rk, rv, et, mask) -> None:
     """Shapes and relation ids of the edge terms (the kernels do not bounds-check)."""
     heads, dim, dim_v = q.size(1), q.size(2), v.size(2)
     for name, t, rows, width in (
@@ -146,6 +147,8 @@ def _check_terms(q, v, num_edges, ek, ev, rk, rv, et) -> None:
             )
         if num_edges > 0 and (int(et.min()) < 0 or int(et.max()) >= rk.size(0)):
             raise ValueError(f"`edge_type` values must be in [0, {rk.size(0)})")
+    if mask is not None and (mask.dtype != torch.bool or mask.shape != (num_edges,)):
+        raise ValueError(f"`edge_mask` must be bool of shape [{num_edges}], got {mask.dtype}")
 
 
 @torch.library.custom_op("graphattn::fused_attention", mutates_args=(), device_types="cpu")
@@ -164,35 +167,31 @@ def fused_attention_op(
     rel_key: Tensor | None,
     rel_value: Tensor | None,
     edge_type: Tensor | None,
+    edge_mask: Tensor | None,
     dropout: float,
     seed: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """Forward: ``(out [N_dst, H, Dv], lse [N_dst, H])`` (lse is ``-inf`` for isolated nodes).
 
     ``t_*`` is the CSR by target; ``s_*`` the CSR by source, which only the backward reads
-    (empty tensors when no gradient will be needed).
+    (empty tensors when no gradient will be needed). ``edge_mask`` (bool ``[E]``) marks edges
+    that take no part.
     """
     n, heads, _ = q.shape
     if t_ptr.numel() != n + 1:
         raise ValueError(f"`t_ptr` must have {n + 1} entries, got {t_ptr.numel()}")
-    num_edges = t_idx.numel()
-    _check_terms(q, v, num_edges, edge_key, edge_value, rel_key, rel_value, edge_type)
+    terms = (edge_key, edge_value, rel_key, rel_value, edge_type, edge_mask)
+    _check_terms(q, v, t_idx.numel(), *terms)
     out = q.new_empty(n, heads, v.size(-1))
     lse = q.new_empty(n, heads)
-    shape, csr, terms, drop = _records(
-        q, v, (t_ptr, t_idx, t_eid), edge_key, edge_value, rel_key, rel_value, edge_type,
-        dropout, seed,
-    )  # fmt: skip
-    run_ranges(
-        _kernels(shape, q, csr).forward,
-        (_flat(q), _flat(k), _flat(v), shape, csr, terms, drop, _flat(out), lse.numpy()),
-        csr.ptr,
-    )
+    shape, csr, term_arrays, drop = _records(q, v, (t_ptr, t_idx, t_eid), *terms, dropout, seed)
+    args = (_flat(q), _flat(k), _flat(v), shape, csr, term_arrays, drop, _flat(out), lse.numpy())
+    run_ranges(_kernels(shape, q, csr).forward, args, csr.ptr)
     return out, lse
 
 
 @fused_attention_op.register_fake
-def _(q, k, v, t_ptr, t_idx, t_eid, s_ptr, s_idx, s_eid, ek, ev, rk, rv, et, dropout, seed):
+def _(q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, mask, dropout, seed):
     n, heads, _ = q.shape
     return q.new_empty(n, heads, v.size(-1)), q.new_empty(n, heads)
 
@@ -215,6 +214,7 @@ def _backward_op(
     rel_key: Tensor | None,
     rel_value: Tensor | None,
     edge_type: Tensor | None,
+    edge_mask: Tensor | None,
     out: Tensor,
     lse: Tensor,
     dropout: float,
@@ -237,10 +237,8 @@ def _backward_op(
     need_edge_key = need_edge_key and edge_key is not None
     need_edge_value = need_edge_value and edge_value is not None
     need_rel = need_rel and rel_key is not None
-    shape, t_csr, terms, drop = _records(
-        q, v, (t_ptr, t_idx, t_eid), edge_key, edge_value, rel_key, rel_value, edge_type,
-        dropout, seed,
-    )  # fmt: skip
+    terms = (edge_key, edge_value, rel_key, rel_value, edge_type, edge_mask)
+    shape, t_csr, term_arrays, drop = _records(q, v, (t_ptr, t_idx, t_eid), *terms, dropout, seed)
 
     gout = _flat(grad_out)
     glse = q.new_zeros(n, heads) if grad_lse is None else grad_lse
@@ -259,14 +257,14 @@ def _backward_op(
     grads = (
         ld.numpy(),
         _flat(dq),
-        _flat(dek) if need_edge_key else terms.ek,
-        _flat(dev) if need_edge_value else terms.ev,
+        _flat(dek) if need_edge_key else term_arrays.ek,
+        _flat(dev) if need_edge_value else term_arrays.ev,
         drk_part.numpy(),
         drv_part.numpy(),
     )
     args = (
-        _flat(q), _flat(k), _flat(v), shape, t_csr, terms, drop, gout, _flat(out), _np(lse),
-        _np(glse), (need_edge_key, need_edge_value, need_rel), grads,
+        _flat(q), _flat(k), _flat(v), shape, t_csr, term_arrays, drop, gout, _flat(out),
+        _np(lse), _np(glse), (need_edge_key, need_edge_value, need_rel), grads,
     )  # fmt: skip
     run_ranges(kern.backward_target, args, t_csr.ptr, slots=True)
     if need_qkv:
@@ -274,7 +272,7 @@ def _backward_op(
         dv = torch.empty_like(v)
         s_csr = type(t_csr)(_np(s_ptr), _np(s_idx), _np(s_eid))
         args = (
-            _flat(q), _flat(k), _flat(v), shape, s_csr, terms, drop, gout, ld.numpy(),
+            _flat(q), _flat(k), _flat(v), shape, s_csr, term_arrays, drop, gout, ld.numpy(),
             _flat(dk), _flat(dv),
         )  # fmt: skip
         run_ranges(kern.backward_source, args, s_csr.ptr)
@@ -288,8 +286,8 @@ def _backward_op(
 
 @_backward_op.register_fake
 def _(
-    grad_out, grad_lse, q, k, v, t_ptr, t_idx, t_eid, s_ptr, s_idx, s_eid, edge_key, edge_value,
-    rel_key, rel_value, edge_type, out, lse, dropout, seed, need_qkv, need_edge_key,
+    grad_out, grad_lse, q, k, v, tp, ti, te, sp, si, se, edge_key, edge_value, rel_key,
+    rel_value, edge_type, edge_mask, out, lse, dropout, seed, need_qkv, need_edge_key,
     need_edge_value, need_rel,
 ):  # fmt: skip
     def maybe(flag: bool, like: Tensor | None) -> Tensor:
@@ -306,36 +304,38 @@ def _(
     )
 
 
-_NUM_INPUTS = 16  # inputs of graphattn::fused_attention
+_NUM_INPUTS = 17  # inputs of graphattn::fused_attention
+_EK, _EV, _RK, _RV = 9, 10, 11, 12  # positions of the edge terms among them
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, dropout, seed = inputs
+    q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, mask, dropout, seed = inputs
     out, lse = output
-    ctx.save_for_backward(q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, seed, out, lse)
+    saved = (q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, mask, seed, out, lse)
+    ctx.save_for_backward(*saved)
     ctx.dropout = dropout
 
 
 def _backward(ctx, grad_out, grad_lse):
-    q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, seed, out, lse = ctx.saved_tensors
+    q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, mask, seed, out, lse = ctx.saved_tensors
     needs = ctx.needs_input_grad
     need_qkv = bool(needs[0] or needs[1] or needs[2])
-    need_rel = bool(needs[11] or needs[12])
+    need_rel = bool(needs[_RK] or needs[_RV])
     if grad_out is None:
         grad_out = torch.zeros_like(out)
     dq, dk, dv, dek, dev, drk, drv = torch.ops.graphattn.fused_attention_backward(
-        grad_out, grad_lse, q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, out, lse,
-        ctx.dropout, seed, need_qkv, bool(needs[9]), bool(needs[10]), need_rel,
+        grad_out, grad_lse, q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, mask, out, lse,
+        ctx.dropout, seed, need_qkv, bool(needs[_EK]), bool(needs[_EV]), need_rel,
     )  # fmt: skip
     grads = [None] * _NUM_INPUTS
     if need_qkv:
         grads[0], grads[1], grads[2] = dq, dk, dv
-    if needs[9]:
-        grads[9] = dek
-    if needs[10]:
-        grads[10] = dev
+    if needs[_EK]:
+        grads[_EK] = dek
+    if needs[_EV]:
+        grads[_EV] = dev
     if need_rel:
-        grads[11], grads[12] = drk, drv
+        grads[_RK], grads[_RV] = drk, drv
     return tuple(grads)
 
 
@@ -354,32 +354,18 @@ def _weights_op(
     edge_key: Tensor | None,
     rel_key: Tensor | None,
     edge_type: Tensor | None,
+    edge_mask: Tensor | None,
     lse: Tensor,
 ) -> Tensor:
     """Attention weights ``[E, H]`` (before dropout) from the saved log-sum-exp."""
-    from .kernels import CSRArrays, Shape, TermArrays
-
-    heads = q.size(1)
-    w = q.new_empty(t_idx.numel(), heads)
-    dt = _np(q).dtype.type
-    empty = np.empty((0, 0), dtype=dt)
-    terms = TermArrays(
-        empty if edge_key is None else _flat(edge_key),
-        empty,
-        empty if rel_key is None else _flat(rel_key),
-        empty,
-        np.empty(0, dtype=np.int64) if edge_type is None else _np(edge_type.long()),
-        edge_key is not None,
-        False,
-        rel_key is not None,
-    )
-    shape = Shape(heads, q.size(2), q.size(2))
-    csr = CSRArrays(_np(t_ptr), _np(t_idx), _np(t_eid))
-    args = (_flat(q), _flat(k), shape, csr, terms, dt(0), _np(lse), w.numpy())
+    w = q.new_empty(t_idx.numel(), q.size(1))
+    terms = (edge_key, None, rel_key, rel_key, edge_type, edge_mask)  # values are not read
+    shape, csr, term_arrays, _ = _records(q, q, (t_ptr, t_idx, t_eid), *terms, 0.0, 0)
+    args = (_flat(q), _flat(k), shape, csr, term_arrays, _np(q).dtype.type(0), _np(lse), w.numpy())
     run_ranges(_kernels(shape, q, csr).weights, args, csr.ptr)
     return w
 
 
 @_weights_op.register_fake
-def _(q, k, t_ptr, t_idx, t_eid, edge_key, rel_key, edge_type, lse):
+def _(q, k, t_ptr, t_idx, t_eid, edge_key, rel_key, edge_type, edge_mask, lse):
     return q.new_empty(t_idx.shape[0], q.size(1))
