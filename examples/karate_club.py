@@ -82,7 +82,8 @@ def run(kind: str, seed: int, epochs: int, data) -> float:
     for _ in range(epochs):
         model.train()
         opt.zero_grad()
-        loss = F.cross_entropy(model(data.x, data.edge_index)[data.train_mask], data.y[data.train_mask])
+        logits = model(data.x, data.edge_index)
+        loss = F.cross_entropy(logits[data.train_mask], data.y[data.train_mask])
         loss.backward()
         opt.step()
     model.eval()
