@@ -2,11 +2,23 @@
 image patch grids.
 
 Each builder returns a ``Data`` carrying a structured pattern in ``data.pattern``;
-``data.pattern.edge_index()`` materializes the exact edge list. Supply-chain economies live in
+``data.pattern.edge_index()`` materializes the exact edge list. :func:`locality_order`
+renumbers any graph for memory locality. Supply-chain economies live in
 :mod:`graphattn.economy`.
 """
 
 from .grid import grid, patchify
+from .ordering import NodeOrder, locality_order
 from .sequence import causal, chunked, full, pattern_data, window
 
-__all__ = ["causal", "chunked", "full", "grid", "patchify", "pattern_data", "window"]
+__all__ = [
+    "NodeOrder",
+    "causal",
+    "chunked",
+    "full",
+    "grid",
+    "locality_order",
+    "patchify",
+    "pattern_data",
+    "window",
+]
