@@ -87,15 +87,18 @@ def machine_info() -> dict[str, str]:
     return info
 
 
-def machine_line(info: dict[str, str] | None = None) -> str:
-    """One line naming the machine, for the top of a script's output."""
-    info = machine_info() if info is None else info
+def _describe(info: dict[str, str]) -> str:
     mem = f", {info['memory_gib']} GiB" if "memory_gib" in info else ""
     load = f", load {info['load_average']}" if "load_average" in info else ""
     return (
-        f"machine: {info['cpu']}, {info['cores']} cores{mem}, torch {info['torch']} "
+        f"{info['cpu']}, {info['cores']} cores{mem}, torch {info['torch']} "
         f"({info['torch_threads']} threads){load}"
     )
+
+
+def machine_line(info: dict[str, str] | None = None) -> str:
+    """One line naming the machine, for the top of a script's output."""
+    return "machine: " + _describe(machine_info() if info is None else info)
 
 
 def format_value(value: object, fmt: str = ".4g") -> str:
@@ -125,7 +128,7 @@ def write_table(
     header = {
         "date": datetime.date.today().isoformat(),
         "command": command,
-        "machine": machine_line(machine),
+        "machine": _describe(machine),
     }
     if settings:
         header["settings"] = json.dumps(settings, sort_keys=True, default=str)
