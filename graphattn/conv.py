@@ -383,17 +383,20 @@ class MultiHeadAttentionConv(MessagePassing):
         heads, dim = self.heads, self.head_dim
         compute = torch.float32 if x_dst.dtype in _HALF else x_dst.dtype
 
+        engine = self._resolve(graph, x_dst.device, compute, edge_attr, edge_type, want)
+        # 16-bit rows stay 16-bit for an engine that reads them so (it accumulates in float32)
+        rows = q_dtype = None if engine.half_rows and x_dst.dtype in _HALF else compute
+
         # the 1/sqrt(d) scale is folded into the query projection's (small) weight and bias,
         # so no extra pass over the [N, H, D] queries, forward or backward
         scale = 1.0 / math.sqrt(dim)
         bias_q = None if self.lin_query.bias is None else self.lin_query.bias * scale
         q = F.linear(x_dst, self.lin_query.weight * scale, bias_q)
-        q = q.view(-1, heads, dim).to(compute)  # (N_dst, H, D), scaled
-        k = self.lin_key(x_src).view(-1, heads, dim).to(compute)  # (N_src, H, D)
-        v = self.lin_value(x_src).view(-1, heads, dim).to(compute)  # (N_src, H, D)
+        q = _cast(q.view(-1, heads, dim), q_dtype)  # (N_dst, H, D), scaled
+        k = _cast(self.lin_key(x_src).view(-1, heads, dim), rows)  # (N_src, H, D)
+        v = _cast(self.lin_value(x_src).view(-1, heads, dim), rows)  # (N_src, H, D)
         terms = self._edge_terms(graph, edge_attr, edge_type, compute)
 
-        engine = self._resolve(graph, x_dst.device, compute, edge_attr, edge_type, want)
         with torch.autocast(x_dst.device.type, enabled=False):  # engines compute in `compute`
             out, weights = engine(
                 q, k, v, graph.graph, terms=terms, dropout=self.dropout if self.training else 0.0,
@@ -644,6 +647,10 @@ class MultiHeadAttentionConv(MessagePassing):
             f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
             f"heads={self.heads}{extra})"
         )
+
+
+def _cast(t: Tensor, dtype: torch.dtype | None) -> Tensor:
+    return t if dtype is None else t.to(dtype)
 
 
 def _check_engine_name(engine: object) -> None:

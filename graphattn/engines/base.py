@@ -6,8 +6,9 @@ An engine is a pure function with no parameters::
 
 - ``q``: ``[N_dst, H, D]`` queries of the target nodes, ``k``: ``[N_src, H, D]`` and ``v``:
   ``[N_src, H, Dv]`` keys and values of the source nodes, in the compute dtype (float32 or
-  float64; the layer upcasts float16/bfloat16). ``q`` is already multiplied by ``D ** -0.5``:
-  engines take plain dot products.
+  float64; the layer upcasts float16/bfloat16, except for an engine that declares
+  ``half_rows``). ``q`` is already multiplied by ``D ** -0.5``: engines take plain dot
+  products.
 - ``graph``: a :class:`~graphattn.patterns.Pattern` (``N_src == N_dst``) or an
   :class:`~graphattn.patterns.EdgeList` whose ``edge_index`` points source -> target.
 - ``terms``: :class:`EdgeTerms` (edge features and relation embeddings added to each edge's
@@ -123,7 +124,9 @@ class Engine:
     """A named engine: its function, what it supports, and its rank for ``"auto"``.
 
     ``"auto"`` tries engines by increasing ``priority`` and takes the first that supports a
-    request and prefers it; if none prefers it, the first that supports it.
+    request and prefers it; if none prefers it, the first that supports it. An engine with
+    ``half_rows`` takes float16/bfloat16 ``q``, ``k``, ``v`` as they are (and accumulates in
+    float32); the layer upcasts them for the others.
     """
 
     name: str
@@ -131,6 +134,7 @@ class Engine:
     supports: Callable[[AttentionRequest], str | None]
     priority: int
     prefers: Callable[[AttentionRequest], bool] = _always
+    half_rows: bool = False
 
     def __call__(
         self,

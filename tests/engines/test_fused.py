@@ -442,3 +442,27 @@ def test_threaded_ranges_give_the_same_numbers(generator, monkeypatch):
         outs.append((out, w, *grads))
     for a, b in zip(*outs, strict=True):
         assert torch.equal(a, b)
+
+
+# ---- 16-bit rows ----------------------------------------------------------------------------
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_16_bit_rows_equal_the_upcast_computation(half, generator):
+    """q, k, v stay 16-bit in memory and are converted in the kernels: the same numbers as
+    upcasting them first (accumulated in float32); gradients come back 16-bit."""
+    n = 40
+    edges = EdgeList(torch.randint(0, n, (2, 300), generator=generator), n)
+    q16, k16, v16 = (
+        (torch.randn(n, HEADS, HEAD_DIM, generator=generator) * 0.5).to(half).requires_grad_()
+        for _ in range(3)
+    )
+    q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q16, k16, v16))
+    terms = EdgeTerms(mask=torch.rand(300, generator=generator) < 0.1)
+    out16, w16 = fused_attention(q16, k16, v16, edges, terms=terms, need_weights=True)
+    out32, w32 = fused_attention(q32, k32, v32, edges, terms=terms, need_weights=True)
+    assert out16.dtype == w16.dtype == torch.float32
+    assert torch.equal(out16, out32) and torch.equal(w16, w32)
+    grad = torch.randn_like(out32)
+    got = torch.autograd.grad(out16, (q16, k16, v16), grad)
+    want = torch.autograd.grad(out32, (q32, k32, v32), grad)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == half and torch.equal(g, w.to(half))

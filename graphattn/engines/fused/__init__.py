@@ -38,6 +38,7 @@ from .csr import CSR, MAX_INDEX, csr_for
 __all__ = ["AUTO_MIN_EDGES", "CSR", "ENGINE", "csr_for", "fused_attention", "prefers", "supports"]
 
 _FLOATS = (torch.float32, torch.float64)
+_HALF = (torch.float16, torch.bfloat16)
 
 AUTO_MIN_EDGES = 2048
 """``engine="auto"`` prefers ``scatter`` on graphs with fewer edges than this, where the
@@ -79,7 +80,8 @@ def fused_attention(
 
     Args:
         q: ``[N_dst, H, D]``, k: ``[N_src, H, D]``, v: ``[N_src, H, Dv]``, float32 or float64
-            CPU tensors (``q`` pre-scaled).
+            CPU tensors (``q`` pre-scaled); or float16/bfloat16 "16-bit rows", read in 16 bits
+            and accumulated in float32 (outputs, weights and edge terms are float32 then).
         graph: an :class:`~graphattn.patterns.EdgeList` or a
             :class:`~graphattn.patterns.Pattern`.
         terms: edge features and relation embeddings, or :obj:`None`.
@@ -99,8 +101,11 @@ def fused_attention(
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, Tensor):
             raise TypeError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype not in _FLOATS:
-            raise TypeError(f"`{name}` must be float32 or float64 (fused engine), got {t.dtype}")
+        if t.dtype not in _FLOATS + _HALF:
+            raise TypeError(
+                f"`{name}` must be float32, float64, float16 or bfloat16 (fused engine), "
+                f"got {t.dtype}"
+            )
         if t.device.type != "cpu":
             raise ValueError(f"the fused engine runs on the CPU; `{name}` is on {t.device}")
         if t.dim() != 3:
@@ -145,11 +150,11 @@ def fused_attention(
         return out, None
     if grad and _requires_grad(q, k, t.key, t.rel_key):  # weights with gradients
         src, dst = edges.edge_index.to(q.device, torch.long)
-        key = k[src]  # (E, H, D)
+        key = k[src].to(lse.dtype)  # (E, H, D)
         edge_key, _ = t.materialize()
         if edge_key is not None:
             key = key + edge_key
-        logits = (q[dst] * key).sum(-1)  # (E, H)
+        logits = (q[dst].to(lse.dtype) * key).sum(-1)  # (E, H)
         if t.mask is not None:
             logits = logits.masked_fill(t.mask.unsqueeze(-1), float("-inf"))
         return out, torch.exp(logits - lse[dst])
@@ -185,4 +190,4 @@ def prefers(request: AttentionRequest) -> bool:
     return torch.compiler.is_compiling() or request.num_edges >= AUTO_MIN_EDGES
 
 
-ENGINE = Engine("fused", fused_attention, supports, priority=100, prefers=prefers)
+ENGINE = Engine("fused", fused_attention, supports, priority=100, prefers=prefers, half_rows=True)

@@ -46,7 +46,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 # Reassociation lets LLVM vectorise the per-head dot products and row updates; no flag that
 # assumes finite values (the kernels use -inf for empty rows and running maxima).
@@ -108,6 +108,45 @@ def _prefetch_row(typingctx, arr, row):
     return types.void(arr, row), codegen
 
 
+@intrinsic
+def _f16_to_f32(typingctx, bits):
+    """The float32 value of a float16 given by its int16 bits (LLVM ``half`` -> ``float``)."""
+    if not (isinstance(bits, types.Integer) and bits.bitwidth == 16):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(bits), codegen
+
+
+@intrinsic
+def _bf16_to_f32(typingctx, bits):
+    """The float32 value of a bfloat16 given by its uint16 bits (the high half of a float32)."""
+    if not (isinstance(bits, types.Integer) and bits.bitwidth == 16):
+        return None
+
+    def codegen(context, builder, signature, args):
+        wide = builder.zext(args[0], ir.IntType(32))
+        return builder.bitcast(builder.shl(wide, ir.Constant(ir.IntType(32), 16)), ir.FloatType())
+
+    return types.float32(bits), codegen
+
+
+def _ld(a, i, x):  # pragma: no cover - replaced by the overload below inside numba
+    """``a[i, x]`` as a float: 16-bit rows are converted to float32."""
+    raise NotImplementedError
+
+
+@overload(_ld, inline="always")
+def _ld_impl(a, i, x):
+    if a.dtype == types.int16:
+        return lambda a, i, x: _f16_to_f32(a[i, x])
+    if a.dtype == types.uint16:
+        return lambda a, i, x: _bf16_to_f32(a[i, x])
+    return lambda a, i, x: a[i, x]
+
+
 @njit(inline="always")
 def _uniform(seed, idx):
     """A uniform number in [0, 1) from (seed, idx): one splitmix64 step."""
@@ -135,7 +174,7 @@ def _drop_factor(drop, e, heads, h):
 def _gather(dst, t, base, j, term, e, rel, r, has_term, has_rel, width):
     """``dst[t, :width] = base[j] + term[e] + rel[r]`` (terms only where present)."""
     for x in range(width):
-        dst[t, x] = base[j, x]
+        dst[t, x] = _ld(base, j, x)
     if has_term:
         for x in range(width):
             dst[t, x] += term[e, x]
@@ -151,7 +190,7 @@ def _row_dots(a, i, tile, nt, out, heads, dim, zero):
         for h in range(heads):
             s = zero
             for x in range(h * dim, (h + 1) * dim):
-                s += a[i, x] * tile[t, x]
+                s += _ld(a, i, x) * tile[t, x]
             out[t, h] = s
 
 
@@ -247,13 +286,13 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
         dim_v = dim_v_c if dim_v_c > 0 else shape.dim_v
         zero = drop.zero
         n = q.shape[0]
-        kt = np.empty((TILE, heads * dim), dtype=q.dtype)
-        vt = np.empty((TILE, heads * dim_v), dtype=q.dtype)
-        s = np.empty((TILE, heads), dtype=q.dtype)
+        kt = np.empty((TILE, heads * dim), dtype=out.dtype)
+        vt = np.empty((TILE, heads * dim_v), dtype=out.dtype)
+        s = np.empty((TILE, heads), dtype=out.dtype)
         et = np.empty(TILE, dtype=np.int64)
-        m = np.empty(heads, dtype=q.dtype)
-        l = np.empty(heads, dtype=q.dtype)
-        acc = np.empty(heads * dim_v, dtype=q.dtype)
+        m = np.empty(heads, dtype=out.dtype)
+        l = np.empty(heads, dtype=out.dtype)
+        acc = np.empty(heads * dim_v, dtype=out.dtype)
         for i in range(lo, hi):
             start = csr.ptr[i]
             stop = csr.ptr[i + 1]
@@ -307,8 +346,8 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
         """Attention weights ``w [E, H]`` (before dropout), recomputed from the saved ``lse``."""
         heads = heads_c if heads_c > 0 else shape.heads
         dim = dim_c if dim_c > 0 else shape.dim
-        kt = np.empty((TILE, heads * dim), dtype=q.dtype)
-        s = np.empty((TILE, heads), dtype=q.dtype)
+        kt = np.empty((TILE, heads * dim), dtype=w.dtype)
+        s = np.empty((TILE, heads), dtype=w.dtype)
         et = np.empty(TILE, dtype=np.int64)
         for i in range(lo, hi):
             start = csr.ptr[i]
@@ -350,13 +389,13 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
         need_dek, need_dev, need_drel = needs
         ld, dq, dek, dev, drk_part, drv_part = grads
         n = q.shape[0]
-        kt = np.empty((TILE, heads * dim), dtype=q.dtype)
-        vt = np.empty((TILE, heads * dim_v), dtype=q.dtype)
-        s = np.empty((TILE, heads), dtype=q.dtype)
-        dp = np.empty((TILE, heads), dtype=q.dtype)
+        kt = np.empty((TILE, heads * dim), dtype=dq.dtype)
+        vt = np.empty((TILE, heads * dim_v), dtype=dq.dtype)
+        s = np.empty((TILE, heads), dtype=dq.dtype)
+        dp = np.empty((TILE, heads), dtype=dq.dtype)
         et = np.empty(TILE, dtype=np.int64)
-        dl = np.empty(heads, dtype=q.dtype)
-        dqa = np.empty(heads * dim, dtype=q.dtype)
+        dl = np.empty(heads, dtype=dq.dtype)
+        dqa = np.empty(heads * dim, dtype=dq.dtype)
         for i in range(lo, hi):
             start = csr.ptr[i]
             stop = csr.ptr[i + 1]
@@ -399,7 +438,7 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                         e = et[t]
                         for h in range(heads):
                             for x in range(h * dim, (h + 1) * dim):
-                                dek[e, x] = s[t, h] * q[i, x]
+                                dek[e, x] = s[t, h] * _ld(q, i, x)
                 if need_dev:
                     for t in range(nt):
                         e = et[t]
@@ -411,7 +450,7 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                         r = terms.etype[et[t]]
                         for h in range(heads):
                             for x in range(h * dim, (h + 1) * dim):
-                                drk_part[slot, r, x] += s[t, h] * q[i, x]
+                                drk_part[slot, r, x] += s[t, h] * _ld(q, i, x)
                             for x in range(h * dim_v, (h + 1) * dim_v):
                                 drv_part[slot, r, x] += dp[t, h] * gout[i, x]
             for x in range(heads * dim):
@@ -432,17 +471,17 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
         n = k.shape[0]
         k_terms = terms.has_ek or terms.has_rel
         v_terms = terms.has_ev or terms.has_rel
-        qt = np.empty((TILE, heads * dim), dtype=q.dtype)
-        gt = np.empty((TILE, heads * dim_v), dtype=q.dtype)
-        kt = np.empty((TILE, heads * dim), dtype=q.dtype)
-        vt = np.empty((TILE, heads * dim_v), dtype=q.dtype)
-        s = np.empty((TILE, heads), dtype=q.dtype)
-        dp = np.empty((TILE, heads), dtype=q.dtype)
-        lt = np.empty((TILE, heads), dtype=q.dtype)
-        dlt = np.empty((TILE, heads), dtype=q.dtype)
+        qt = np.empty((TILE, heads * dim), dtype=dk.dtype)
+        gt = np.empty((TILE, heads * dim_v), dtype=dk.dtype)
+        kt = np.empty((TILE, heads * dim), dtype=dk.dtype)
+        vt = np.empty((TILE, heads * dim_v), dtype=dk.dtype)
+        s = np.empty((TILE, heads), dtype=dk.dtype)
+        dp = np.empty((TILE, heads), dtype=dk.dtype)
+        lt = np.empty((TILE, heads), dtype=dk.dtype)
+        dlt = np.empty((TILE, heads), dtype=dk.dtype)
         et = np.empty(TILE, dtype=np.int64)
-        dka = np.empty(heads * dim, dtype=q.dtype)
-        dva = np.empty(heads * dim_v, dtype=q.dtype)
+        dka = np.empty(heads * dim, dtype=dk.dtype)
+        dva = np.empty(heads * dim_v, dtype=dk.dtype)
         for j in range(lo, hi):
             start = csr.ptr[j]
             stop = csr.ptr[j + 1]
@@ -460,7 +499,7 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                     e = csr.eid[t0 + t]
                     et[t] = e
                     for x in range(heads * dim):
-                        qt[t, x] = q[i, x]
+                        qt[t, x] = _ld(q, i, x)
                     for x in range(heads * dim_v):
                         gt[t, x] = gout[i, x]
                     for h in range(heads):

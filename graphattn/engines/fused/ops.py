@@ -86,11 +86,22 @@ def _kernels(shape, q: Tensor, csr) -> object:
     from . import kernels
 
     work = int(csr.ptr[-1]) + csr.ptr.shape[0] - 1
-    return kernels.select(shape.heads, shape.dim, shape.dim_v, _np(q).dtype, work)
+    acc = torch.empty(0, dtype=accumulate_dtype(q.dtype)).numpy().dtype
+    return kernels.select(shape.heads, shape.dim, shape.dim_v, acc, work)
+
+
+_BITS = {torch.float16: torch.int16, torch.bfloat16: torch.uint16}  # how numba reads 16-bit rows
 
 
 def _np(t: Tensor) -> np.ndarray:
-    return t.detach().contiguous().numpy()
+    """A NumPy view; float16/bfloat16 as their int16/uint16 bits (see kernels._ld)."""
+    t = t.detach().contiguous()
+    return t.view(_BITS[t.dtype]).numpy() if t.dtype in _BITS else t.numpy()
+
+
+def accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the kernels compute and write in: float32 for 16-bit rows."""
+    return torch.float32 if dtype in _BITS else dtype
 
 
 def _flat(t: Tensor) -> np.ndarray:
@@ -103,7 +114,7 @@ def _records(q, v, csr, ek, ev, rk, rv, et, mask, dropout, seed):
     """The kernels' ``shape``, ``csr``, ``terms`` and ``drop`` records."""
     from .kernels import CSRArrays, DropSpec, Shape, TermArrays
 
-    dt = _np(q).dtype.type
+    dt = torch.empty(0, dtype=accumulate_dtype(q.dtype)).numpy().dtype.type
     empty = np.empty((0, 0), dtype=dt)
     terms = TermArrays(
         empty if ek is None else _flat(ek),
@@ -126,6 +137,7 @@ def _records(q, v, csr, ek, ev, rk, rv, et, mask, dropout, seed):
 def _check_terms(q, v, num_edges, ek, ev, rk, rv, et, mask) -> None:
     """Shapes and relation ids of the edge terms (the kernels do not bounds-check)."""
     heads, dim, dim_v = q.size(1), q.size(2), v.size(2)
+    acc = accumulate_dtype(q.dtype)
     for name, t, rows, width in (
         ("edge_key", ek, num_edges, dim),
         ("edge_value", ev, num_edges, dim_v),
@@ -135,8 +147,8 @@ def _check_terms(q, v, num_edges, ek, ev, rk, rv, et, mask) -> None:
         if t is None:
             continue
         want = [num_edges if rows is not None else t.size(0), heads, width]
-        if t.dim() != 3 or list(t.shape) != want or t.dtype != q.dtype:
-            raise ValueError(f"`{name}` must be {q.dtype} of shape {want}, got {list(t.shape)}")
+        if t.dim() != 3 or list(t.shape) != want or t.dtype != acc:
+            raise ValueError(f"`{name}` must be {acc} of shape {want}, got {list(t.shape)}")
     if (rk is None) != (rv is None) or (rk is None) != (et is None):
         raise ValueError("`rel_key`, `rel_value` and `edge_type` must be given together")
     if rk is not None:
@@ -182,8 +194,9 @@ def fused_attention_op(
         raise ValueError(f"`t_ptr` must have {n + 1} entries, got {t_ptr.numel()}")
     terms = (edge_key, edge_value, rel_key, rel_value, edge_type, edge_mask)
     _check_terms(q, v, t_idx.numel(), *terms)
-    out = q.new_empty(n, heads, v.size(-1))
-    lse = q.new_empty(n, heads)
+    acc = accumulate_dtype(q.dtype)
+    out = q.new_empty(n, heads, v.size(-1), dtype=acc)
+    lse = q.new_empty(n, heads, dtype=acc)
     shape, csr, term_arrays, drop = _records(q, v, (t_ptr, t_idx, t_eid), *terms, dropout, seed)
     args = (_flat(q), _flat(k), _flat(v), shape, csr, term_arrays, drop, _flat(out), lse.numpy())
     run_ranges(_kernels(shape, q, csr).forward, args, csr.ptr)
@@ -193,7 +206,8 @@ def fused_attention_op(
 @fused_attention_op.register_fake
 def _(q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, mask, dropout, seed):
     n, heads, _ = q.shape
-    return q.new_empty(n, heads, v.size(-1)), q.new_empty(n, heads)
+    acc = accumulate_dtype(q.dtype)
+    return q.new_empty(n, heads, v.size(-1), dtype=acc), q.new_empty(n, heads, dtype=acc)
 
 
 @torch.library.custom_op("graphattn::fused_attention_backward", mutates_args=(), device_types="cpu")
@@ -240,19 +254,20 @@ def _backward_op(
     terms = (edge_key, edge_value, rel_key, rel_value, edge_type, edge_mask)
     shape, t_csr, term_arrays, drop = _records(q, v, (t_ptr, t_idx, t_eid), *terms, dropout, seed)
 
+    acc = accumulate_dtype(q.dtype)
     gout = _flat(grad_out)
-    glse = q.new_zeros(n, heads) if grad_lse is None else grad_lse
-    ld = q.new_empty(n, 2 * heads)  # (lse, delta) per node, packed for the by-source pass
-    dq = torch.empty_like(q)  # the kernels write every row
+    glse = lse.new_zeros(n, heads) if grad_lse is None else grad_lse
+    ld = lse.new_empty(n, 2 * heads)  # (lse, delta) per node, packed for the by-source pass
+    dq = torch.empty_like(q, dtype=acc)  # the kernels write every row
     num_edges = t_idx.numel()
-    dek = q.new_empty(num_edges, heads, dim) if need_edge_key else q.new_empty(0)
-    dev = q.new_empty(num_edges, heads, dim_v) if need_edge_value else q.new_empty(0)
+    dek = lse.new_empty(num_edges, heads, dim) if need_edge_key else lse.new_empty(0)
+    dev = lse.new_empty(num_edges, heads, dim_v) if need_edge_value else lse.new_empty(0)
     if need_rel:
         num_rel, slots = rel_key.size(0), num_ranges(t_csr.ptr)  # type: ignore[union-attr]
-        drk_part = q.new_zeros(slots, num_rel, heads * dim)
-        drv_part = q.new_zeros(slots, num_rel, heads * dim_v)
+        drk_part = lse.new_zeros(slots, num_rel, heads * dim)
+        drv_part = lse.new_zeros(slots, num_rel, heads * dim_v)
     else:
-        drk_part = drv_part = q.new_zeros(0, 0, 0)
+        drk_part = drv_part = lse.new_zeros(0, 0, 0)
     kern = _kernels(shape, q, t_csr)
     grads = (
         ld.numpy(),
@@ -268,18 +283,20 @@ def _backward_op(
     )  # fmt: skip
     run_ranges(kern.backward_target, args, t_csr.ptr, slots=True)
     if need_qkv:
-        dk = torch.empty_like(k)
-        dv = torch.empty_like(v)
+        dk = torch.empty_like(k, dtype=acc)
+        dv = torch.empty_like(v, dtype=acc)
         s_csr = type(t_csr)(_np(s_ptr), _np(s_idx), _np(s_eid))
         args = (
             _flat(q), _flat(k), _flat(v), shape, s_csr, term_arrays, drop, gout, ld.numpy(),
             _flat(dk), _flat(dv),
         )  # fmt: skip
         run_ranges(kern.backward_source, args, s_csr.ptr)
+        # gradients of 16-bit rows come back in their dtype (accumulated in float32)
+        dq, dk, dv = dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
     else:
         dq, dk, dv = q.new_empty(0), q.new_empty(0), q.new_empty(0)
-    drk = drk_part.sum(0).view_as(rel_key) if need_rel else q.new_empty(0)
-    drv = drv_part.sum(0).view_as(rel_value) if need_rel else q.new_empty(0)
+    drk = drk_part.sum(0).view_as(rel_key) if need_rel else lse.new_empty(0)
+    drv = drv_part.sum(0).view_as(rel_value) if need_rel else lse.new_empty(0)
     # outputs must not alias each other: a gradient that is not needed is its own empty tensor
     return dq, dk, dv, dek, dev, drk, drv
 
@@ -290,17 +307,17 @@ def _(
     rel_value, edge_type, edge_mask, out, lse, dropout, seed, need_qkv, need_edge_key,
     need_edge_value, need_rel,
 ):  # fmt: skip
-    def maybe(flag: bool, like: Tensor | None) -> Tensor:
-        return torch.empty_like(like) if flag and like is not None else q.new_empty(0)
+    def maybe(flag: bool, like: Tensor | None, empty: Tensor) -> Tensor:
+        return torch.empty_like(like) if flag and like is not None else empty.new_empty(0)
 
     return (
-        maybe(need_qkv, q),
-        maybe(need_qkv, k),
-        maybe(need_qkv, v),
-        maybe(need_edge_key, edge_key),
-        maybe(need_edge_value, edge_value),
-        maybe(need_rel, rel_key),
-        maybe(need_rel, rel_value),
+        maybe(need_qkv, q, q),
+        maybe(need_qkv, k, q),
+        maybe(need_qkv, v, q),
+        maybe(need_edge_key, edge_key, lse),
+        maybe(need_edge_value, edge_value, lse),
+        maybe(need_rel, rel_key, lse),
+        maybe(need_rel, rel_value, lse),
     )
 
 
@@ -358,14 +375,14 @@ def _weights_op(
     lse: Tensor,
 ) -> Tensor:
     """Attention weights ``[E, H]`` (before dropout) from the saved log-sum-exp."""
-    w = q.new_empty(t_idx.numel(), q.size(1))
+    w = lse.new_empty(t_idx.numel(), q.size(1))
     terms = (edge_key, None, rel_key, rel_key, edge_type, edge_mask)  # values are not read
-    shape, csr, term_arrays, _ = _records(q, q, (t_ptr, t_idx, t_eid), *terms, 0.0, 0)
-    args = (_flat(q), _flat(k), shape, csr, term_arrays, _np(q).dtype.type(0), _np(lse), w.numpy())
+    shape, csr, term_arrays, drop = _records(q, q, (t_ptr, t_idx, t_eid), *terms, 0.0, 0)
+    args = (_flat(q), _flat(k), shape, csr, term_arrays, drop.zero, _np(lse), w.numpy())
     run_ranges(_kernels(shape, q, csr).weights, args, csr.ptr)
     return w
 
 
 @_weights_op.register_fake
 def _(q, k, t_ptr, t_idx, t_eid, edge_key, rel_key, edge_type, edge_mask, lse):
-    return q.new_empty(t_idx.shape[0], q.size(1))
+    return lse.new_empty(t_idx.shape[0], q.size(1))
