@@ -103,6 +103,8 @@ def _load(target: str):
 
 
 def _main() -> None:  # pragma: no cover - runs in the child
+    here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if p != here]  # run as a script: don't shadow packages
     target, spec = sys.argv[1], json.loads(sys.argv[2])
     result = _load(target)(spec)
     print("@@graphattn-result@@" + json.dumps(result), flush=True)

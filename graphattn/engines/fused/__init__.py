@@ -40,7 +40,7 @@ __all__ = ["AUTO_MIN_EDGES", "CSR", "ENGINE", "csr_for", "fused_attention", "pre
 _FLOATS = (torch.float32, torch.float64)
 _HALF = (torch.float16, torch.bfloat16)
 
-AUTO_MIN_EDGES = 2048
+AUTO_MIN_EDGES = 32768
 """``engine="auto"`` prefers ``scatter`` on graphs with fewer edges than this, where the
 kernels' fixed costs outweigh what they save (``benchmarks/auto_crossover.py``)."""
 
