@@ -280,48 +280,15 @@ def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
     series, tier_series = {}, {}
     for sc in progress(build_scenarios(data, args), "scenarios", enable=not args.no_progress):
         t1 = time.perf_counter()
-        res = simulate(data, sc.shocks, args.steps, persistent=not args.one_off)
-        loss = 1.0 - res.output  # (T + 1, N)
-        agg = aggregate_loss(data, res.output)  # (T + 1,)
-        by_tier = tier_losses(data, res.output)  # (T + 1, tiers)
-        cumulative = loss.sum(0)  # (N,) output lost over the horizon, in steady-state steps
-        hops = hop_distance(data, sc.origin)
-        for t in range(args.steps + 1):
-            row = {"scenario": sc.name, "step": t, "aggregate": float(agg[t])}
-            row.update({name: float(by_tier[t, i]) for i, name in enumerate(tiers)})
-            loss_rows.append(row)
-        affected = cumulative > 1e-9
-        summary.append(
-            {
-                "scenario": sc.name,
-                "description": sc.description,
-                "agents_shocked": sc.origin.numel(),
-                "agents_affected": int(affected.sum()),
-                "max_hops": int(hops[affected].max()) if affected.any() else 0,
-                "peak_loss": float(agg.max()),
-                "final_loss": float(agg[-1]),
-                "cumulative_loss": float(agg.sum()),
-            }
-        )
-        order = torch.argsort(-cumulative, stable=True)[: args.top]
-        for rank, agent in enumerate(order.tolist(), start=1):
-            top_rows.append(
-                {
-                    "scenario": sc.name,
-                    "rank": rank,
-                    "agent": agent,
-                    "tier": tiers[int(data.tier[agent])],
-                    "hops": int(hops[agent]),
-                    "cumulative_loss": float(cumulative[agent]),
-                    "final_loss": float(loss[-1, agent]),
-                }
-            )
-        hists[sc.name] = cumulative[affected].numpy()
+        r = run_scenario(data, sc, args)  # one at a time: its [T + 1, N, K] states are freed
+        loss_rows += r["losses"]
+        summary.append(r["summary"])
+        top_rows += r["top"]
+        hists[sc.name] = r["hist"]
         steps = list(range(args.steps + 1))
-        series[sc.name] = (steps, agg.tolist())
-        tier_series[sc.name] = {n: (steps, by_tier[:, i].tolist()) for i, n in enumerate(tiers)}
-        path = write_graphml(data, sc, cumulative, loss[-1], hops, args)
-        print(f"  {sc.name}: {sc.description} ({time.perf_counter() - t1:.1f} s; {path.name})")
+        series[sc.name] = (steps, r["aggregate"])
+        tier_series[sc.name] = {n: (steps, r["tiers"][:, i].tolist()) for i, n in enumerate(tiers)}
+        print(f"  {sc.name}: {sc.description} ({time.perf_counter() - t1:.1f} s; {r['graphml']})")
 
     out = args.out
     write_table(out / "scenario_losses.csv", loss_rows, settings=settings)
@@ -346,6 +313,58 @@ def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
     )
     loss_histogram(out / "loss_distribution.png", hists, args)
     return {"summary": summary, "losses": loss_rows, "top": top_rows}
+
+
+def run_scenario(data: Data, sc: Scenario, args: argparse.Namespace) -> dict:
+    """Simulate one scenario; its rows for the tables, its losses and its GraphML file."""
+    tiers = list(data.tier_names)
+    res = simulate(data, sc.shocks, args.steps, persistent=not args.one_off)
+    output = res.output  # (T + 1, N)
+    del res  # the [T + 1, N, K] supply levels are not needed any more
+    agg = aggregate_loss(data, output)  # (T + 1,)
+    by_tier = tier_losses(data, output)  # (T + 1, tiers)
+    cumulative = (1.0 - output).sum(0)  # (N,) output lost over the horizon, in steady-state steps
+    final = 1.0 - output[-1]  # (N,)
+    hops = hop_distance(data, sc.origin)
+    losses = []
+    for t in range(args.steps + 1):
+        row = {"scenario": sc.name, "step": t, "aggregate": float(agg[t])}
+        row.update({name: float(by_tier[t, i]) for i, name in enumerate(tiers)})
+        losses.append(row)
+    affected = cumulative > 1e-9
+    summary = {
+        "scenario": sc.name,
+        "description": sc.description,
+        "agents_shocked": sc.origin.numel(),
+        "agents_affected": int(affected.sum()),
+        "max_hops": int(hops[affected].max()) if affected.any() else 0,
+        "peak_loss": float(agg.max()),
+        "final_loss": float(agg[-1]),
+        "cumulative_loss": float(agg.sum()),
+    }
+    top = []
+    for rank, agent in enumerate(torch.argsort(-cumulative, stable=True)[: args.top].tolist(), 1):
+        top.append(
+            {
+                "scenario": sc.name,
+                "rank": rank,
+                "agent": agent,
+                "tier": tiers[int(data.tier[agent])],
+                "hops": int(hops[agent]),
+                "cumulative_loss": float(cumulative[agent]),
+                "final_loss": float(final[agent]),
+            }
+        )
+    path = write_graphml(data, sc, cumulative, final, hops, args)
+    return {
+        "losses": losses,
+        "summary": summary,
+        "top": top,
+        "hist": cumulative[affected].numpy(),
+        "aggregate": agg.tolist(),
+        "tiers": by_tier,
+        "graphml": path.name,
+    }
 
 
 def _draw_tiers(ax, name: str, series: dict) -> None:
