@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import os
 import resource
 import time
 from functools import partial
@@ -244,10 +245,27 @@ def _run(args: argparse.Namespace) -> dict:
             print(f"({part}: {seconds:.1f} s)")
     total = time.perf_counter() - started
     timing.append({"part": "total", "seconds": round(total, 1), "peak_memory_mb": _peak_mb()})
+    process = _seconds_since_start()
+    if process is not None:  # imports included
+        timing.append(
+            {"part": "process", "seconds": round(process, 1), "peak_memory_mb": _peak_mb()}
+        )
     write_table(args.out / "run_info.csv", timing, settings=settings)
     print(f"\nwrote {len(list(args.out.iterdir()))} files into {args.out}/")
     print(f"total {total:.1f} s (after imports), peak memory {_peak_mb():.0f} MB")
     return result
+
+
+def _seconds_since_start() -> float | None:
+    """Wall seconds since this process started (Linux), imports included."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _peak_mb() -> int:
@@ -269,6 +287,7 @@ def build_scenarios(data: Data, args: argparse.Namespace) -> list[Scenario]:
 def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
     print(f"\n== 1. scenarios: {args.agents:,} agents, {args.steps} steps, ", end="")
     print("one-off shocks ==" if args.one_off else "persistent shocks ==")
+    print(f"generating the economy (seed {args.seed}) ...", flush=True)
     t0 = time.perf_counter()
     data = economy_data(
         args.agents, num_relations=args.relations, seed=args.seed, dtype=torch.float64
@@ -297,7 +316,7 @@ def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
     print_table(summary, title="aggregate output loss (size-weighted, 1 = everything lost)")
     for name in series:
         rows = [r for r in top_rows if r["scenario"] == name]
-        print_table(rows[:10], title=f"most-affected agents, {name} (first 10 of {len(rows)})")
+        print_table(rows, title=f"the {len(rows)} most-affected agents: {name}")
     kind = "one-off" if args.one_off else "persistent"
     lines(
         out / "aggregate_loss.png",
