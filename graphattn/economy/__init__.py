@@ -5,24 +5,53 @@ simulate shocks on them.
   PyG ``Data`` (no networkx needed);
 - :mod:`.convert`: the same as a networkx ``MultiDiGraph`` and back (the ``economy`` extra);
 - :mod:`.simulate`: an input-output shock model whose state after ``t`` steps depends exactly
-  on the ``t``-hop upstream neighbourhood.
+  on the ``t``-hop upstream neighbourhood;
+- :mod:`.scenarios`: named shock scenarios (a supplier fails, a credit crunch, ...), hop
+  distances from a shock, losses per tier and in aggregate;
+- :mod:`.linear`: closed forms of the linear special case (Leontief / Ghosh inverse, the
+  influence vector of aggregate volatility); needs scipy.
 """
 
 from .convert import from_data, supply_chain_economy, to_data
 from .generate import DEFAULT_TIERS, RELATION_NAMES, EconomyArrays, economy_arrays, economy_data
+from .linear import cumulative_impulse_response, influence_vector, long_run_loss, supply_matrix
+from .scenarios import (
+    SCENARIOS,
+    Scenario,
+    aggregate_loss,
+    custom_scenario,
+    hop_distance,
+    largest_supplier,
+    scenario,
+    supplier_reach,
+    tier_losses,
+)
 from .simulate import ShockDynamics, SimulationResult, random_shocks, simulate
 
 __all__ = [
     "DEFAULT_TIERS",
     "RELATION_NAMES",
+    "SCENARIOS",
     "EconomyArrays",
+    "Scenario",
     "ShockDynamics",
     "SimulationResult",
+    "aggregate_loss",
+    "cumulative_impulse_response",
+    "custom_scenario",
     "economy_arrays",
     "economy_data",
     "from_data",
+    "hop_distance",
+    "influence_vector",
+    "largest_supplier",
+    "long_run_loss",
     "random_shocks",
+    "scenario",
     "simulate",
+    "supplier_reach",
     "supply_chain_economy",
+    "supply_matrix",
+    "tier_losses",
     "to_data",
 ]

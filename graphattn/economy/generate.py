@@ -153,8 +153,13 @@ def economy_arrays(
             (at least 1). (default: :obj:`3.0`)
         cross_link_prob (float, optional): probability that a goods supplier slot skips tiers
             or links laterally within the tier. (default: :obj:`0.15`)
-        pareto_shape (float, optional): shape of the Pareto attractiveness; smaller means a
-            heavier tail of out-degrees. (default: :obj:`1.5`)
+        pareto_shape (float, optional): shape :math:`\\beta` of the Pareto attractiveness
+            (:math:`P(f > x) = x^{-\\beta}`, :math:`x \\ge 1`), which out-degrees inherit:
+            smaller means a heavier tail; :math:`\\beta \\in (1, 2)` gives a finite mean and
+            an infinite variance of out-degrees. ``math.inf`` is the light-tailed limit: every
+            attractiveness is 1, so suppliers are drawn uniformly (``capital``: in proportion
+            to size) and out-degrees are Poisson-like; the random stream is the same as for a
+            finite shape, so tiers, sizes and supplier slots do not change. (default: :obj:`1.5`)
         seed (int, optional): random seed; equal seeds give equal economies.
             (default: :obj:`0`)
     """
@@ -209,7 +214,10 @@ def economy_arrays(
 
     srcs, dsts, rels = [], [], []
     for r in range(num_relations):
-        fitness = rng.pareto(pareto_shape, size=n) + 1.0  # heavy-tailed attractiveness
+        # heavy-tailed attractiveness; inf: all 1 (the same draws are made, so the random
+        # stream, and with it every other part of the economy, stays as for a finite shape)
+        draw = rng.pareto(pareto_shape if np.isfinite(pareto_shape) else 1.0, size=n)
+        fitness = draw + 1.0 if np.isfinite(pareto_shape) else np.ones(n)
         if r == 0:  # goods: tier t-1 -> t, plus skip-tier and lateral cross-links
             customers = np.flatnonzero(tier >= 1)
             m = num_slots(customers, 1.0)

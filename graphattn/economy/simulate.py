@@ -243,9 +243,10 @@ def simulate(
     keep = 1.0 - shocks.to(dtype)  # (N, K)
     ones = torch.ones(n, num_rel, dtype=dtype)
 
-    supply = [keep.clone()]  # p(0) = 1 - sigma(0)
-    for _ in range(steps):
-        prev = supply[-1]
+    stacked = torch.empty(steps + 1, n, num_rel, dtype=dtype)  # (T + 1, N, K), filled in place
+    stacked[0] = keep  # p(0) = 1 - sigma(0)
+    for t in range(1, steps + 1):
+        prev = stacked[t - 1]
         msg = weight * prev[src, rel]  # (E,)
         avail = torch.zeros(n * num_rel, dtype=dtype).index_add_(0, slot, msg).view(n, num_rel)
         avail = torch.where(has_supplier, avail, ones)  # u(t), (N, K)
@@ -256,6 +257,5 @@ def simulate(
         output = factor[:, goods] * avail.clamp_min(0).pow(theta).prod(dim=1)  # (N,)
         nxt = nxt * output.unsqueeze(1).pow(eta)  # activity channel, (N, K)
         nxt[:, goods] = output
-        supply.append(nxt)
-    stacked = torch.stack(supply)  # (T + 1, N, K)
+        stacked[t] = nxt
     return SimulationResult(stacked[:, :, goods].clone(), stacked)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["figure", "heatmap", "lines"]
+__all__ = ["figure", "heatmap", "lines", "panels"]
 
 
 def _pyplot():
@@ -42,6 +42,42 @@ def figure(
         ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def panels(
+    path: str | Path,
+    draws: Sequence[Callable],
+    *,
+    ncols: int = 2,
+    title: str = "",
+    panel_size: tuple[float, float] = (4.0, 3.0),
+    subtitle: str | None = None,
+) -> Path:
+    """A grid of axes, filled by ``draw(ax)`` for every function in ``draws`` (row by row),
+    saved as PNG; unused cells are hidden. Returns the path."""
+    if not draws:
+        raise ValueError("`draws` is empty: nothing to plot")
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"`ncols` must be an int >= 1, got {ncols!r}")
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ncols = min(ncols, len(draws))
+    nrows = -(-len(draws) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows), squeeze=False
+    )
+    for i, ax in enumerate(axes.flat):
+        if i < len(draws):
+            draws[i](ax)
+        else:
+            ax.set_visible(False)
+    if title or subtitle:
+        fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 

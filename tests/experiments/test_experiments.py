@@ -130,3 +130,16 @@ def test_fit_and_metrics_learn_a_linear_map():
     assert history[-1] < 0.01 * history[0]
     assert normalised_mse(model(x).squeeze(-1).detach(), y) < 0.01
     assert accuracy(torch.eye(3), torch.arange(3)) == 1.0
+
+
+def test_panels_draws_every_panel_and_rejects_bad_input(tmp_path):
+    from graphattn.experiments.plots import panels
+
+    seen = []
+    draws = [lambda ax, i=i: (seen.append(i), ax.plot([0, 1], [i, i])) for i in range(3)]
+    path = panels(tmp_path / "p.png", draws, ncols=2, title="three panels")
+    assert seen == [0, 1, 2] and path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="draws"):
+        panels(tmp_path / "q.png", [])
+    with pytest.raises(ValueError, match="ncols"):
+        panels(tmp_path / "q.png", draws, ncols=0)

@@ -1,0 +1,114 @@
+"""A tiny in-process run of examples/economy_shocks.py: every table, figure and GraphML file."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pytest
+import torch
+
+from graphattn.experiments import read_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location(
+        "economy_shocks", ROOT / "examples" / "economy_shocks.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("economy_shocks", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY = [
+    "--agents", "120", "--steps", "4", "--top", "5", "--graphml-max-nodes", "40",
+    "--vol-agents", "60", "120", "--vol-seeds", "2", "--vol-reps", "4", "--shapes", "inf", "1.5",
+    "--learn-agents", "40", "--train-economies", "2", "--train-scenarios", "2",
+    "--test-scenarios", "2", "--epochs", "2", "--d-model", "8", "--heads", "2", "--layers", "2",
+    "--horizon", "2", "--no-progress",
+]  # fmt: skip
+
+
+def test_tiny_run_writes_everything(tmp_path, capsys):
+    shocks = _load()
+    result = shocks.main(
+        [*TINY, "--shock", "3:goods:0.5", "--shock", "7:capital:1", "--out", str(tmp_path)]
+    )
+    printed = capsys.readouterr().out
+    assert "machine:" in printed and "decay exponent" in printed
+    names = ["supplier-failure", "credit-crunch", "labour-shortage", "random-failures", "custom"]
+    for name in names:
+        g = nx.read_graphml(tmp_path / f"neighbourhood_{name}.graphml")
+        assert 0 < g.number_of_nodes() <= 40
+        shocked = [v for v, s in g.nodes(data="shocked") if s]
+        assert all(g.nodes[v]["hops"] == 0 for v in shocked)
+    custom = nx.read_graphml(tmp_path / "neighbourhood_custom.graphml")
+    assert {v for v, s in custom.nodes(data="shocked") if s} == {"3", "7"}
+    pngs = ["aggregate_loss", "tier_loss", "loss_distribution", "volatility"]
+    for png in [*pngs, "learn_pred_vs_true", "attention_vs_shares"]:
+        assert (tmp_path / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    rows, meta = read_table(tmp_path / "scenario_losses.csv")
+    assert "command" in meta and "machine" in meta
+    assert {r["scenario"] for r in rows} == set(names) and len(rows) == 5 * 5
+    goods = {"supplier-failure", "random-failures", "custom"}  # output falls at impact
+    assert all((r["aggregate"] > 0) == (r["step"] > 0 or r["scenario"] in goods) for r in rows)
+    top, _ = read_table(tmp_path / "top_agents.csv")
+    custom_top = [r for r in top if r["scenario"] == "custom"]
+    assert [r["rank"] for r in custom_top] == [1, 2, 3, 4, 5]
+    losses = [r["cumulative_loss"] for r in custom_top]
+    assert losses == sorted(losses, reverse=True)
+    closed, _ = read_table(tmp_path / "closed_form.csv")
+    assert closed[-1]["persistent_error"] < 1e-12 < closed[0]["persistent_error"]
+    exps, _ = read_table(tmp_path / "volatility_exponents.csv")
+    assert [r["tail"] for r in exps] == ["light", "power law 1.5"]
+    assert all(math.isfinite(r["influence"]) and math.isfinite(r["simulated"]) for r in exps)
+    tiers, _ = read_table(tmp_path / "learn_tiers.csv")
+    assert tiers[0]["tier"] == "all" and len(tiers) == 6
+    att = result["learn"]["attention"]
+    assert {r["model"] for r in att} == {"trained", "untrained"}
+    assert all(0 <= r["closer_than_uniform"] <= 1 for r in att)
+
+
+def test_seeded_parts_repeat():
+    shocks = _load()
+    args = shocks.parse_args(TINY)
+    assert shocks.volatility(args) == shocks.volatility(args)
+    data = shocks.economy_data(80, num_relations=3, seed=1)
+    first, second = shocks.scenario_mix(data, 5, seed=2), shocks.scenario_mix(data, 5, seed=2)
+    assert all(torch.equal(a.shocks, b.shocks) for a, b in zip(first, second, strict=True))
+    assert [s.name for s in first] == [*shocks.SCENARIOS, "random"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--shock", "3:goods"], "AGENT:RELATION:SIZE"),
+        (["--shock", "x:goods:0.5"], "AGENT:RELATION:SIZE"),
+        (["--shapes", "0.5"], "--shapes"),
+        (["--agents", "5"], "--agents"),
+        (["--heads", "3"], "--heads"),
+        (["--scenarios", "--parts", "scenarios"], "no scenario"),
+        (["--vol-agents", "100"], "--vol-agents"),
+    ],
+)
+def test_bad_arguments(argv, message, capsys):
+    shocks = _load()
+    with pytest.raises(SystemExit):
+        shocks.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_bad_shock_values_name_the_problem(tmp_path):
+    shocks = _load()
+    with pytest.raises(ValueError, match="relation"):
+        shocks.main(
+            [*TINY, "--parts", "scenarios", "--shock", "3:steel:0.5", "--out", str(tmp_path)]
+        )
+    with pytest.raises(ValueError, match="tier"):
+        shocks.main([*TINY, "--parts", "scenarios", "--tier", "bank", "--out", str(tmp_path)])
