@@ -137,8 +137,9 @@ class KHopLoader(torch.utils.data.DataLoader):
         super().__init__(seeds.tolist(), collate_fn=self._collate, **kwargs)
 
     def _collate(self, seeds: list[int]) -> Data:
-        sub = self.hop_sampler.sample(torch.tensor(seeds, dtype=torch.long), self.num_hops,
-                                  self.num_neighbors)  # fmt: skip
+        sub = self.hop_sampler.sample(
+            torch.tensor(seeds, dtype=torch.long), self.num_hops, self.num_neighbors
+        )
         return _to_data(self.data, sub)
 
     def __repr__(self) -> str:

@@ -34,9 +34,16 @@ def _graph(seed: int = 0, num_nodes: int = N, num_edges: int = 110) -> Data:
 def _model(num_layers: int, engine: str = "auto") -> GraphTransformer:
     torch.manual_seed(1)
     config = GraphTransformerConfig(
-        in_channels=F, channels=12, heads=3, num_layers=num_layers, out_channels=2,
-        ffn_ratio=2, edge_dim=2, num_relations=R, engine=engine,
-    )  # fmt: skip
+        in_channels=F,
+        channels=12,
+        heads=3,
+        num_layers=num_layers,
+        out_channels=2,
+        ffn_ratio=2,
+        edge_dim=2,
+        num_relations=R,
+        engine=engine,
+    )
     return GraphTransformer(config)
 
 
@@ -148,10 +155,13 @@ def test_fan_out_sampling():
     again = sampler.sample(seeds, 2, [2, 3], generator=torch.Generator().manual_seed(0))
     assert torch.equal(again.e_id, sub.e_id)
     draws = {
-        tuple(sampler.sample(seeds, 2, [2, 3], generator=torch.Generator().manual_seed(s))
-              .e_id.tolist())
+        tuple(
+            sampler.sample(
+                seeds, 2, [2, 3], generator=torch.Generator().manual_seed(s)
+            ).e_id.tolist()
+        )
         for s in range(5)
-    }  # fmt: skip
+    }
     assert len(draws) > 1
     # a fan-out at least the largest in-degree is the exact neighbourhood
     big = int(in_deg.max())
@@ -167,8 +177,12 @@ def test_loader_options():
     assert [b.batch_size for b in batches] == [2, 2, 1]
     seeds = torch.cat([b.n_id[: b.batch_size] for b in batches])
     assert seeds.tolist() == [1, 4, 8, 9, 20]
-    assert [b.batch_size for b in KHopLoader(data, 1, input_nodes=torch.tensor([3, 2, 1]),
-                                             batch_size=2, drop_last=True)] == [2]  # fmt: skip
+    assert [
+        b.batch_size
+        for b in KHopLoader(
+            data, 1, input_nodes=torch.tensor([3, 2, 1]), batch_size=2, drop_last=True
+        )
+    ] == [2]
     loader = KHopLoader(data, 2, [4, -1], batch_size=5)
     assert repr(loader) == "KHopLoader(num_hops=2, num_neighbors=[4, -1], batch_size=5)"
     assert next(iter(loader)).num_sampled_edges[0] <= 4 * 5
