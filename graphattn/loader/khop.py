@@ -35,6 +35,8 @@ from .._checks import check_index_tensor, check_int
 
 __all__ = ["HopSampler", "HopSubgraph"]
 
+_DENSE_RATIO = 16  # N-sized masks once the ids at hand are at least N / 16
+
 
 class HopSubgraph(NamedTuple):
     """The L-hop in-neighbourhood of a set of seeds.
@@ -132,23 +134,17 @@ class HopSampler:
         seeds = self._check_seeds(seeds)
         nodes = [seeds]  # the nodes first reached at each hop
         pos, dst = [], []  # per hop: CSR positions of the edges into its nodes, their targets
-        seen = torch.sort(seeds).values
         first = 0  # position in n_id of the current hop's first node
         for hop in range(num_hops):
             frontier = nodes[-1]
             p, target = self._in_edges(frontier, fanout[hop], generator)
             pos.append(p)
             dst.append(target + first)
-            reached = torch.unique(self._col[p])  # sorted
-            new = reached[~_isin_sorted(reached, seen)]
-            nodes.append(new)
-            seen = torch.sort(torch.cat([seen, new])).values
+            nodes.append(self._new_nodes(self._col[p], nodes))
             first += frontier.numel()
         n_id = torch.cat(nodes)
         pos_all = torch.cat(pos) if pos else seeds.new_zeros(0)
-        # relabel the sources: the position of each global id in n_id
-        order = torch.argsort(n_id)
-        src = order[torch.searchsorted(n_id[order], self._col[pos_all])]
+        src = self._relabel(self._col[pos_all], n_id)
         edge_index = torch.stack([src, torch.cat(dst) if dst else seeds.new_zeros(0)])
         return HopSubgraph(
             n_id=n_id,
@@ -160,6 +156,34 @@ class HopSampler:
         )
 
     # ---- helpers ----------------------------------------------------------------------------
+    # Sets of node ids are handled two ways: with sorting and binary search, in time
+    # O(k log k) for k ids, or with a mask / map over all N nodes, O(N + k). The second is
+    # several times faster once k is a sizeable share of N (a rank's halo); the first keeps
+    # small batches on a big graph from touching N-sized memory.
+    def _dense(self, count: int) -> bool:
+        return count * _DENSE_RATIO >= self.num_nodes
+
+    def _new_nodes(self, reached: Tensor, nodes: list[Tensor]) -> Tensor:
+        """The distinct ids in ``reached`` that are in none of ``nodes``, ascending."""
+        if self._dense(reached.numel()):
+            mark = torch.zeros(self.num_nodes, dtype=torch.bool, device=reached.device)
+            mark[reached] = True
+            for seen in nodes:
+                mark[seen] = False
+            return mark.nonzero().view(-1)
+        reached = torch.unique(reached)  # sorted
+        seen = torch.sort(torch.cat(nodes)).values
+        return reached[~_isin_sorted(reached, seen)]
+
+    def _relabel(self, ids: Tensor, n_id: Tensor) -> Tensor:
+        """The position in ``n_id`` of every id in ``ids`` (all of which are in ``n_id``)."""
+        if self._dense(ids.numel()):
+            where = torch.empty(self.num_nodes, dtype=torch.long, device=ids.device)
+            where[n_id] = torch.arange(n_id.numel(), device=ids.device)
+            return where[ids]
+        order = torch.argsort(n_id)
+        return order[torch.searchsorted(n_id[order], ids)]
+
     def _check_seeds(self, seeds: Tensor) -> Tensor:
         check_index_tensor("seeds", seeds)
         if seeds.dim() != 1:

@@ -81,6 +81,24 @@ def test_nodes_and_edges_are_the_in_neighbourhood(num_hops):
         assert sub.seed_mask.sum() == seeds.numel() and sub.seed_mask[: seeds.numel()].all()
 
 
+def test_sparse_and_dense_set_operations_agree(monkeypatch):
+    """Small neighbourhoods use sorting, large ones N-sized masks: both give one answer."""
+    import graphattn.loader.khop as khop
+
+    data = _graph(seed=3, num_edges=250)
+    sampler = HopSampler(data.edge_index, N)
+    for seeds in (torch.tensor([6]), torch.tensor([20, 3, 11]), torch.arange(N)):
+        for fanout in (None, [2, 2, 2]):
+            subs = []
+            for ratio in (0, 10**9):  # never dense, always dense
+                monkeypatch.setattr(khop, "_DENSE_RATIO", ratio)
+                gen = torch.Generator().manual_seed(0)
+                subs.append(sampler.sample(seeds, 3, fanout, generator=gen))
+            a, b = subs
+            assert torch.equal(a.n_id, b.n_id) and torch.equal(a.e_id, b.e_id)
+            assert torch.equal(a.edge_index, b.edge_index)
+
+
 @pytest.mark.parametrize(
     ("num_layers", "engine"), [(1, "auto"), (2, "auto"), (3, "auto"), (2, "scatter")]
 )
