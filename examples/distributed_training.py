@@ -20,8 +20,8 @@ Run (from the repository root)::
     python examples/distributed_training.py --quick                   # 20k agents, seconds
 
 Writes into ``--out`` (default ``outputs/distributed_training/``), with ``TAG`` = ``np1`` or
-``np<world>-<partition>``: ``TAG-ranks.csv`` (per rank: nodes and edges held, step time,
-throughput, peak memory), ``TAG-steps.csv`` (loss and time per step), ``TAG-summary.csv``
+``np<world>-<partition>`` (or ``--tag``): ``TAG-ranks.csv`` (per rank: nodes and edges held,
+step time, throughput, peak memory), ``TAG-steps.csv`` (loss and time per step), ``TAG-summary.csv``
 (one row) and ``TAG-loss.png``.
 """
 
@@ -77,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint", action="store_true", help="recompute blocks in the backward")
     p.add_argument("--backend", choices=["gloo", "nccl"], help="default: nccl on GPUs, else gloo")
     p.add_argument("--out", type=Path, default=Path("outputs/distributed_training"))
+    p.add_argument("--tag", help="file name prefix (default: np<processes>[-<partition>])")
     p.add_argument(
         "--cache",
         type=Path,
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(threads)
     ctx = init_distributed(args.backend)
     say = print if ctx.is_main else (lambda *a, **k: None)
-    tag = "np1" if ctx.world_size == 1 else f"np{ctx.world_size}-{args.partition}"
+    tag = args.tag or ("np1" if ctx.world_size == 1 else f"np{ctx.world_size}-{args.partition}")
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     settings.update(world_size=ctx.world_size, threads=threads, backend=ctx.backend)
     say(
