@@ -34,7 +34,9 @@ def _status_kib(field: str) -> int | None:
 
 class PeakMemory:
     """``with PeakMemory() as mem: ...`` then ``mem.extra_mb``: the peak resident memory the
-    block added over what the process held when it started, in MB (10**6 bytes).
+    block added over what the process held when it started, in MB (10**6 bytes);
+    ``mem.peak_mb``: the process's peak resident memory during the block (what it held
+    before plus ``extra_mb``).
 
     ``mem.method`` says how it was measured: ``"VmHWM"`` (the peak counter reset at the start
     of the block) or ``"ru_maxrss"`` where the counter cannot be reset, which misses a peak
@@ -57,6 +59,7 @@ class PeakMemory:
         if peak is None:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         self.extra_mb = max(0, peak - self._base_kib) * 1024 / 1e6
+        self.peak_mb = max(peak, self._base_kib) * 1024 / 1e6
 
 
 def run_isolated(target: str, spec: dict, *, timeout: float | None = None) -> dict:

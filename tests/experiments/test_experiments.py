@@ -93,7 +93,8 @@ def child(spec):
     with PeakMemory() as mem:
         block = np.ones(spec["mb"] * 10**6 // 8)
         block.sum()
-    return {"pid": os.getpid(), "extra_mb": mem.extra_mb, "method": mem.method}
+    return {"pid": os.getpid(), "extra_mb": mem.extra_mb, "peak_mb": mem.peak_mb,
+            "method": mem.method}
 """
 
 
@@ -110,6 +111,7 @@ def test_run_isolated_and_peak_memory(tmp_path, monkeypatch):
     result = run_isolated(f"{tmp_path / 'child.py'}:child", {"mb": 40}, timeout=60)
     assert result["pid"] != os.getpid()
     assert result["extra_mb"] >= 35 if result["method"] == "VmHWM" else result["extra_mb"] >= 0
+    assert result["peak_mb"] >= result["extra_mb"] + 1  # the interpreter itself holds some
     with pytest.raises(RuntimeError, match="failed"):
         run_isolated(f"{tmp_path / 'child.py'}:child", {}, timeout=60)  # KeyError in the child
     with pytest.raises(ValueError, match="target"):

@@ -1,0 +1,243 @@
+"""1 vs 2 processes on torch.distributed: throughput, peak memory per rank, halo replication.
+
+Two parts, both on a generated economy (default 1M agents):
+
+- **replication**: for METIS and random partitions into ``--parts`` parts and ``--hops``
+  hops, the nodes and edges all ranks hold together over the graph's
+  (:func:`graphattn.distributed.replication_factor`), and the share of edges the partition
+  cuts. One process; no training.
+- **throughput**: ``examples/distributed_training.py`` run as it would be by a user: one
+  process without ``torchrun`` (all cores, and one thread: ``np1-t1``), and
+  ``torchrun --nproc_per_node 2`` with a METIS and with a random partition (cores / 2 threads
+  each), every configuration in its own processes.
+  Per rank: median step time, graph edges per second (the whole graph's edges over the step
+  time), peak resident memory during training, nodes and edges held.
+
+Run::
+
+    python benchmarks/distributed_scaling.py --quick      # 20k agents, a minute or two
+    python benchmarks/distributed_scaling.py              # 1M agents (~30 min on 2 cores)
+
+Writes ``replication.csv``, ``throughput.csv``, ``replication.png`` and ``throughput.png``
+into ``--out`` (default ``outputs/distributed_scaling/``); the example's own CSVs go to
+``--runs-out`` (default ``<out>/runs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from graphattn.distributed import partition_nodes, replication_factor
+from graphattn.economy import economy_data
+from graphattn.experiments import machine_line, print_table, read_table, write_table
+from graphattn.experiments.plots import figure, lines
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "distributed_training.py"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="20k agents, 6 steps")
+    p.add_argument("--agents", type=int, help="agents (default 1,000,000; quick 20,000)")
+    p.add_argument("--steps", type=int, help="training steps per run (default 8; quick 6)")
+    p.add_argument("--layers", type=int, default=2, help="model depth for the throughput runs")
+    p.add_argument("--parts", type=int, nargs="+", default=[2, 4, 8])
+    p.add_argument("--hops", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip", choices=["replication", "throughput"], help="leave out one part")
+    p.add_argument("--out", type=Path, default=Path("outputs/distributed_scaling"))
+    p.add_argument("--runs-out", type=Path, help="the example's output folder (<out>/runs)")
+    p.add_argument("--cache", type=Path, default=Path("outputs/distributed_training/cache"))
+    args = p.parse_args(argv)
+    if args.agents is None:
+        args.agents = 20_000 if args.quick else 1_000_000
+    if args.steps is None:
+        args.steps = 6 if args.quick else 8
+    if args.runs_out is None:
+        args.runs_out = args.out / "runs"
+    return args
+
+
+def replication(args: argparse.Namespace) -> list[dict]:
+    t0 = time.perf_counter()
+    data = economy_data(args.agents, seed=args.seed)
+    edge_index, n, e = data.edge_index, data.num_nodes, data.num_edges
+    print(f"economy: {n:,} agents, {e:,} edges ({time.perf_counter() - t0:.1f} s)", flush=True)
+    rows = []
+    for parts in args.parts:
+        for method in ("metis", "random"):
+            t0 = time.perf_counter()
+            assign = partition_nodes(edge_index, n, parts, method=method, seed=args.seed)
+            seconds = time.perf_counter() - t0
+            cut = float((assign[edge_index[0]] != assign[edge_index[1]]).float().mean())
+            for hops in args.hops:
+                factor = replication_factor(edge_index, assign, hops, n)
+                rows.append(
+                    dict(
+                        agents=n,
+                        edges=e,
+                        method=method,
+                        parts=parts,
+                        hops=hops,
+                        replication_nodes=factor.nodes,
+                        replication_edges=factor.edges,
+                        cut_share=cut,
+                        partition_s=seconds,
+                    )
+                )
+                print(
+                    f"{method:6s} {parts} parts, {hops} hops: nodes x{factor.nodes:.3f}, "
+                    f"edges x{factor.edges:.3f} (cut {cut:.1%}, partition {seconds:.1f} s)",
+                    flush=True,
+                )
+    return rows
+
+
+def throughput(args: argparse.Namespace) -> list[dict]:
+    common = [
+        "--agents",
+        str(args.agents),
+        "--steps",
+        str(args.steps),
+        "--layers",
+        str(args.layers),
+        "--seed",
+        str(args.seed),
+        "--out",
+        str(args.runs_out),
+        "--cache",
+        str(args.cache),
+    ]
+    runs = [
+        ("np1", [sys.executable, str(EXAMPLE), *common]),
+        ("np1-t1", [sys.executable, str(EXAMPLE), "--threads", "1", "--tag", "np1-t1", *common]),
+        *[
+            (
+                f"np2-{method}",
+                [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--nproc_per_node",
+                    "2",
+                    str(EXAMPLE),
+                    "--partition",
+                    method,
+                    *common,
+                ],
+            )
+            for method in ("metis", "random")
+        ],
+    ]
+    rows = []
+    for tag, cmd in runs:
+        print(
+            f"\n$ {' '.join(Path(c).name if c == sys.executable else c for c in cmd)}", flush=True
+        )
+        done = subprocess.run(cmd, cwd=ROOT)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tag} failed with exit code {done.returncode}")
+        ranks, _ = read_table(args.runs_out / f"{tag}-ranks.csv")
+        summary, _ = read_table(args.runs_out / f"{tag}-summary.csv")
+        for r in ranks:
+            rows.append(
+                dict(
+                    config=tag,
+                    world_size=r["world_size"],
+                    partition=r["partition"],
+                    threads=r["threads"],
+                    rank=r["rank"],
+                    owned_nodes=r["owned_nodes"],
+                    held_nodes=r["held_nodes"],
+                    held_edges=r["held_edges"],
+                    replication_edges=summary[0]["replication_edges"],
+                    step_s=r["step_s"],
+                    graph_edges_per_s=summary[0]["graph_edges_per_s"],
+                    train_peak_mb=r["train_peak_mb"],
+                    setup_peak_mb=r["setup_peak_mb"],
+                )
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    print(f"settings: {settings}")
+    print(machine_line())
+    if args.skip != "replication":
+        rows = replication(args)
+        write_table(args.out / "replication.csv", rows, settings=settings)
+        print_table(
+            rows,
+            ["method", "parts", "hops", "replication_nodes", "replication_edges", "cut_share"],
+            title="replication (all ranks' share over the graph)",
+        )
+        series = {
+            f"{m}, {h} hop{'s' * (h > 1)}": (
+                [r["parts"] for r in rows if r["method"] == m and r["hops"] == h],
+                [r["replication_edges"] for r in rows if r["method"] == m and r["hops"] == h],
+            )
+            for h in args.hops
+            for m in ("metis", "random")
+        }
+        lines(
+            args.out / "replication.png",
+            series,
+            xlabel="parts (ranks)",
+            ylabel="edges held by all ranks / graph edges",
+            title=f"halo replication, economy of {args.agents:,} agents",
+            subtitle=machine_line(),
+            logx=True,
+        )
+    if args.skip != "throughput":
+        rows = throughput(args)
+        write_table(args.out / "throughput.csv", rows, settings=settings)
+        print_table(
+            rows,
+            [
+                "config",
+                "rank",
+                "threads",
+                "held_edges",
+                "step_s",
+                "graph_edges_per_s",
+                "train_peak_mb",
+            ],
+            title="throughput",
+        )
+
+        def draw(ax):
+            labels = [f"{r['config']}\nrank {r['rank']}" for r in rows]
+            ax.bar(range(len(rows)), [r["train_peak_mb"] / 1e3 for r in rows], color="tab:blue")
+            ax.set_xticks(range(len(rows)), labels, fontsize=7)
+            ax.set_ylabel("peak memory per rank, training (GB)", color="tab:blue")
+            twin = ax.twinx()
+            twin.plot(
+                range(len(rows)), [r["graph_edges_per_s"] / 1e6 for r in rows], "o", color="tab:red"
+            )
+            twin.set_ylabel("graph edges / s (millions)", color="tab:red")
+            twin.set_ylim(bottom=0)
+
+        figure(
+            args.out / "throughput.png",
+            draw,
+            size=(7.0, 4.0),
+            title=f"1 vs 2 processes, economy of {args.agents:,} agents, {args.layers} layers",
+            subtitle=machine_line(),
+        )
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

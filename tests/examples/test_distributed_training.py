@@ -1,0 +1,82 @@
+"""examples/distributed_training.py: a tiny single-process run in this process, and (slow) the
+same again and with torchrun and 2 processes, whose full-graph losses must be the same."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from graphattn.experiments import read_table
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--agents", "300", "--steps", "3", "--channels", "8", "--heads", "2", "--threads", "1"]
+
+
+def _load_example():
+    path = ROOT / "examples" / "distributed_training.py"
+    spec = importlib.util.spec_from_file_location("distributed_training", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _losses(path: Path) -> list[float]:
+    return [row["loss"] for row in read_table(path)[0]]
+
+
+def test_single_process_run(tmp_path, capsys):
+    example = _load_example()
+    threads = torch.get_num_threads()
+    args = [*TINY, "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+    try:
+        first = example.main(args)
+    finally:
+        torch.set_num_threads(threads)
+    printed = capsys.readouterr().out
+    assert "machine:" in printed and "step   3/3" in printed and "graph edges/s" in printed
+    assert first["world_size"] == 1 and first["agents"] == 300
+    assert first["replication_nodes"] == 1.0 and first["replication_edges"] == 1.0
+    assert math.isfinite(first["test_nmse"]) and first["final_loss"] < first["first_loss"]
+    out = tmp_path / "out"
+    for name in ("np1-ranks.csv", "np1-steps.csv", "np1-summary.csv", "np1-loss.png"):
+        assert (out / name).exists(), name
+    (rank,), meta = read_table(out / "np1-ranks.csv")
+    assert rank["held_edges"] == first["edges"] and rank["train_peak_mb"] > 0
+    assert "distributed_training.py" in meta["command"] and "machine" in meta
+    assert len(_losses(out / "np1-steps.csv")) == 3
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_give_the_single_process_losses(tmp_path):
+    """Fixed seeds: a second run, from the cache, and a 2-process run print the same losses."""
+    common = [*TINY, "--out", str(tmp_path), "--cache", str(tmp_path / "cache")]
+    example = str(ROOT / "examples" / "distributed_training.py")
+    for cmd in (
+        [sys.executable, example, *common],
+        [sys.executable, example, "--tag", "again", *common],
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            example,
+            "--partition",
+            "random",
+            *common,
+        ],
+    ):
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    one, two = _losses(tmp_path / "np1-steps.csv"), _losses(tmp_path / "np2-random-steps.csv")
+    assert _losses(tmp_path / "again-steps.csv") == one
+    torch.testing.assert_close(two, one, rtol=1e-4, atol=1e-5)
+    ranks, _ = read_table(tmp_path / "np2-random-ranks.csv")
+    assert sorted(r["rank"] for r in ranks) == [0, 1]
+    assert sum(r["owned_nodes"] for r in ranks) == 300
