@@ -99,23 +99,36 @@ PRESETS: dict[str, dict[str, dict]] = {
 
 
 # ---- output -----------------------------------------------------------------------------------
-def command(claim: str, level: str) -> str:
+OVERRIDES = ("lengths", "heads", "steps")  # copy settings the command line can change
+
+
+def command(claim: str, level: str, settings: dict | None = None) -> str:
+    """The command that reproduces a claim's numbers (with any copy overrides)."""
     flag = {"full": "", "quick": " --quick", "smoke": " --smoke"}[level]
+    if claim == "copy" and settings is not None:
+        preset = PRESETS[level]["copy"]
+        for key in OVERRIDES:
+            if settings[key] != preset[key]:
+                value = settings[key]
+                shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+                flag += f" --copy-{key} {shown}"
     return f"python examples/head_claims.py {claim}{flag}"
 
 
 def save(out: Path, name: str, rows: list[dict], settings: dict, level: str, claim: str) -> None:
     path = write_table(
         out / f"{name}.csv", rows, settings={**settings, "level": level},
-        command=command(claim, level),
+        command=command(claim, level, settings),
     )  # fmt: skip
     print(f"wrote {path}")
 
 
-def verdict_row(claim: str, level: str, text: str, number: str, verdict: str, reason: str):
+def verdict_row(
+    claim: str, level: str, text: str, number: str, verdict: str, reason: str, settings=None
+):
     return {
         "claim": text,
-        "command": command(claim, level),
+        "command": command(claim, level, settings),
         "number": number,
         "verdict": verdict,
         "reason": reason,
@@ -313,7 +326,7 @@ def claim_copy(s: dict, out: Path, level: str, show: bool) -> dict:
            subtitle=machine_line())  # fmt: skip
     row = verdict_row(
         "copy", level, "(1) copying a length-n sequence needs ~log n heads, not n",
-        number, verdict, reason,
+        number, verdict, reason, s,
     )  # fmt: skip
     return report_verdict(out, "copy", level, s, row)
 
@@ -965,11 +978,14 @@ def claim_prune(s: dict, motif_s: dict, out: Path, level: str, show: bool) -> di
 
 
 # ---- main ---------------------------------------------------------------------------------------
-def run_claim(claim: str, level: str, out: Path, show: bool = True) -> dict:
-    """Run one claim at ``level`` (``"full"``, ``"quick"``, ``"smoke"``); returns its verdict."""
+def run_claim(
+    claim: str, level: str, out: Path, show: bool = True, copy: dict | None = None
+) -> dict:
+    """Run one claim at ``level`` (``"full"``, ``"quick"``, ``"smoke"``); returns its verdict.
+    ``copy`` overrides settings of the copy claim (``lengths``, ``heads``, ``steps``)."""
     p = PRESETS[level]
     if claim == "copy":
-        return claim_copy(p["copy"], out, level, show)
+        return claim_copy({**p["copy"], **(copy or {})}, out, level, show)
     if claim == "diversity":
         return claim_diversity(p["diversity"], out, level, show)
     if claim == "motifs":
@@ -990,6 +1006,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=Path("outputs/head_claims"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--copy-lengths", type=int, nargs="+", help="(1) lengths n to try")
+    parser.add_argument("--copy-heads", type=int, nargs="+", help="(1) head counts to try")
+    parser.add_argument("--copy-steps", type=int, help="(1) most training steps per run")
     args = parser.parse_args(argv)
     lvl = "smoke" if args.smoke else "quick" if args.quick else "full"
     threads = torch.get_num_threads()
@@ -1001,7 +1020,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     try:
         for claim in CLAIMS if args.claim == "all" else [args.claim]:
             start = time.perf_counter()
-            verdicts.append(run_claim(claim, lvl, args.out, show=not args.no_progress))
+            copy = {
+                key: getattr(args, f"copy_{key}")
+                for key in OVERRIDES
+                if getattr(args, f"copy_{key}") is not None
+            }
+            verdicts.append(run_claim(claim, lvl, args.out, not args.no_progress, copy))
             print(f"[{claim} took {time.perf_counter() - start:.1f} s]", flush=True)
     finally:
         torch.set_num_threads(threads)

@@ -126,3 +126,13 @@ def test_rules_of_the_other_claims():
     assert claims.motifs_verdict(heads, 1, 1.0, 6, 120)[1] == "confirmed"
     unlinked = [{**h, "link": 0.05} for h in heads]
     assert claims.motifs_verdict(unlinked, 1, 1.0, 6, 120)[1] == "partly"
+
+
+def test_the_command_names_copy_overrides():
+    full = claims.PRESETS["full"]["copy"]
+    assert claims.command("copy", "full", full) == "python examples/head_claims.py copy"
+    changed = {**full, "lengths": [512], "steps": 2000}
+    assert claims.command("copy", "quick", {**claims.PRESETS["quick"]["copy"], "steps": 9}) == (
+        "python examples/head_claims.py copy --quick --copy-steps 9"
+    )
+    assert claims.command("copy", "full", changed).endswith("--copy-lengths 512 --copy-steps 2000")
