@@ -1,6 +1,7 @@
 """Measure five claims about transformer blocks with graphattn.nn (issue 5).
 
-Subcommands (each prints its settings and table, and writes CSV + PNG into --out):
+Subcommands (each prints its settings and table, writes CSV + PNG into --out, and a verdict
+computed from the numbers by the rule in its ``*_verdict`` function, in ``<claim>_verdict.csv``):
 
   variance    (a) output variance of the attention layer at init for 1..16 heads, fixed d_model
   params      (b) parameter count of the attention layer (and block) for those head counts
@@ -13,101 +14,50 @@ Subcommands (each prints its settings and table, and writes CSV + PNG into --out
 
 Examples::
 
-    PYTHONPATH=. python examples/transformer_claims.py all --quick
-    PYTHONPATH=. python examples/transformer_claims.py memory --budget-mb 128
+    python examples/transformer_claims.py all --quick
+    python examples/transformer_claims.py memory --budget-mb 128
 
-Memory method (e): every trial runs in a fresh subprocess (``_trial``) with glibc's mmap threshold
-fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``), so freed tensors go back to the OS and the resident
-set tracks live memory. The child builds the model, runs a small warm-up forward + backward, frees
-the gradients, reads its resident set (``/proc/self/statm``) as the baseline, resets the kernel's
-peak counter (``echo 5 > /proc/self/clear_refs``), runs one forward + backward at the trial length
-and reads the peak (``VmHWM`` in ``/proc/self/status``). The measured cost is peak - baseline: every
-activation, workspace and gradient (parameter gradients included) that forward + backward needs,
-but not the parameters, the inputs or the Python/torch runtime. Where ``clear_refs`` is not
-writable the child falls back to ``ru_maxrss`` (a peak over the whole process life; the CSV says
-which method ran).
+Tables, figures, the machine line and isolated trials come from :mod:`graphattn.experiments`;
+``examples/claims_table.py`` collects the verdicts into ``results/claims/claims.csv``.
+
+Memory method (e): every trial runs in a fresh process (``run_isolated``) with glibc's mmap
+threshold fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``), so freed tensors go back to the OS and the
+resident set tracks live memory. The child builds the model, runs a small warm-up forward +
+backward, frees the gradients, then measures one forward + backward at the trial length with
+``PeakMemory``: the kernel's peak counter is reset (``echo 5 > /proc/self/clear_refs``), the
+resident set taken as the baseline, and the peak (``VmHWM``) read afterwards. The measured cost is
+peak - baseline: every activation, workspace and gradient (parameter gradients included) that
+forward + backward needs, but not the parameters, the inputs or the Python/torch runtime. Where
+``clear_refs`` is not writable the child falls back to ``ru_maxrss`` (a peak over the whole process
+life; the CSV says which method ran).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
-import json
 import math
-import os
-import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from graphattn import ChunkedGraph, FullGraph, MultiHeadAttentionConv, available_engines
+from graphattn.experiments import (
+    PeakMemory,
+    machine_line,
+    print_table,
+    progress,
+    run_isolated,
+    write_table,
+)
+from graphattn.experiments.plots import figure
 from graphattn.nn import GraphTransformer, GraphTransformerBlock, GraphTransformerConfig
 
 HEADS = (1, 2, 4, 8, 16)
 HEAD_DIMS = (16, 32, 64, 128, 256)
-
-
-# ---- helpers ----------------------------------------------------------------------------------
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
-    )
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {path}")
-
-
-def print_table(rows: list[dict], title: str) -> None:
-    print(f"\n{title}")
-    keys = list(rows[0])
-    cells = [[_fmt(r[k]) for k in keys] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    print("  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True)))
-    for c in cells:
-        print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _plot(path: Path, title: str, draw) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    draw(ax)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"wrote {path}")
 
 
 # ---- (a) output variance at init --------------------------------------------------------------
@@ -120,7 +70,7 @@ def measure_output_variance(
     """Variance of ``MultiHeadAttentionConv(d, d, heads)(x)`` at init for ``x ~ N(0, 1)``,
     full attention over ``num_nodes`` tokens, over ``seeds`` fresh layers and inputs."""
     rows = []
-    for heads in tqdm(heads_list, desc="(a) variance", leave=False):
+    for heads in progress(heads_list, "(a) variance"):
         values = []
         for seed in range(seeds):
             torch.manual_seed(seed)
@@ -169,7 +119,7 @@ def measure_logit_variance(
     """Variance of ``<q_i, k_j>`` (and of the same divided by sqrt(d_h)) from a layer's own
     projections at init, ``heads = d_model / d_h``, plus what it does to the softmax."""
     rows = []
-    for dim in tqdm(head_dims, desc="(c) logits", leave=False):
+    for dim in progress(head_dims, "(c) logits"):
         heads = d_model // dim
         raw_var, stats = [], {True: [], False: []}
         for seed in range(seeds):
@@ -280,32 +230,22 @@ def memory_variants(window: int) -> list[tuple[str, str]]:
     ]
 
 
-def _rss() -> int:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def _hwm() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM")
-
-
-def run_trial(args) -> dict:
-    """One forward + backward at ``args.length``; runs inside the child process."""
+def memory_trial(spec: dict) -> dict:
+    """One forward + backward at ``spec["length"]``, measured with
+    :class:`~graphattn.experiments.PeakMemory`; runs in a fresh process
+    (:func:`_spawn_trial`)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    variant = args.variant
+    variant = spec["variant"]
     engine = {"dense-math": "dense"}.get(variant, variant)
     config = GraphTransformerConfig(
-        in_channels=args.channels,
-        channels=args.channels,
-        heads=args.heads,
-        num_layers=args.layers,
-        checkpoint=args.checkpoint,
+        in_channels=spec["channels"],
+        channels=spec["channels"],
+        heads=spec["heads"],
+        num_layers=spec["layers"],
+        checkpoint=spec["checkpoint"],
         engine=engine,
     )
     model = GraphTransformer(config)
@@ -313,14 +253,12 @@ def run_trial(args) -> dict:
     def graph(n):
         if variant in ("dense", "dense-math"):
             return FullGraph(n)
-        return ChunkedGraph(n, chunk_size=args.window)
-
-    ctx = sdpa_kernel([SDPBackend.MATH]) if variant == "dense-math" else None
+        return ChunkedGraph(n, chunk_size=spec["window"])
 
     def step(n):
-        x = torch.randn(n, args.channels)
+        x = torch.randn(n, spec["channels"])
         g = graph(n)
-        if ctx is not None:
+        if variant == "dense-math":
             with sdpa_kernel([SDPBackend.MATH]):
                 out = model(x, g)
                 (out.node.sum() + out.graph.sum()).backward()
@@ -328,67 +266,42 @@ def run_trial(args) -> dict:
             out = model(x, g)
             (out.node.sum() + out.graph.sum()).backward()
 
-    step(min(args.length, 2 * args.window))  # warm-up: kernels, thread pools, allocator
+    length = spec["length"]
+    step(min(length, 2 * spec["window"]))  # warm-up: kernels, thread pools, allocator
     model.zero_grad(set_to_none=True)
-    x = torch.randn(args.length, args.channels)
-    g = graph(args.length)  # inputs exist before the baseline (edge lists are input, too)
+    x = torch.randn(length, spec["channels"])
+    g = graph(length)  # inputs exist before the baseline (edge lists are input, too)
     del x, g
     gc.collect()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        method = "VmHWM after clear_refs"
-    except OSError:
-        method = "ru_maxrss (whole process)"
-    base = _rss()
-    if method.startswith("VmHWM"):
-        Path("/proc/self/clear_refs").write_text("5")
-    start = time.perf_counter()
-    step(args.length)
-    seconds = time.perf_counter() - start
-    if method.startswith("VmHWM"):
-        peak = _hwm()
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with PeakMemory() as mem:
+        start = time.perf_counter()
+        step(length)
+        seconds = time.perf_counter() - start
     return {
-        "peak_extra_bytes": peak - base,
-        "baseline_bytes": base,
+        "peak_extra_bytes": int(mem.extra_mb * 1e6),
         "seconds": seconds,
-        "method": method,
+        "method": mem.method,
     }
 
 
 def _spawn_trial(args, variant: str, checkpoint: bool, length: int, timeout: float) -> dict:
-    cmd = [
-        sys.executable,
-        __file__,
-        "_trial",
-        "--variant",
-        variant,
-        "--length",
-        str(length),
-        "--channels",
-        str(args.channels),
-        "--heads",
-        str(args.heads),
-        "--layers",
-        str(args.layers),
-        "--window",
-        str(args.window),
-        "--threads",
-        str(args.threads),
-    ] + (["--checkpoint"] if checkpoint else [])
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
-    )
+    """:func:`memory_trial` in a fresh process with glibc's mmap threshold at 64 KiB."""
+    spec = {
+        "variant": variant,
+        "length": length,
+        "checkpoint": checkpoint,
+        **{k: getattr(args, k) for k in ("channels", "heads", "layers", "window", "threads")},
+    }
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        result = run_isolated(
+            f"{Path(__file__).resolve()}:memory_trial", spec, timeout=timeout,
+            env={"MALLOC_MMAP_THRESHOLD_": "65536"},
+        )  # fmt: skip
     except subprocess.TimeoutExpired:
         return {"status": "timeout"}
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
+    except RuntimeError as err:
+        tail = str(err).strip().splitlines()[-1:] or ["?"]
         return {"status": f"error: {tail[0]}"}
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["status"] = "ok"
     return result
 
@@ -467,6 +380,170 @@ def longest_fitting(args, variant: str, checkpoint: bool, budget: int) -> dict:
     }
 
 
+# ---- verdicts ----------------------------------------------------------------------------------
+def variance_verdict(rows: list[dict]) -> tuple[str, str, str]:
+    """Rule: confirmed when the largest mean output variance over the head counts is within
+    10% of the smallest, partly within 50%, refuted otherwise."""
+    values = [r["output_var_mean"] for r in rows]
+    ratio = max(values) / min(values)
+    heads = " / ".join(str(r["heads"]) for r in rows)
+    number = (
+        f"Var(out) {min(values):.4g} .. {max(values):.4g} for {heads} heads: max/min {ratio:.3f}"
+    )
+    if ratio <= 1.1:
+        return number, "confirmed", "the spread over head counts is within 10%"
+    if ratio <= 1.5:
+        return number, "partly", "the variance drifts with the head count by 10-50%"
+    return number, "refuted", "the variance depends on the head count"
+
+
+def params_verdict(rows: list[dict]) -> tuple[str, str, str]:
+    """Rule: confirmed when every head count has exactly 4(d^2 + d) attention parameters."""
+    counts = {r["attention_params"] for r in rows}
+    formula = rows[0]["formula_4(d^2+d)"]
+    shown = ", ".join(f"{c:,}" for c in sorted(counts))
+    number = f"{shown} for heads {rows[0]['heads']}..{rows[-1]['heads']}"
+    if counts == {formula}:
+        return number, "confirmed", f"= 4(d^2 + d) = {formula:,} for every head count"
+    return number, "refuted", "the count changes with the head count"
+
+
+def logits_verdict(rows: list[dict]) -> tuple[str, str, str]:
+    """Rule: confirmed when, at every head size, the logit variance is within [0.8, 1.25] with
+    the 1/sqrt(d_h) scale and within [0.8, 1.25] x d_h without it; partly when only the scaled
+    variance stays near 1; refuted otherwise."""
+    scaled = [r["logit_var_scaled"] for r in rows]
+    per_dim = [r["logit_var_unscaled"] / r["head_dim"] for r in rows]
+    number = (
+        f"Var(logit) without the scale {rows[0]['logit_var_unscaled']:.4g} .. "
+        f"{rows[-1]['logit_var_unscaled']:.4g} for d_h = {rows[0]['head_dim']} .. "
+        f"{rows[-1]['head_dim']}; with it {min(scaled):.3f} .. {max(scaled):.3f}"
+    )
+    scaled_ok = all(0.8 <= v <= 1.25 for v in scaled)
+    if scaled_ok and all(0.8 <= v <= 1.25 for v in per_dim):
+        return number, "confirmed", "unscaled variance = d_h; the scale brings it to 1"
+    if scaled_ok:
+        return number, "partly", "the scaled variance is ~1, but the unscaled one is not ~d_h"
+    return number, "refuted", "the scaled variance is not ~1"
+
+
+def depth_verdicts(grad_rows: list[dict], train_rows: list[dict]) -> list[tuple[str, ...]]:
+    """Rules. Gradients: confirmed when Post-LN's first/last block gradient ratio at init is
+    below 0.5 (gradients grow towards the output) and Pre-LN's is not; partly when Post-LN's
+    ratio is below Pre-LN's (and below 1) but not below 0.5; refuted otherwise. Training:
+    confirmed when Post-LN's held-out loss is at least twice Pre-LN's at every learning rate;
+    partly when at some; refuted when at none."""
+    ratio = {r["norm"]: r["ratio_first/last"] for r in grad_rows}
+    post, pre = ratio["post"], ratio["pre"]
+    g_number = f"first/last block gradient at init: Post-LN {post:.2f}, Pre-LN {pre:.2f}"
+    if post < 0.5 and pre >= 0.5:
+        g = (g_number, "confirmed", "Post-LN gradients grow towards the output")
+    elif post < min(1.0, pre):
+        g = (g_number, "partly", "Post-LN gradients grow towards the output, but by < 2x")
+    else:
+        g = (g_number, "refuted", "Post-LN gradients do not grow towards the output")
+    losses = {}
+    for r in train_rows:
+        losses.setdefault(r["lr"], {})[r["norm"]] = r["final_loss_mean"]
+    ratios = {lr: v["post"] / v["pre"] for lr, v in losses.items()}
+    t_number = "; ".join(
+        f"lr {lr:g}: Pre-LN {losses[lr]['pre']:.3f}, Post-LN {losses[lr]['post']:.3f}"
+        for lr in sorted(losses, reverse=True)
+    )
+    wins = [lr for lr, r in ratios.items() if r >= 2]
+    if len(wins) == len(ratios):
+        t = (t_number, "confirmed", "Post-LN ends >= 2x worse at every learning rate")
+    elif wins:
+        lrs = ", ".join(f"{lr:g}" for lr in sorted(wins, reverse=True))
+        t = (t_number, "partly", f"Post-LN ends >= 2x worse only at lr {lrs}")
+    else:
+        t = (t_number, "refuted", "Post-LN trains as well as Pre-LN here")
+    return [g, t]
+
+
+def memory_verdict(rows: list[dict]) -> tuple[str, str, str]:
+    """Rule (the claim: "up to about 70x longer sequences for dense attention"): confirmed when
+    checkpointing lets dense attention fit at least 35x longer sequences, partly when at least
+    2x, refuted otherwise."""
+    gains = {
+        (r["variant"], r["checkpoint"]): r for r in rows if r["variant"] in ("dense", "blocked")
+    }
+    dense = gains[("dense", True)]["gain_vs_no_checkpoint"]
+    parts = []
+    for variant in ("dense", "dense-math", "blocked"):
+        pair = [r for r in rows if r["variant"] == variant]
+        if len(pair) == 2:
+            plain, ck = sorted(pair, key=lambda r: r["checkpoint"])
+            parts.append(
+                f"{variant} {plain['longest_fitting']} -> {ck['longest_fitting']} "
+                f"({ck['gain_vs_no_checkpoint']:.1f}x)"
+            )
+    number = f"within {rows[0]['budget_mb']:g} MiB: " + "; ".join(parts)
+    if dense >= 35:
+        return number, "confirmed", "checkpointing buys tens of times longer sequences"
+    if dense >= 2:
+        reason = (
+            "CPU SDPA never stores the L x L matrix, so memory is already linear in L; "
+            "checkpointing saves only the per-block activations"
+        )
+        return number, "partly", reason
+    return number, "refuted", "checkpointing does not lengthen the sequence that fits"
+
+
+CLAIM_TEXT = {
+    "variance": "(a) the attention output's variance at init does not depend on the head count",
+    "params": "(b) the attention parameter count does not depend on the head count",
+    "logits": "(c) the 1/sqrt(d_h) scale keeps the logit variance at 1 for every head size",
+    "depth-grad": "(d) at depth 24, Post-LN gradients grow towards the output at init",
+    "depth-train": "(d) Pre-LN trains a 24-block stack without warm-up better than Post-LN",
+    "memory": "(e) activation checkpointing fits ~70x longer sequences (dense attention)",
+}
+
+
+def claim_command(args, name: str) -> str:
+    """The command that measures claim ``name`` with this run's options (``all`` -> ``name``,
+    ``--out`` left out)."""
+    argv = list(args.argv)
+    if argv and argv[0] in ("all", name):
+        argv[0] = name
+    if "--out" in argv:
+        i = argv.index("--out")
+        del argv[i : i + 2]
+    return " ".join(["python examples/transformer_claims.py", *argv])
+
+
+def save(args, name: str, rows: list[dict], settings: dict | None = None) -> None:
+    path = write_table(
+        args.out / name, rows, settings={"quick": args.quick, **(settings or {})},
+        command=" ".join(["python examples/transformer_claims.py", *args.argv]),
+    )  # fmt: skip
+    print(f"wrote {path}")
+
+
+def save_verdicts(args, name: str, verdicts: list[tuple[str, tuple[str, str, str]]]) -> None:
+    rows = []
+    for key, (number, verdict, reason) in verdicts:
+        print(f"verdict {key}: {verdict} -- {number}; {reason}")
+        rows.append(
+            {
+                "claim": CLAIM_TEXT[key],
+                "command": claim_command(args, name),
+                "number": number,
+                "verdict": verdict,
+                "reason": reason,
+            }
+        )
+    save(args, f"{name}_verdict.csv", rows)
+
+
+def plot(args, name: str, title: str, draw) -> None:
+    def with_grid(ax):
+        draw(ax)
+        ax.grid(alpha=0.3)
+
+    print(f"wrote {figure(args.out / name, with_grid, title=title, subtitle=machine_line())}")
+
+
 # ---- subcommands --------------------------------------------------------------------------------
 def cmd_variance(args) -> None:
     settings = dict(
@@ -474,12 +551,14 @@ def cmd_variance(args) -> None:
     )
     print(f"(a) output variance at init; {settings}; graph: FullGraph; x ~ N(0, 1)")
     rows = measure_output_variance(HEADS, **settings)
-    print_table(rows, "(a) output variance at init")
+    print_table(rows, title="(a) output variance at init")
     spread = max(r["output_var_mean"] for r in rows) / min(r["output_var_mean"] for r in rows)
     print(f"max/min variance over head counts: {spread:.3f}")
-    write_csv(args.out / "a_variance.csv", rows)
-    _plot(
-        args.out / "a_variance.png",
+    save(args, "a_variance.csv", rows, settings)
+    save_verdicts(args, "variance", [("variance", variance_verdict(rows))])
+    plot(
+        args,
+        "a_variance.png",
         f"(a) output variance at init, d_model={args.d_model}",
         lambda ax: (
             ax.errorbar(
@@ -499,10 +578,12 @@ def cmd_variance(args) -> None:
 def cmd_params(args) -> None:
     print(f"(b) parameter count; d_model={args.d_model}")
     rows = attention_param_counts(HEADS, args.d_model)
-    print_table(rows, "(b) parameters")
-    write_csv(args.out / "b_params.csv", rows)
-    _plot(
-        args.out / "b_params.png",
+    print_table(rows, title="(b) parameters")
+    save(args, "b_params.csv", rows, {"d_model": args.d_model})
+    save_verdicts(args, "params", [("params", params_verdict(rows))])
+    plot(
+        args,
+        "b_params.png",
         f"(b) parameters, d_model={args.d_model}",
         lambda ax: (
             ax.plot(
@@ -528,8 +609,9 @@ def cmd_logits(args) -> None:
     )
     print(f"(c) logit variance; {settings}; heads = d_model / d_h; x ~ N(0, 1)")
     rows = measure_logit_variance(HEAD_DIMS, **settings)
-    print_table(rows, "(c) logit variance and softmax saturation")
-    write_csv(args.out / "c_logits.csv", rows)
+    print_table(rows, title="(c) logit variance and softmax saturation")
+    save(args, "c_logits.csv", rows, settings)
+    save_verdicts(args, "logits", [("logits", logits_verdict(rows))])
 
     def draw(ax):
         dims = [r["head_dim"] for r in rows]
@@ -541,7 +623,7 @@ def cmd_logits(args) -> None:
         ax.set_ylabel("Var(logit)")
         ax.legend()
 
-    _plot(args.out / "c_logits.png", "(c) attention logit variance at init", draw)
+    plot(args, "c_logits.png", "(c) attention logit variance at init", draw)
 
 
 def cmd_depth(args) -> None:
@@ -550,6 +632,7 @@ def cmd_depth(args) -> None:
     steps = 30 if args.quick else args.steps
     seeds = [0] if args.quick else list(range(args.seeds))
     lrs = [1e-3] if args.quick else args.lrs
+    settings = dict(depth=depth, channels=channels, heads=4, steps=steps, lrs=lrs, seeds=seeds)
     print(
         f"(d) Pre-LN vs Post-LN; depth={depth}, channels={channels}, heads=4, steps={steps}, "
         f"lrs={lrs}, seeds={seeds}, Adam without warm-up; task: node = graph mean of x0, "
@@ -570,11 +653,11 @@ def cmd_depth(args) -> None:
                 "seeds": len(seeds),
             }
         )
-    print_table(grad_rows, f"(d) gradient norms at init, depth {depth}")
+    print_table(grad_rows, title=f"(d) gradient norms at init, depth {depth}")
     train_rows = []
     runs = [(n, lr, s) for n in ("pre", "post") for lr in lrs for s in seeds]
     results = {}
-    for norm, lr, seed in tqdm(runs, desc="(d) training"):
+    for norm, lr, seed in progress(runs, "(d) training"):
         results[(norm, lr, seed)] = train_steps(norm, lr, steps, depth, channels, seed)
     for norm in ("pre", "post"):
         for lr in lrs:
@@ -592,9 +675,10 @@ def cmd_depth(args) -> None:
                     "seeds": len(seeds),
                 }
             )
-    print_table(train_rows, f"(d) held-out loss after {steps} steps, depth {depth}")
-    write_csv(
-        args.out / "d_grad_norms.csv",
+    print_table(train_rows, title=f"(d) held-out loss after {steps} steps, depth {depth}")
+    save(
+        args,
+        "d_grad_norms.csv",
         grad_rows
         + [
             {
@@ -607,8 +691,11 @@ def cmd_depth(args) -> None:
             for n in norms
             for i, g in enumerate(norms[n])
         ],
+        settings,
     )
-    write_csv(args.out / "d_training.csv", train_rows)
+    save(args, "d_training.csv", train_rows, settings)
+    grad, train = depth_verdicts(grad_rows, train_rows)
+    save_verdicts(args, "depth", [("depth-grad", grad), ("depth-train", train)])
 
     def draw(ax):
         for n, marker in (("pre", "o"), ("post", "s")):
@@ -618,9 +705,7 @@ def cmd_depth(args) -> None:
         ax.set_ylabel("gradient norm at init")
         ax.legend()
 
-    _plot(
-        args.out / "d_grad_norms.png", f"(d) gradient norm per block at init, depth {depth}", draw
-    )
+    plot(args, "d_grad_norms.png", f"(d) gradient norm per block at init, depth {depth}", draw)
 
 
 def cmd_memory(args) -> None:
@@ -628,6 +713,11 @@ def cmd_memory(args) -> None:
     variants = memory_variants(args.window)
     if getattr(args, "variants", None):
         variants = [(v, note) for v, note in variants if v in args.variants]
+    settings = {
+        k: getattr(args, k)
+        for k in ("budget_mb", "channels", "heads", "layers", "window", "threads", "tolerance",
+                  "max_trials")
+    }  # fmt: skip
     print(
         f"(e) longest sequence whose forward + backward fits {args.budget_mb} MiB; model: "
         f"channels={args.channels}, heads={args.heads}, layers={args.layers}, ffn 4x, "
@@ -637,7 +727,7 @@ def cmd_memory(args) -> None:
         print(f"  {variant}: {note}")
     rows = []
     jobs = [(v, ck) for v, _ in variants for ck in (False, True)]
-    for variant, ckpt in tqdm(jobs, desc="(e) memory"):
+    for variant, ckpt in progress(jobs, "(e) memory"):
         r = longest_fitting(args, variant, ckpt, budget)
         rows.append({"variant": variant, "checkpoint": ckpt, "budget_mb": args.budget_mb, **r})
     for variant, _ in variants:
@@ -645,8 +735,10 @@ def cmd_memory(args) -> None:
         gain = ck["longest_fitting"] / plain["longest_fitting"] if plain["longest_fitting"] else 0
         ck["gain_vs_no_checkpoint"] = gain
         plain["gain_vs_no_checkpoint"] = 1.0
-    print_table(rows, f"(e) longest fitting sequence, budget {args.budget_mb} MiB")
-    write_csv(args.out / "e_memory.csv", rows)
+    print_table(rows, title=f"(e) longest fitting sequence, budget {args.budget_mb} MiB")
+    save(args, "e_memory.csv", rows, settings)
+    if any(r["variant"] == "dense" for r in rows):
+        save_verdicts(args, "memory", [("memory", memory_verdict(rows))])
 
     def draw(ax):
         names = [v for v, _ in variants]
@@ -671,11 +763,7 @@ def cmd_memory(args) -> None:
         ax.set_ylabel("longest sequence")
         ax.legend()
 
-    _plot(
-        args.out / "e_memory.png",
-        f"(e) longest sequence within {args.budget_mb} MiB (fwd+bwd)",
-        draw,
-    )
+    plot(args, "e_memory.png", f"(e) longest sequence within {args.budget_mb} MiB (fwd+bwd)", draw)
 
 
 def main(argv=None) -> None:
@@ -729,22 +817,15 @@ def main(argv=None) -> None:
     ):
         sub.add_parser(name, parents=[common]).set_defaults(fn=fn)
     sub.add_parser("all", parents=[common]).set_defaults(fn=None)
-    trial = sub.add_parser("_trial", help=argparse.SUPPRESS)
-    trial.add_argument("--variant", required=True)
-    trial.add_argument("--length", type=int, required=True)
-    trial.add_argument("--checkpoint", action="store_true")
-    for name in ("channels", "heads", "layers", "window", "threads"):
-        trial.add_argument(f"--{name}", type=int, required=True)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if args.command == "_trial":
-        print(json.dumps(run_trial(args)))
-        return
+    args.argv = argv
     if args.budget_mb is None:
         args.budget_mb = 32.0 if args.quick else 128.0
     if args.quick:
         args.tolerance, args.max_trials = max(args.tolerance, 0.25), min(args.max_trials, 3)
         args.layers, args.window = min(args.layers, 4), min(args.window, 32)
-    print(f"machine: {machine()}; quick={args.quick}; output: {args.out}")
+    print(f"{machine_line()}; quick={args.quick}; output: {args.out}")
     args.out.mkdir(parents=True, exist_ok=True)
     fns = (
         [cmd_variance, cmd_params, cmd_logits, cmd_depth, cmd_memory]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -62,17 +63,22 @@ class PeakMemory:
         self.peak_mb = max(peak, self._base_kib) * 1024 / 1e6
 
 
-def run_isolated(target: str, spec: dict, *, timeout: float | None = None) -> dict:
+def run_isolated(
+    target: str, spec: dict, *, timeout: float | None = None, env: dict[str, str] | None = None
+) -> dict:
     """Call ``function(spec)`` in a fresh Python process and return its (JSON) result.
 
     ``target`` is ``"path/to/script.py:function"`` or ``"package.module:function"``; the
     function takes the ``spec`` dict and returns a JSON-serialisable dict. A failure in the
-    child raises a ``RuntimeError`` with its output.
+    child raises a ``RuntimeError`` with its output; past ``timeout`` seconds,
+    :class:`subprocess.TimeoutExpired`. ``env`` adds (or overrides) environment variables
+    of the child, e.g. ``{"MALLOC_MMAP_THRESHOLD_": "65536"}``.
     """
     _split_target(target)
     # run this file as a script: the child imports only what the target imports
     cmd = [sys.executable, str(Path(__file__).resolve()), target, json.dumps(spec)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    child_env = None if env is None else {**os.environ, **env}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env)
     marker = "@@graphattn-result@@"
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(marker):

@@ -67,12 +67,15 @@ def fit(
     clip: float | None = 1.0,
     desc: str = "train",
     show_progress: bool = False,
+    stop: Callable[[int], bool] | None = None,
 ) -> list[float]:
     """Train ``model`` with AdamW; returns the mean loss of every epoch.
 
     ``batches(epoch)`` yields the batches of one epoch and ``loss_fn(model, batch)`` returns a
     scalar loss. ``schedule`` is ``"onecycle"`` (warm-up, then cosine decay to zero over all
     steps) or ``"constant"``. Gradients are clipped to norm ``clip`` (``None``: no clipping).
+    ``stop(epoch)``, when given, is called after every epoch (the model in eval mode) and
+    ends training early by returning ``True``; the schedule still spans all ``epochs``.
     """
     if schedule not in ("onecycle", "constant"):
         raise ValueError(f"`schedule` must be 'onecycle' or 'constant', got {schedule!r}")
@@ -97,6 +100,12 @@ def fit(
                 sched.step()
             losses.append(float(loss.detach()))
         history.append(sum(losses) / max(len(losses), 1))
+        if stop is not None:
+            model.eval()
+            done = stop(epoch)
+            model.train()
+            if done:
+                break
     model.eval()
     return history
 

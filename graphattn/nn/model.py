@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
 from .._checks import check_index_tensor, check_positive_int, check_same_device
+from ..analysis import orthogonality_penalty
 from ..conv import AttentionOutput
 from ..engines import available_engines
 from ..patterns import EdgeList, Pattern
@@ -52,6 +53,7 @@ class GraphTransformerConfig:
     max_len: int = 4096  # positions of the "learned" 1-D table
     grid_size: tuple[int, int] | None = None  # (rows, cols) of the "grid" table
     pool: str = "mean"  # "mean" | "sum" | "max" for the graph-level output
+    orthogonality: float = 0.0  # weight of the heads' orthogonality penalty in regularization()
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "channels", "heads", "num_layers", "out_channels", "max_len"):
@@ -91,6 +93,12 @@ class GraphTransformerConfig:
             )
         if self.pool not in POOLS:
             raise ValueError(f"`pool` must be one of {tuple(POOLS)}, got {self.pool!r}")
+        if isinstance(self.orthogonality, bool) or not isinstance(self.orthogonality, (int, float)):
+            raise TypeError(
+                f"`orthogonality` must be a float, got {type(self.orthogonality).__name__}"
+            )
+        if not self.orthogonality >= 0.0:
+            raise ValueError(f"`orthogonality` must be >= 0, got {self.orthogonality}")
 
 
 class GraphTransformerOutput(NamedTuple):
@@ -257,6 +265,23 @@ class GraphTransformer(nn.Module):
             self.head_graph(pooled),
             tuple(attention) if return_attention else None,
         )
+
+    def regularization(self) -> Tensor:
+        r"""The terms to add to the task loss: ``loss = task_loss + model.regularization()``.
+
+        Now one term, ``config.orthogonality`` times
+        :func:`graphattn.analysis.orthogonality_penalty` of the blocks' attention layers (the
+        mean overlap of the heads' query/key subspaces, 0 when they are orthogonal). A 0-dim
+        tensor; exactly 0 (and no extra compute) when ``config.orthogonality == 0``.
+
+        >>> model = GraphTransformer(GraphTransformerConfig(in_channels=3, orthogonality=0.1))
+        >>> model.regularization().requires_grad
+        True
+        """
+        weight = self.config.orthogonality
+        if weight == 0:
+            return self.encoder.weight.new_zeros(())
+        return weight * orthogonality_penalty(self)
 
     # ---- helpers ----------------------------------------------------------------------------
     def _graphs(

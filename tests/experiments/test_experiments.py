@@ -93,8 +93,11 @@ def child(spec):
     with PeakMemory() as mem:
         block = np.ones(spec["mb"] * 10**6 // 8)
         block.sum()
-    return {"pid": os.getpid(), "extra_mb": mem.extra_mb, "peak_mb": mem.peak_mb,
-            "method": mem.method}
+    return {
+        "pid": os.getpid(), "extra_mb": mem.extra_mb, "peak_mb": mem.peak_mb,
+        "method": mem.method,
+        "env": os.environ.get("GRAPHATTN_CHILD_ENV"),
+    }
 """
 
 
@@ -108,8 +111,11 @@ def test_run_isolated_and_peak_memory(tmp_path, monkeypatch):
     shutil.copy(isolate.__file__, tmp_path / "graphattn_isolate_under_test.py")
     (tmp_path / "child.py").write_text(CHILD)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    result = run_isolated(f"{tmp_path / 'child.py'}:child", {"mb": 40}, timeout=60)
-    assert result["pid"] != os.getpid()
+    result = run_isolated(
+        f"{tmp_path / 'child.py'}:child", {"mb": 40}, timeout=60,
+        env={"GRAPHATTN_CHILD_ENV": "set"},
+    )  # fmt: skip
+    assert result["pid"] != os.getpid() and result["env"] == "set"
     assert result["extra_mb"] >= 35 if result["method"] == "VmHWM" else result["extra_mb"] >= 0
     assert result["peak_mb"] >= result["extra_mb"] + 1  # the interpreter itself holds some
     with pytest.raises(RuntimeError, match="failed"):
@@ -130,6 +136,12 @@ def test_fit_and_metrics_learn_a_linear_map():
         lambda epoch: [(x, y)], epochs=200, lr=0.05,
     )  # fmt: skip
     assert history[-1] < 0.01 * history[0]
+    seen = []
+    stopped = fit(
+        model, lambda m, b: torch.nn.functional.mse_loss(m(b[0]).squeeze(-1), b[1]),
+        lambda epoch: [(x, y)], epochs=50, lr=0.05, stop=lambda e: seen.append(e) or e == 2,
+    )  # fmt: skip
+    assert len(stopped) == 3 and seen == [0, 1, 2] and not model.training
     assert normalised_mse(model(x).squeeze(-1).detach(), y) < 0.01
     assert accuracy(torch.eye(3), torch.arange(3)) == 1.0
 

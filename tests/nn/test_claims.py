@@ -61,5 +61,5 @@ def test_memory_trial_runs_in_a_subprocess(tmp_path):
         trial_timeout=120.0,
     )
     for variant in ("dense", "blocked"):
-        r = claims._spawn_trial(args, variant, True, 64, 120.0)
+        r = claims._spawn_trial(args, variant, True, 64, 120.0)  # a fresh process per trial
         assert r["status"] == "ok" and r["peak_extra_bytes"] > 0, (variant, r)
