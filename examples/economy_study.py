@@ -73,11 +73,11 @@ QUICK = dict(
     economies=16,
     scenarios=8,
     batch=4,
-    steps=600,
+    steps=400,
     depths=[1, 2, 3, 4],
     hops=[1, 2, 3],
     heads=[1, 2, 4],
-    relations=[1, 2, 4],
+    relations=[2, 4],
     width_steps=200,
 )
 FULL = dict(
@@ -109,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test-scenarios", type=int, default=4, help="scenarios per test economy")
     p.add_argument("--density", type=float, default=0.3, help="share of (agent, relation) hit")
     p.add_argument("--batch", type=int, help="scenarios per training step")
-    p.add_argument("--d-model", type=int, default=32, help="model width (fixed across heads)")
+    p.add_argument("--d-model", type=int, default=32, help="width of the depth models")
     p.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (one-cycle)")
     g = p.add_argument_group("(a) depth vs hops")
     g.add_argument("--depths", type=int, nargs="+", help="depths L")
@@ -121,6 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--heads", type=int, nargs="+", help="heads H; must divide --d-model")
     g.add_argument("--relations", type=int, nargs="+", help="relation counts K")
     g.add_argument("--width-steps", type=int, help="training steps per width model")
+    g.add_argument("--width-batch", type=int, default=8, help="scenarios per training step")
+    g.add_argument("--width-d-model", type=int, default=24, help="width of the (b) models")
+    g.add_argument("--width-lr", type=float, default=1e-2, help="peak learning rate")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = p.parse_args(argv)
@@ -140,6 +143,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "depth_heads",
         "reach_graphs",
         "width_steps",
+        "width_batch",
+        "width_d_model",
     ):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -147,9 +152,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--relations, --hops and --depths must be >= 1")
     if max(args.relations) > len(RELATION_NAMES):
         p.error(f"--relations must be <= {len(RELATION_NAMES)}")
-    bad = [h for h in [*args.heads, args.depth_heads] if args.d_model % h]
+    if args.d_model % args.depth_heads:
+        p.error(f"--depth-heads {args.depth_heads} does not divide --d-model {args.d_model}")
+    bad = [h for h in args.heads if args.width_d_model % h]
     if bad:
-        p.error(f"heads {bad} do not divide --d-model {args.d_model}")
+        p.error(f"--heads {bad} do not divide --width-d-model {args.width_d_model}")
     if not 0.0 < args.density <= 1.0:
         p.error("--density must be in (0, 1]")
     return args
@@ -297,9 +304,9 @@ def out_of_reach(graphs: list[Data], hops: list[int], depths: list[int]) -> dict
 
             jac = torch.autograd.functional.jacobian(response, shocks)  # (N, N, K)
             weight = (jac**2).sum(-1).numpy()  # (i, j): first-order sensitivity
-            total[k] += weight.sum()
+            total[k] += float(weight.sum())
             for L in depths:
-                far[k, L] += weight[dist > L].sum()
+                far[k, L] += float(weight[dist > L].sum())
     return {key: value / total[key[0]] for key, value in far.items()}
 
 
@@ -442,7 +449,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
             gen = seed_everything(args.seed + 1000 * num_rel + heads)
             model = build_model(
                 train_graphs[0].x.size(1),
-                d_model=args.d_model,
+                d_model=args.width_d_model,
                 heads=heads,
                 layers=1,
                 num_relations=num_rel,
@@ -453,8 +460,8 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
                 train_graphs,
                 [0],
                 steps=args.width_steps,
-                batch=args.batch,
-                lr=args.lr,
+                batch=args.width_batch,
+                lr=args.width_lr,
                 generator=gen,
             )
             seconds = time.perf_counter() - t0
@@ -494,9 +501,9 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
         "test_economies",
         "test_scenarios",
         "density",
-        "batch",
-        "d_model",
-        "lr",
+        "width_batch",
+        "width_d_model",
+        "width_lr",
         "heads",
         "relations",
         "width_steps",
@@ -509,7 +516,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
         "heads_H",
         "relations_K",
         "test_nmse",
-        title=f"(b) K separate relation aggregates vs heads H (1 layer, d_model={args.d_model})",
+        title=f"(b) K relation aggregates vs heads H (1 layer, d_model={args.width_d_model})",
         vmin=0.0,
         cmap="viridis_r",
         subtitle=machine_line(info),

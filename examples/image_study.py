@@ -47,7 +47,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from graphattn import graphs
 from graphattn.experiments import (
@@ -75,6 +75,7 @@ QUICK = dict(
     relations=[2, 4],
     heads=[1, 2, 4],
     width_steps=150,
+    width_d_model=32,
     width_tasks=["sectors"],
     pe_steps=500,
     sizes=["8x8", "6x6", "12x12", "16x16", "8x12"],
@@ -86,6 +87,7 @@ FULL = dict(
     relations=[1, 2, 3, 4],
     heads=[1, 2, 3, 4, 6, 8],
     width_steps=400,
+    width_d_model=48,
     width_tasks=["sectors", "neighbours"],
     pe_steps=800,
     sizes=["8x8", "6x6", "12x12", "16x16", "24x24", "8x12", "12x8", "8x16"],
@@ -114,6 +116,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument("--heads", type=int, nargs="+", help="heads H; must divide --d-model")
     g.add_argument("--width-steps", type=int, help="training steps per model")
+    g.add_argument("--width-d-model", type=int, help="width of the (b) models")
     g = p.add_argument_group("(c) positional encodings across sizes")
     g.add_argument("--sizes", nargs="+", help="test sizes HxW (the first is the training size)")
     g.add_argument("--pe-steps", type=int, help="training steps per model")
@@ -138,6 +141,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "pe_steps",
         "d_model",
         "model_heads",
+        "width_d_model",
         "batch",
     ):
         if getattr(args, name) < 1:
@@ -150,9 +154,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--depths and --heads must be >= 1")
     if not set(args.relations) <= {1, 2, 3, 4}:
         p.error("--relations must be in 1..4 (east, south, west, north)")
-    bad = [h for h in [*args.heads, args.model_heads] if args.d_model % h]
+    if args.d_model % args.model_heads:
+        p.error(f"--model-heads {args.model_heads} does not divide --d-model {args.d_model}")
+    bad = [h for h in args.heads if args.width_d_model % h]
     if bad:
-        p.error(f"heads {bad} do not divide --d-model {args.d_model}")
+        p.error(f"--heads {bad} do not divide --width-d-model {args.width_d_model}")
     try:
         args.sizes = [parse_size(s) for s in args.sizes]
     except ValueError as err:
@@ -381,7 +387,7 @@ def width_model(args: argparse.Namespace, heads: int, num_sides: int) -> GraphTr
     return GraphTransformer(
         GraphTransformerConfig(
             in_channels=1,
-            channels=args.d_model,
+            channels=args.width_d_model,
             heads=heads,
             num_layers=1,
             out_channels=num_sides,
@@ -451,7 +457,15 @@ def run_width(args: argparse.Namespace, data: dict, info: dict, show: bool) -> l
             }
         )
     settings = _settings(
-        args, "width_tasks", "relations", "heads", "width_steps", "d_model", "batch", "lr", "seed"
+        args,
+        "width_tasks",
+        "relations",
+        "heads",
+        "width_steps",
+        "width_d_model",
+        "batch",
+        "lr",
+        "seed",
     )
     write_table(args.out / "width_vs_relations.csv", rows, settings=settings, machine=info)
     heatmap(
@@ -460,7 +474,7 @@ def run_width(args: argparse.Namespace, data: dict, info: dict, show: bool) -> l
         "heads_H",
         "relations_K",
         "test_nmse",
-        title=f"(b) K side means ({args.width_tasks[0]}), one layer, d_model={args.d_model}",
+        title=f"(b) K side means ({args.width_tasks[0]}), one layer, d_model={args.width_d_model}",
         vmin=0.0,
         cmap="viridis_r",
         subtitle=machine_line(info),
@@ -476,31 +490,51 @@ def resample(images: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(images.unsqueeze(1), size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-def sinusoidal_2d(pos: Tensor, channels: int) -> Tensor:
-    """Fixed 2-D sin-cos encoding: half the channels for the row, half for the column
-    (:func:`~graphattn.nn.positional.sinusoidal_table` of each), ``[N, channels]``."""
-    half = channels // 2
-    return torch.cat([sinusoidal_table(pos[:, 0], half), sinusoidal_table(pos[:, 1], half)], 1)
+class SinusoidalGridEncoding(nn.Module):
+    """Fixed 2-D sin-cos encoding in place of a model's learned grid table: half the channels
+    encode the row, half the column (:func:`~graphattn.nn.positional.sinusoidal_table`).
+
+    ``forward(pos, grid_size)`` has the signature of
+    :class:`~graphattn.nn.positional.GridPositionalEncoding`. With ``mode = "index"`` a patch
+    is encoded at its own (row, col); with ``mode = "scaled"`` its centre is first mapped onto
+    the ``grid_size`` it was trained on, so a larger image spans the same range of angles.
+    """
+
+    def __init__(self, channels: int, grid_size: tuple[int, int]):
+        super().__init__()
+        self.channels, self.grid_size, self.mode = channels, tuple(grid_size), "index"
+
+    def forward(self, pos: Tensor, grid_size: tuple[int, int] | None = None) -> Tensor:
+        where = pos.double()
+        if self.mode == "scaled" and grid_size is not None:  # patch centres onto the grid
+            scale = torch.tensor(self.grid_size).double() / torch.tensor(grid_size).double()
+            where = (where + 0.5) * scale - 0.5
+        half = self.channels // 2
+        rows = sinusoidal_table(where[:, 0], half)
+        cols = sinusoidal_table(where[:, 1], self.channels - half)
+        return torch.cat([rows, cols], dim=1).float()  # (N, channels)
 
 
 def positional_model(args: argparse.Namespace, kind: str) -> GraphTransformer:
-    """The (c) classifier over patch tokens: ``"learned"`` (a 2-D table over the training
-    grid) or ``"sinusoidal"`` (fixed encodings concatenated to the patch's pixels)."""
-    learned = kind == "learned"
-    pixels = args.patch * args.patch
+    """The (c) classifier over patch tokens, with a learned 2-D table over the training grid
+    (``"learned"``) or a fixed :class:`SinusoidalGridEncoding` in its place
+    (``"sinusoidal"``); both are added to the embedded patches."""
     side = DIGIT // args.patch
-    return GraphTransformer(
+    model = GraphTransformer(
         GraphTransformerConfig(
-            in_channels=pixels if learned else pixels + args.d_model,
+            in_channels=args.patch * args.patch,
             channels=args.d_model,
             heads=args.model_heads,
             num_layers=2,
             out_channels=10,
             ffn_ratio=2,
-            positional="grid" if learned else None,
-            grid_size=(side, side) if learned else None,
+            positional="grid",
+            grid_size=(side, side),
         )
     )
+    if kind == "sinusoidal":
+        model.positional = SinusoidalGridEncoding(args.d_model, (side, side))
+    return model
 
 
 def classify(
@@ -514,17 +548,13 @@ def classify(
     for part in images.split(128):
         x, pos, grid_size = patch_tokens(part, args.patch)
         pattern = graphs.grid(*grid_size, full=True, num_graphs=part.size(0)).pattern
-        if variant == "interpolated":
+        if variant == "interpolated":  # the table resized to the grid (bicubic)
             logits = model(x, pattern, pos=pos, grid_size=grid_size).graph
         elif variant == "not interpolated":  # own (row, col), clamped to the table
             logits = model(x, pattern, pos=pos.clamp(max=side - 1)).graph
         elif variant in ("index", "scaled"):
-            where = pos.double()
-            if variant == "scaled":  # patch centres mapped onto the training grid
-                scale = torch.tensor([side / grid_size[0], side / grid_size[1]]).double()
-                where = (where + 0.5) * scale - 0.5
-            x = torch.cat([x, sinusoidal_2d(where, args.d_model).float()], dim=1)
-            logits = model(x, pattern).graph
+            model.positional.mode = variant
+            logits = model(x, pattern, pos=pos, grid_size=grid_size).graph
         else:
             raise ValueError(f"unknown encoding variant {variant!r}")
         out.append(logits)

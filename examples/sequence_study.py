@@ -74,7 +74,7 @@ QUICK = dict(
     steps=300,
     d_model=32,
     depth_heads=8,
-    relations=[1, 2, 4],
+    relations=[2, 4],
     heads=[1, 2, 4],
     width_d_model=32,
     width_steps=250,
@@ -109,7 +109,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--max-hops", type=int, help="largest hop count h (distances D up to r*h)")
     g.add_argument("--depths", type=int, nargs="+", help="model depths L")
     g.add_argument("--vocab", type=int, default=8, help="symbols V (chance = 1/V)")
-    g.add_argument("--steps", type=int, help="training steps per model")
+    g.add_argument("--steps", type=int, help="training steps per window model")
+    g.add_argument(
+        "--full-steps", type=int, help="training steps of the full-attention model (default 2x)"
+    )
     g.add_argument("--d-model", type=int, help="width of the depth models")
     g.add_argument(
         "--depth-heads", type=int, help="heads of the depth models (>= the number of distances)"
@@ -132,12 +135,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in base.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.full_steps is None:
+        args.full_steps = 2 * args.steps  # one layer must fetch every distance at once
     for name in (
         "length",
         "radius",
         "max_hops",
         "vocab",
         "steps",
+        "full_steps",
         "d_model",
         "depth_heads",
         "width_length",
@@ -221,9 +227,8 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         pattern, edge_type, num_rel = sequence_graph(kind, args.batch, args.length, args.radius)
         gen = seed_everything(args.seed + 100 * layers + (kind == "full"))
         model = depth_model(args, layers, num_rel)
-        batches = [
-            copy_task(args.batch, args.length, args.vocab, max_d, gen) for _ in range(args.steps)
-        ]
+        steps = args.steps if kind == "window" else args.full_steps
+        batches = [copy_task(args.batch, args.length, args.vocab, max_d, gen) for _ in range(steps)]
 
         def loss_fn(m, batch, pattern=pattern, edge_type=edge_type):
             x, y = batch
@@ -231,7 +236,7 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
             return F.cross_entropy(logits, y.view(-1), ignore_index=IGNORE)
 
         t0 = time.perf_counter()
-        history = fit(model, loss_fn, lambda e, b=batches: [b[e]], epochs=args.steps, lr=args.lr)
+        history = fit(model, loss_fn, lambda e, b=batches: [b[e]], epochs=steps, lr=args.lr)
         seconds = time.perf_counter() - t0
         test_gen = torch.Generator().manual_seed(10_000 + args.seed)
         x, y = copy_task(args.test_seqs, args.length, args.vocab, max_d, test_gen)
@@ -276,6 +281,7 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         "depths",
         "vocab",
         "steps",
+        "full_steps",
         "d_model",
         "depth_heads",
         "batch",

@@ -17,8 +17,9 @@ study = load_example("economy_study")
 TINY = [
     "--agents", "20", "--economies", "2", "--scenarios", "2", "--test-economies", "2",
     "--test-scenarios", "1", "--steps", "3", "--width-steps", "3", "--d-model", "8",
-    "--depth-heads", "2", "--depths", "1", "2", "--hops", "1", "2", "--heads", "1", "2",
-    "--relations", "1", "3", "--reach-graphs", "1", "--batch", "2", "--no-progress",
+    "--depth-heads", "2", "--width-d-model", "8", "--depths", "1", "2", "--hops", "1", "2",
+    "--heads", "1", "2", "--relations", "1", "3", "--reach-graphs", "1", "--batch", "2",
+    "--width-batch", "2", "--no-progress",
 ]  # fmt: skip
 
 
@@ -39,6 +40,7 @@ def test_tiny_run_writes_every_table_and_figure(tmp_path, capsys):
     # nothing is out of reach once L >= k; something is at L < k
     assert rows[1, 1]["out_of_reach"] == rows[1, 2]["out_of_reach"] == rows[2, 2]["out_of_reach"]
     assert rows[2, 2]["out_of_reach"] == 0.0 and rows[2, 1]["out_of_reach"] > 0.0
+    assert "np." not in (tmp_path / "depth_vs_hops.csv").read_text()  # plain numbers
     assert len(result["width"]) == 4
     # head shares: per (K, head), the shares over the K relations sum to 1
     totals: dict[tuple[int, int], float] = {}

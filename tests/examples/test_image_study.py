@@ -13,7 +13,7 @@ TINY = [
     "--max-hops", "2", "--depths", "1", "2", "--steps", "2", "--relations", "1", "2",
     "--heads", "1", "2", "--width-steps", "2", "--width-tasks", "sectors", "neighbours",
     "--sizes", "8x8", "12x8", "--pe-steps", "2", "--d-model", "8", "--model-heads", "2",
-    "--batch", "2", "--test-limit", "40", "--no-progress",
+    "--width-d-model", "8", "--batch", "2", "--test-limit", "40", "--no-progress",
 ]  # fmt: skip
 
 
