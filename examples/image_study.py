@@ -12,25 +12,31 @@ a. **depth vs hops.** A canvas of ``rows x cols`` random digits is cut into 8x8 
    neighbourhood): chance level (0.1) by construction. For ``L >= h`` the accuracy is bounded
    by how well a digit can be recognised at all. One model per depth ``L`` predicts every
    ``h = 1 .. h_max`` at once; the table is accuracy over ``(L, h)``.
-b. **width vs relation types.** The pixel grid of every digit, 4-neighbourhood, edges typed by
-   direction (``edge_type``: east, south, west, north; the self-loop has its own type). The
-   target at a pixel is the vector of the intensities of its neighbours in the first ``K``
-   directions: ``K`` separate directional reads. One layer, fixed ``d_model``, ``H`` heads;
-   test normalised MSE over ``(H, K)``. Unlike the sequence study, neighbouring pixels are
-   correlated, so a head that mixes directions still predicts part of every target.
-c. **positional encodings across image sizes (the ViT claim).** Pixels as tokens, full
-   attention, a learned 2-D table of positions (:class:`graphattn.nn.positional.
-   GridPositionalEncoding`), trained on the 8x8 digits and tested on the test digits
-   resampled (bilinear, :func:`torch.nn.functional.interpolate`) to other sizes and aspect
-   ratios, with the table *interpolated* to the new grid (bicubic,
-   :func:`~graphattn.nn.positional.interpolate_grid`, ``grid_size=`` in the model) or *not
-   interpolated* (each pixel takes the entry at its own row and column, clamped to the last
-   one), against fixed 2-D *sinusoidal* encodings of the pixel's row and column (``index``)
-   or of its position rescaled to the 8x8 grid (``scaled``).
+b. **width vs relation types.** The pixel grid of every digit with edges typed by side
+   (``edge_type``: east, south, west, north; the self-loop has its own type). Task
+   ``sectors``: the 5x5 window around every pixel (Chebyshev radius 2), six pixels per side;
+   the target is the mean intensity on each of the first ``K`` sides, ``K`` separate
+   aggregates. Task ``neighbours``: the 4-neighbourhood, one pixel per side; the target is
+   the intensity of each of the first ``K`` neighbours. One layer, fixed ``d_model``, ``H``
+   heads; test normalised MSE over ``(H, K)``. Neighbouring pixels are correlated, so a head
+   that mixes sides still predicts part of every target; and with one edge per relation a
+   single head can report every neighbour through how its weight splits over the relation
+   embeddings (see ``docs/studies.md``).
+c. **positional encodings across image sizes (the ViT claim).** Digits cut into 2x2 patches
+   (a 4x4 grid of tokens), full attention, and a learned 2-D table of positions
+   (:class:`graphattn.nn.positional.GridPositionalEncoding`) added to the embedded patches;
+   trained on the 8x8 digits and tested on the test digits resampled (bilinear,
+   :func:`torch.nn.functional.interpolate`) to other sizes and aspect ratios, so that the
+   patch grid grows (12x12 pixels: 6x6 patches). The table is either *interpolated* to the
+   new grid (bicubic, :func:`~graphattn.nn.positional.interpolate_grid`, ``grid_size=`` in
+   the model) or *not interpolated* (each patch takes the entry at its own row and column,
+   clamped to the last one). Against it, a fixed 2-D *sinusoidal* encoding in the table's
+   place (:class:`SinusoidalGridEncoding`), of each patch's own row and column (``index``) or
+   of its centre mapped onto the 4x4 training grid (``scaled``).
 
 Run::
 
-    python examples/image_study.py --quick     # about two minutes on 2 cores
+    python examples/image_study.py --quick     # a minute or two on 2 cores
     python examples/image_study.py             # the full setting
 
 Writes ``depth_vs_hops.csv``, ``width_vs_relations.csv``, ``positional.csv`` and the figures

@@ -10,8 +10,9 @@ a. **depth vs hops.** Tokens are drawn uniformly from ``V`` symbols; the label o
    (``1 / V``) by construction. For ``L >= h`` it can be exact. One model per depth ``L``
    predicts every distance ``D = 1 .. r * h_max`` at once; the table is accuracy over
    ``(L, h)``. Full attention (:func:`graphattn.graphs.full`) puts every ``D`` one hop away,
-   so one layer reaches all of them. The depth models have as many heads as distances: in
-   one layer a head fetches one token.
+   so one layer reaches all of them. The depth models have as many heads as distances (in
+   one layer a head fetches one token), and the full-attention model trains twice as many
+   steps, since its one layer must learn every distance at once.
 b. **width vs relation types.** Every token holds a value vector in ``[0, 1)^{d_v}`` and one
    of ``K`` classes; the class is the relation type (``edge_type``) of the edges leaving the
    token, and the target at every position is the ``K`` class means (``K * d_v`` numbers).
