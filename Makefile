@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+# The quick setting of the three studies (tables printed, CSV + PNG in outputs/<study>/).
 demo: $(STAMP)
 	$(PY) examples/economy_study.py --quick
+	$(PY) examples/sequence_study.py --quick
+	$(PY) examples/image_study.py --quick
 
 # What CI runs (.ci/run): lint, format check, then the suite without the `slow` tests,
 # printing the 15 slowest tests.

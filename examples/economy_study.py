@@ -1,77 +1,96 @@
 """Depth vs hops and width vs relation types: graph transformers on supply-chain shocks.
 
-Three experiments on economies from :mod:`graphattn.graphs.economy`, with ground truth from the
-shock simulation in :mod:`graphattn.economy` (see ``docs/issue6-economy.md``):
+Three experiments on economies from :mod:`graphattn.economy`, with ground truth from its shock
+simulation (see ``docs/economy.md``):
 
 a. **depth vs hops.** Target: the impulse response ``1 - y_i(k)`` of every agent's output
-   ``k`` steps after one-off shocks (k = 1..4), which depends on the shocks ``k`` upstream
-   hops away. Models of depth L = 1..6; error against L for every k (expected: a sharp drop
-   once L >= k).
+   ``k`` steps after one-off shocks (k = 1..4). Its computation reads the shocks ``k``
+   upstream hops away (and, through cycles of the economy, nearer ones along longer walks),
+   and with self-loops an ``L``-layer model sees exactly the ``L``-hop upstream
+   neighbourhood. One model per depth ``L`` predicts every horizon ``k`` at once; error
+   against ``(L, k)``. Next to it, measured on the test economies, the **out-of-reach
+   share**: the share of the target's first-order (linearised) response to the shocks that
+   comes from shocks more than ``L`` hops upstream, ``sum_{d(j, i) > L} J_ij^2 /
+   sum_j J_ij^2`` pooled over agents, with ``J`` the Jacobian of the simulated response with
+   respect to the shocks (autograd through :func:`~graphattn.economy.simulate`). Shocks are
+   independent, so to first order no depth-``L`` model can get its normalised MSE below this
+   share; it is 0 for ``L >= k``.
 b. **width vs relation types.** Economies with K = 1..4 relation types; target: the output
    deviation one step after the shocks, ``1 - prod_r u^r_i``, a product of K separate
    per-relation aggregates of the suppliers' relation-specific shocks (all elasticities 1 so
-   that every relation weighs the same). One layer, fixed d_model, H heads (the divisors of
-   d_model up to 8); error against H for every K (expected: lower once H >= K).
-c. **which heads attend to which relation.** For the (b) models, the share of every head's
-   attention mass that falls on each relation type (heat maps).
+   that every relation weighs the same). One layer, fixed d_model, H heads (divisors of
+   d_model up to 8); error against H for every K.
+c. **which heads attend to which relation.** For the (b) models with the most heads, the
+   share of every head's attention mass that falls on each relation type (a heat map, next
+   to each relation's share of the edges).
 
 Models: :class:`graphattn.nn.GraphTransformer` with ``edge_type`` (``num_relations=K``) and the
-log input share as a 1-d edge feature. Training: one shock scenario on each of several
-economies (different seeds), tested on other economies and shocks (inductive). Error: normalised MSE
-(MSE / variance of the test target; 1 = predicting the mean).
+log input share as a 1-d edge feature; inputs per agent: one-hot tier, log size and its K
+shocks. Data: many shock scenarios on each of several economies (the simulation is cheap),
+tested on other economies and shocks (inductive); mini-batches of scenarios, AdamW with a
+one-cycle schedule. Error: normalised MSE (MSE / variance of the test target; 1 = predicting
+the mean).
 
 Run::
 
-    PYTHONPATH=. python examples/economy_study.py --quick     # a few minutes on 2 cores
-    PYTHONPATH=. python examples/economy_study.py             # the full setting
+    python examples/economy_study.py --quick     # a minute or two on 2 cores
+    python examples/economy_study.py             # the full setting
 
 Writes ``depth_vs_hops.csv``, ``width_vs_relations.csv``, ``head_relation_share.csv`` and the
-PNG heat maps ``depth_vs_hops.png``, ``width_vs_relations.png``, ``head_relation_share.png``
-into ``--out`` (default ``outputs/economy_study/``).
+heat maps ``depth_vs_hops.png``, ``width_vs_relations.png``, ``head_relation_share.png`` into
+``--out`` (default ``outputs/economy_study/``).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import os
-import platform
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Batch, Data
-from tqdm.auto import tqdm
 
 from graphattn.economy import RELATION_NAMES, ShockDynamics, economy_data, random_shocks, simulate
+from graphattn.experiments import (
+    fit,
+    machine_info,
+    machine_line,
+    normalised_mse,
+    print_grid,
+    progress,
+    seed_everything,
+    write_table,
+)
+from graphattn.experiments.plots import heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
-# quick: k <= 3 and L <= 4 to fit a few minutes on 2 busy cores; full: the whole grid
 QUICK = dict(
-    agents=150,
-    scenarios=16,
-    test_scenarios=4,
-    epochs=200,
-    d_model=24,
+    agents=100,
+    economies=16,
+    scenarios=8,
+    batch=4,
+    steps=400,
     depths=[1, 2, 3, 4],
     hops=[1, 2, 3],
-    heads=[1, 2, 3, 4, 8],
-    relations=[1, 2, 3, 4],
+    heads=[1, 2, 4],
+    relations=[2, 4],
+    width_steps=200,
 )
 FULL = dict(
-    agents=200,
-    scenarios=16,
-    test_scenarios=4,
-    epochs=300,
-    d_model=24,
+    agents=150,
+    economies=32,
+    scenarios=8,
+    batch=8,
+    steps=1200,
     depths=[1, 2, 3, 4, 5, 6],
     hops=[1, 2, 3, 4],
     heads=[1, 2, 3, 4, 6, 8],
     relations=[1, 2, 3, 4],
+    width_steps=400,
 )
 
 
@@ -79,91 +98,129 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help="small setting (a few minutes)")
+    p.add_argument("--quick", action="store_true", help="the small setting (a minute or two)")
     p.add_argument("--out", type=Path, default=Path("outputs/economy_study"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", choices=["depth", "width"], help="run only (a), or only (b) + (c)")
     p.add_argument("--agents", type=int, help="agents per economy")
-    p.add_argument("--scenarios", type=int, help="training shock scenarios")
-    p.add_argument("--test-scenarios", type=int, help="test shock scenarios")
-    p.add_argument("--epochs", type=int, help="full-batch training steps per model")
-    p.add_argument("--d-model", type=int, help="model width (fixed across heads)")
-    p.add_argument("--depths", type=int, nargs="+", help="depths L for (a)")
-    p.add_argument("--hops", type=int, nargs="+", help="hops k for (a)")
-    p.add_argument("--heads", type=int, nargs="+", help="heads H for (b); must divide d_model")
-    p.add_argument("--relations", type=int, nargs="+", help="relation counts K for (b)")
+    p.add_argument("--economies", type=int, help="training economies")
+    p.add_argument("--scenarios", type=int, help="shock scenarios per training economy")
+    p.add_argument("--test-economies", type=int, default=4, help="test economies")
+    p.add_argument("--test-scenarios", type=int, default=4, help="scenarios per test economy")
     p.add_argument("--density", type=float, default=0.3, help="share of (agent, relation) hit")
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads (1 is fastest for these small graphs on a busy machine)",
-    )
+    p.add_argument("--batch", type=int, help="scenarios per training step")
+    p.add_argument("--d-model", type=int, default=32, help="width of the depth models")
+    p.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (one-cycle)")
+    g = p.add_argument_group("(a) depth vs hops")
+    g.add_argument("--depths", type=int, nargs="+", help="depths L")
+    g.add_argument("--hops", type=int, nargs="+", help="horizons (hops) k")
+    g.add_argument("--steps", type=int, help="training steps per depth model")
+    g.add_argument("--depth-heads", type=int, default=4, help="heads of the depth models")
+    g.add_argument("--reach-graphs", type=int, default=4, help="test scenarios for the reach")
+    g = p.add_argument_group("(b) width vs relation types")
+    g.add_argument("--heads", type=int, nargs="+", help="heads H; must divide --d-model")
+    g.add_argument("--relations", type=int, nargs="+", help="relation counts K")
+    g.add_argument("--width-steps", type=int, help="training steps per width model")
+    g.add_argument("--width-batch", type=int, default=8, help="scenarios per training step")
+    g.add_argument("--width-d-model", type=int, default=24, help="width of the (b) models")
+    g.add_argument("--width-lr", type=float, default=1e-2, help="peak learning rate")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    p.add_argument(
-        "--only", choices=["depth", "width"], help="run only (a) depth vs hops, or only (b) + (c)"
-    )
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
     for key, value in base.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    bad = [h for h in args.heads if args.d_model % h]
-    if bad:
-        p.error(f"--heads {bad} do not divide --d-model {args.d_model}")
+    for name in (
+        "agents",
+        "economies",
+        "scenarios",
+        "test_economies",
+        "test_scenarios",
+        "batch",
+        "d_model",
+        "steps",
+        "depth_heads",
+        "reach_graphs",
+        "width_steps",
+        "width_batch",
+        "width_d_model",
+    ):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
     if min(args.relations) < 1 or min(args.hops) < 1 or min(args.depths) < 1:
         p.error("--relations, --hops and --depths must be >= 1")
+    if max(args.relations) > len(RELATION_NAMES):
+        p.error(f"--relations must be <= {len(RELATION_NAMES)}")
+    if args.d_model % args.depth_heads:
+        p.error(f"--depth-heads {args.depth_heads} does not divide --d-model {args.d_model}")
+    bad = [h for h in args.heads if args.width_d_model % h]
+    if bad:
+        p.error(f"--heads {bad} do not divide --width-d-model {args.width_d_model}")
+    if not 0.0 < args.density <= 1.0:
+        p.error("--density must be in (0, 1]")
     return args
 
 
 # ---- data ------------------------------------------------------------------------------------
-@dataclass
-class Split:
-    """One economy with several shock scenarios, batched as a disjoint union of copies."""
-
-    batch: Data  # x, edge_index, edge_attr (log share), edge_type; nodes = copies x agents
-    targets: dict[str, Tensor]  # name -> [nodes] float32
-
-
-def make_split(
+def make_graphs(
     num_agents: int,
     num_relations: int,
+    economies: int,
     scenarios: int,
     *,
     seed: int,
     density: float,
     steps: int,
     dynamics: ShockDynamics | None = None,
-) -> Split:
-    """Simulate impulse shocks on ``scenarios`` economies (seeds ``seed * 1000 + s``), one
-    shock scenario each; targets ``hop{k}`` = 1 - y(k)."""
+) -> list[Data]:
+    """``scenarios`` impulse-shock scenarios on each of ``economies`` economies (seeds
+    ``seed * 1000 + e``), one ``Data`` per scenario with ``y[:, k - 1] = 1 - y(k)``.
+
+    Every ``Data`` keeps its ``shocks`` ``[N, K]`` and the economy (``economy``) for the
+    reach analysis.
+    """
     gen = torch.Generator().manual_seed(10_000 + seed)
-    graphs, targets = [], {f"hop{k}": [] for k in range(1, steps + 1)}
-    for s in range(scenarios):
+    out = []
+    for e in range(economies):
         econ = economy_data(
-            num_agents, num_relations=num_relations, seed=seed * 1000 + s, dtype=torch.float64
+            num_agents, num_relations=num_relations, seed=seed * 1000 + e, dtype=torch.float64
         )
-        shocks = random_shocks(econ.num_nodes, num_relations, density=density, generator=gen)
-        result = simulate(econ, shocks, steps, persistent=False, dynamics=dynamics)
-        for k in range(1, steps + 1):
-            targets[f"hop{k}"].append((1.0 - result.output[k]).float())
-        x = torch.cat([econ.x, shocks], dim=1).float()  # (N, tiers + 1 + K)
-        graphs.append(
-            Data(
-                x=x,
-                edge_index=econ.edge_index,
-                edge_type=econ.edge_type,
-                edge_attr=econ.edge_weight.log().float().unsqueeze(1),
-                num_nodes=econ.num_nodes,
+        edge_attr = econ.edge_weight.log().float().unsqueeze(1)
+        for _ in range(scenarios):
+            shocks = random_shocks(econ.num_nodes, num_relations, density=density, generator=gen)
+            result = simulate(econ, shocks, steps, persistent=False, dynamics=dynamics)
+            y = (1.0 - result.output[1:]).t().float()  # (N, steps): horizon k in column k - 1
+            out.append(
+                Data(
+                    x=torch.cat([econ.x, shocks], dim=1).float(),  # (N, tiers + 1 + K)
+                    edge_index=econ.edge_index,
+                    edge_type=econ.edge_type,
+                    edge_attr=edge_attr,
+                    y=y,
+                    shocks=shocks,
+                    economy=econ,
+                    num_nodes=econ.num_nodes,
+                )
             )
-        )
-    batch = Batch.from_data_list(graphs)
-    return Split(batch, {name: torch.cat(parts) for name, parts in targets.items()})
+    return out
 
 
-# ---- training --------------------------------------------------------------------------------
+def collate(graphs: list[Data]) -> Batch:
+    """A disjoint union of scenario graphs (what the model needs only)."""
+    keep = ("x", "edge_index", "edge_type", "edge_attr", "y")
+    return Batch.from_data_list([Data(**{k: g[k] for k in keep}) for g in graphs])
+
+
+# ---- models and training ---------------------------------------------------------------------
 def build_model(
-    in_channels: int, *, d_model: int, heads: int, layers: int, num_relations: int
+    in_channels: int,
+    *,
+    d_model: int,
+    heads: int,
+    layers: int,
+    num_relations: int,
+    out_channels: int = 1,
 ) -> GraphTransformer:
     return GraphTransformer(
         GraphTransformerConfig(
@@ -171,7 +228,7 @@ def build_model(
             channels=d_model,
             heads=heads,
             num_layers=layers,
-            out_channels=1,
+            out_channels=out_channels,
             ffn_ratio=2,
             edge_dim=1,
             num_relations=num_relations,
@@ -179,58 +236,185 @@ def build_model(
     )
 
 
-def _forward(model: GraphTransformer, data: Data) -> Tensor:
-    out = model(
+def predict(model: GraphTransformer, data: Data) -> Tensor:
+    return model(
         data.x,
         data.edge_index,
         edge_attr=data.edge_attr,
         edge_type=data.edge_type,
         batch=data.batch,
-    )
-    return out.node.squeeze(-1)  # (N,)
+    ).node
 
 
-def train_and_eval(
+def train(
     model: GraphTransformer,
-    train: Split,
-    test: Split,
-    target: str,
+    graphs: list[Data],
+    columns: list[int],
     *,
-    epochs: int,
+    steps: int,
+    batch: int,
     lr: float,
-) -> tuple[float, float]:
-    """Full-batch Adam on standardised targets; return (train, test) normalised MSE."""
-    y_train, y_test = train.targets[target], test.targets[target]
-    mean, std = y_train.mean(), y_train.std().clamp_min(1e-8)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs, 1))
-    model.train()
-    for _ in range(epochs):
-        opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.mse_loss(_forward(model, train.batch), (y_train - mean) / std)
-        loss.backward()
-        opt.step()
-        sched.step()
-    model.eval()
+    generator: torch.Generator,
+) -> tuple[list[float], Tensor, Tensor]:
+    """Mini-batches of ``batch`` scenarios, MSE on the targets ``y[:, columns]`` standardised
+    per column. Returns the loss history and the standardisation (mean, std)."""
+    y = torch.cat([g.y[:, columns] for g in graphs])
+    mean, std = y.mean(0), y.std(0).clamp_min(1e-8)
+    picks = [torch.randint(len(graphs), (batch,), generator=generator) for _ in range(steps)]
+
+    def loss_fn(m, pick):
+        data = collate([graphs[i] for i in pick.tolist()])
+        return F.mse_loss(predict(m, data), (data.y[:, columns] - mean) / std)
+
+    history = fit(model, loss_fn, lambda e: [picks[e]], epochs=steps, lr=lr, weight_decay=1e-4)
+    return history, mean, std
+
+
+def evaluate(model, data: Data, columns: list[int], mean: Tensor, std: Tensor) -> list[float]:
+    """Normalised MSE of every target column."""
     with torch.no_grad():
-        pred_train = _forward(model, train.batch) * std + mean
-        pred_test = _forward(model, test.batch) * std + mean
-    nmse_train = float(((pred_train - y_train) ** 2).mean() / y_train.var().clamp_min(1e-12))
-    nmse_test = float(((pred_test - y_test) ** 2).mean() / y_test.var().clamp_min(1e-12))
-    return nmse_train, nmse_test
+        pred = predict(model, data) * std + mean
+    return [normalised_mse(pred[:, i], data.y[:, c]) for i, c in enumerate(columns)]
 
 
+# ---- (a) depth vs hops -----------------------------------------------------------------------
+def upstream_hops(edge_index: Tensor, num_nodes: int) -> np.ndarray:
+    """``d[i, j]``: the number of hops from ``j`` to ``i`` along the edges (``inf`` where ``j``
+    does not reach ``i``)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    src, dst = edge_index.numpy()
+    adj = coo_matrix((np.ones(len(src)), (src, dst)), shape=(num_nodes, num_nodes)).tocsr()
+    return shortest_path(adj, unweighted=True, directed=True).T  # [i, j]
+
+
+def out_of_reach(graphs: list[Data], hops: list[int], depths: list[int]) -> dict:
+    """``{(k, L): share}``: the share of the linearised response at horizon ``k`` that comes
+    from shocks more than ``L`` hops upstream (pooled over the agents of ``graphs``)."""
+    far = {(k, L): 0.0 for k in hops for L in depths}
+    total = dict.fromkeys(hops, 0.0)
+    for g in graphs:
+        econ, shocks = g.economy, g.shocks
+        dist = upstream_hops(econ.edge_index, econ.num_nodes)  # (N, N)
+        for k in hops:
+
+            def response(s, k=k, econ=econ):
+                return 1.0 - simulate(econ, s, k, persistent=False).output[k]
+
+            jac = torch.autograd.functional.jacobian(response, shocks)  # (N, N, K)
+            weight = (jac**2).sum(-1).numpy()  # (i, j): first-order sensitivity
+            total[k] += float(weight.sum())
+            for L in depths:
+                far[k, L] += float(weight[dist > L].sum())
+    return {key: value / total[key[0]] for key, value in far.items()}
+
+
+def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
+    """(a): one model per depth L for all horizons k; test error and the out-of-reach share."""
+    max_hop = max(args.hops)
+    kw = dict(density=args.density, steps=max_hop)
+    train_graphs = make_graphs(args.agents, 3, args.economies, args.scenarios, seed=args.seed, **kw)
+    test_graphs = make_graphs(
+        args.agents, 3, args.test_economies, args.test_scenarios, seed=args.seed + 1, **kw
+    )
+    test = collate(test_graphs)
+    # one scenario per test economy first, so that the reach covers several economies
+    order = sorted(range(len(test_graphs)), key=lambda i: i % args.test_scenarios)
+    reach = out_of_reach(
+        [test_graphs[i] for i in order[: args.reach_graphs]], args.hops, args.depths
+    )
+    columns = [k - 1 for k in args.hops]
+    rows = []
+    for layers in progress(args.depths, "(a) depth vs hops", enable=show):
+        gen = seed_everything(args.seed + 100 * layers)
+        model = build_model(
+            train_graphs[0].x.size(1),
+            d_model=args.d_model,
+            heads=args.depth_heads,
+            layers=layers,
+            num_relations=3,
+            out_channels=len(columns),
+        )
+        t0 = time.perf_counter()
+        history, mean, std = train(
+            model,
+            train_graphs,
+            columns,
+            steps=args.steps,
+            batch=args.batch,
+            lr=args.lr,
+            generator=gen,
+        )
+        seconds = time.perf_counter() - t0
+        errors = evaluate(model, test, columns, mean, std)
+        train_errors = evaluate(
+            model, collate(train_graphs[: len(test_graphs)]), columns, mean, std
+        )
+        for k, err, train_err in zip(args.hops, errors, train_errors, strict=True):
+            rows.append(
+                {
+                    "hops_k": k,
+                    "depth_L": layers,
+                    "test_nmse": round(err, 4),
+                    "train_nmse": round(train_err, 4),
+                    "out_of_reach": round(reach[k, layers], 4),
+                    "seconds": round(seconds, 1),
+                }
+            )
+    settings = _settings(
+        args,
+        "agents",
+        "economies",
+        "scenarios",
+        "test_economies",
+        "test_scenarios",
+        "density",
+        "batch",
+        "d_model",
+        "lr",
+        "depths",
+        "hops",
+        "steps",
+        "depth_heads",
+        "reach_graphs",
+        "seed",
+    )
+    write_table(args.out / "depth_vs_hops.csv", rows, settings=settings, machine=info)
+    heatmap(
+        args.out / "depth_vs_hops.png",
+        rows,
+        "depth_L",
+        "hops_k",
+        "test_nmse",
+        title=f"(a) impulse response at horizon k vs depth L (d_model={args.d_model}): "
+        "test normalised MSE",
+        vmin=0.0,
+        vmax=1.0,
+        cmap="viridis_r",
+        subtitle=machine_line(info),
+    )
+    return rows
+
+
+# ---- (b) width vs relation types and (c) head shares -----------------------------------------
 def head_relation_share(model: GraphTransformer, data: Data, num_relations: int) -> np.ndarray:
     """Share of every head's attention mass on each relation: ``[layers, heads, K]``.
 
     The mass of head h on relation r is the sum of its weights over edges of type r, divided
-    by its mass on all relations (the self-loops the layers add are left out).
+    by its mass on all relations. The layers append one self-loop per node after the
+    caller's edges; the economy has no self-loops of its own, so ``weights[:E]`` are its
+    edges and the added loops are left out.
     """
     with torch.no_grad():
         out = model(
-            data.x, data.edge_index, edge_attr=data.edge_attr, edge_type=data.edge_type,
-            batch=data.batch, return_attention=True,
-        )  # fmt: skip
+            data.x,
+            data.edge_index,
+            edge_attr=data.edge_attr,
+            edge_type=data.edge_type,
+            batch=data.batch,
+            return_attention=True,
+        )
     num_edges = data.edge_type.numel()
     shares = []
     for att in out.attention:
@@ -241,295 +425,179 @@ def head_relation_share(model: GraphTransformer, data: Data, num_relations: int)
     return np.stack(shares)
 
 
-# ---- output ----------------------------------------------------------------------------------
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def print_table(title: str, rows: list[dict], row_key: str, col_key: str, value: str) -> None:
-    rks = sorted({r[row_key] for r in rows})
-    cks = sorted({r[col_key] for r in rows})
-    cell = {(r[row_key], r[col_key]): r[value] for r in rows}
-    print(f"\n{title}  ({value}; rows {row_key}, columns {col_key})")
-    print(f"{row_key:>6} | " + " ".join(f"{col_key}={c:<4}" for c in cks))
-    for rk in rks:
-        vals = " ".join(
-            f"{cell[rk, c]:<{len(col_key) + 5}.3f}" if (rk, c) in cell else " " * (len(col_key) + 5)
-            for c in cks
-        )
-        print(f"{rk:>6} | {vals}")
-
-
-def heatmap(
-    path: Path,
-    rows: list[dict],
-    row_key: str,
-    col_key: str,
-    value: str,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rks = sorted({r[row_key] for r in rows})
-    cks = sorted({r[col_key] for r in rows})
-    grid = np.full((len(rks), len(cks)), np.nan)
-    for r in rows:
-        grid[rks.index(r[row_key]), cks.index(r[col_key])] = r[value]
-    fig, ax = plt.subplots(figsize=(1.1 * len(cks) + 2.5, 0.7 * len(rks) + 1.8))
-    top = float(np.nanmax(grid)) if np.isfinite(grid).any() else 1.0
-    top = top if top > 0 else 1.0  # colour scale up to the worst cell, so small errors differ
-    im = ax.imshow(grid, cmap="viridis_r", vmin=0, vmax=top, aspect="auto")
-    for i in range(len(rks)):
-        for j in range(len(cks)):
-            ax.text(
-                j,
-                i,
-                f"{grid[i, j]:.3f}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if grid[i, j] > 0.5 * top else "black",
-            )
-    ax.set_xticks(range(len(cks)), [str(c) for c in cks])
-    ax.set_yticks(range(len(rks)), [str(r) for r in rks])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="test normalised MSE")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def share_figure(
-    path: Path,
-    shares: dict[int, np.ndarray],
-    names: list[str],
-    edge_share: dict[int, np.ndarray],
-    heads: int,
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ks = sorted(shares)
-    fig, axes = plt.subplots(
-        1, len(ks), figsize=(2.0 + 1.6 * len(ks) * 1.2, 0.35 * heads + 2.2), squeeze=False
-    )
-    for ax, k in zip(axes[0], ks, strict=True):
-        grid = shares[k][0]  # (H, K) of the single layer
-        ax.imshow(grid, cmap="magma", vmin=0, vmax=1, aspect="auto")
-        for h in range(grid.shape[0]):
-            for r in range(grid.shape[1]):
-                ax.text(
-                    r,
-                    h,
-                    f"{grid[h, r]:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="black" if grid[h, r] > 0.5 else "white",
-                )
-        ax.set_xticks(range(k), names[:k], rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(grid.shape[0]), [f"head {h}" for h in range(grid.shape[0])], fontsize=8)
-        base = ", ".join(f"{s:.2f}" for s in edge_share[k])
-        ax.set_title(f"K={k}\nedge shares: {base}", fontsize=8)
-    fig.suptitle(
-        f"share of each head's attention mass per relation (H={heads}, 1 layer)", fontsize=9
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# ---- main ------------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    machine = (
-        f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cpus, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads)"
-    )
-    print("economy study:", "quick" if args.quick else "full", "setting")
-    print(f"  machine: {machine}")
-    for key in (
-        "agents",
-        "scenarios",
-        "test_scenarios",
-        "epochs",
-        "d_model",
-        "depths",
-        "hops",
-        "heads",
-        "relations",
-        "density",
-        "lr",
-        "seed",
-        "out",
-    ):
-        print(f"  {key}: {getattr(args, key)}")
-    started = time.perf_counter()
-    progress = not args.no_progress
-
-    depth_rows: list[dict] = []
-    width_rows: list[dict] = []
-    share_rows: list[dict] = []
-    if args.only != "width":
-        depth_rows = run_depth(args, progress)
-    if args.only != "depth":
-        width_rows, share_rows, shares, edge_share = run_width(args, progress)
-    names = list(RELATION_NAMES)
-
-    if depth_rows:
-        print_table(
-            "(a) depth vs hops: test normalised MSE", depth_rows, "depth_L", "hops_k", "test_nmse"
-        )
-    if width_rows:
-        print_table(
-            "(b) width vs relation types: test normalised MSE",
-            width_rows,
-            "heads_H",
-            "relations_K",
-            "test_nmse",
-        )
-        print(
-            f"\n(c) head -> relation attention shares (H={max(args.heads)}, 1 layer): "
-            "largest share any head puts on a relation (its share of edges in brackets)"
-        )
-        for num_rel, s in shares.items():
-            best = s[0].max(axis=0)  # (K,)
-            cells = "  ".join(
-                f"{names[r]} {best[r]:.2f} ({edge_share[num_rel][r]:.2f})" for r in range(num_rel)
-            )
-            print(f"  K={num_rel}: {cells}")
-    print(f"\nwrote {', '.join(sorted(p.name for p in args.out.iterdir()))} into {args.out}/")
-    print(f"total {time.perf_counter() - started:.0f} s on {machine}")
-    return {"depth": depth_rows, "width": width_rows, "shares": share_rows}
-
-
-def run_depth(args: argparse.Namespace, progress: bool) -> list[dict]:
-    """(a): impulse responses at horizons k against depth L; writes CSV and heat map."""
-    max_hop = max(args.hops)
-    kwargs = dict(density=args.density, steps=max_hop)
-    train = make_split(args.agents, 3, args.scenarios, seed=args.seed, **kwargs)
-    test = make_split(args.agents, 3, args.test_scenarios, seed=args.seed + 1, **kwargs)
-    in_ch = train.batch.x.size(1)
-    depth_rows = []
-    runs = [(k, layers) for k in args.hops for layers in args.depths]
-    for k, layers in tqdm(runs, desc="(a) depth vs hops", disable=not progress):
-        torch.manual_seed(args.seed + 100 * k + layers)
-        model = build_model(
-            in_ch,
-            d_model=args.d_model,
-            heads=4 if args.d_model % 4 == 0 else 1,
-            layers=layers,
-            num_relations=3,
-        )
-        t0 = time.perf_counter()
-        tr, te = train_and_eval(model, train, test, f"hop{k}", epochs=args.epochs, lr=args.lr)
-        depth_rows.append(
-            {
-                "hops_k": k,
-                "depth_L": layers,
-                "train_nmse": round(tr, 4),
-                "test_nmse": round(te, 4),
-                "seconds": round(time.perf_counter() - t0, 1),
-            }
-        )
-    write_csv(args.out / "depth_vs_hops.csv", depth_rows)
-    heatmap(
-        args.out / "depth_vs_hops.png",
-        depth_rows,
-        "depth_L",
-        "hops_k",
-        "test_nmse",
-        f"(a) impulse response at horizon k vs depth L (d_model={args.d_model})",
-        "hops k the target needs",
-        "model depth L",
-    )
-    return depth_rows
-
-
-def run_width(args: argparse.Namespace, progress: bool):
+def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[dict], list[dict]]:
     """(b) and (c): K relation aggregates against heads H, and per-head relation shares."""
     equal = ShockDynamics(elasticity={}, default_elasticity=1.0)
-    width_rows, shares, edge_share = [], {}, {}
     names = list(RELATION_NAMES)
-    runs = [(k, h) for k in args.relations for h in args.heads]
-    splits: dict[int, tuple[Split, Split]] = {}
-    for num_rel, heads in tqdm(runs, desc="(b) width vs relations", disable=not progress):
-        if num_rel not in splits:
-            kw = dict(density=args.density, steps=1, dynamics=equal)
-            splits[num_rel] = (
-                make_split(args.agents, num_rel, args.scenarios, seed=args.seed + 2, **kw),
-                make_split(args.agents, num_rel, args.test_scenarios, seed=args.seed + 3, **kw),
+    rows, share_rows = [], []
+    for num_rel in progress(args.relations, "(b) width vs relations", enable=show):
+        kw = dict(density=args.density, steps=1, dynamics=equal)
+        train_graphs = make_graphs(
+            args.agents, num_rel, args.economies, args.scenarios, seed=args.seed + 2, **kw
+        )
+        test = collate(
+            make_graphs(
+                args.agents,
+                num_rel,
+                args.test_economies,
+                args.test_scenarios,
+                seed=args.seed + 3,
+                **kw,
             )
-        tr_split, te_split = splits[num_rel]
-        torch.manual_seed(args.seed + 1000 * num_rel + heads)
-        model = build_model(
-            tr_split.batch.x.size(1),
-            d_model=args.d_model,
-            heads=heads,
-            layers=1,
-            num_relations=num_rel,
         )
-        t0 = time.perf_counter()
-        tr, te = train_and_eval(model, tr_split, te_split, "hop1", epochs=args.epochs, lr=args.lr)
-        width_rows.append(
-            {
-                "relations_K": num_rel,
-                "heads_H": heads,
-                "train_nmse": round(tr, 4),
-                "test_nmse": round(te, 4),
-                "seconds": round(time.perf_counter() - t0, 1),
-            }
-        )
-        if heads == max(args.heads):
-            shares[num_rel] = head_relation_share(model, te_split.batch, num_rel)
-            counts = torch.bincount(te_split.batch.edge_type, minlength=num_rel).double()
-            edge_share[num_rel] = (counts / counts.sum()).numpy()
-    write_csv(args.out / "width_vs_relations.csv", width_rows)
+        for heads in args.heads:
+            gen = seed_everything(args.seed + 1000 * num_rel + heads)
+            model = build_model(
+                train_graphs[0].x.size(1),
+                d_model=args.width_d_model,
+                heads=heads,
+                layers=1,
+                num_relations=num_rel,
+            )
+            t0 = time.perf_counter()
+            history, mean, std = train(
+                model,
+                train_graphs,
+                [0],
+                steps=args.width_steps,
+                batch=args.width_batch,
+                lr=args.width_lr,
+                generator=gen,
+            )
+            seconds = time.perf_counter() - t0
+            (err,) = evaluate(model, test, [0], mean, std)
+            rows.append(
+                {
+                    "relations_K": num_rel,
+                    "heads_H": heads,
+                    "test_nmse": round(err, 4),
+                    "final_train_loss": round(history[-1], 4),
+                    "seconds": round(seconds, 1),
+                }
+            )
+            if heads != max(args.heads):
+                continue
+            shares = head_relation_share(model, test, num_rel)  # (layers, H, K)
+            counts = torch.bincount(test.edge_type, minlength=num_rel).double()
+            edge_share = (counts / counts.sum()).tolist()
+            for layer in range(shares.shape[0]):
+                for head in range(shares.shape[1]):
+                    for r in range(num_rel):
+                        share_rows.append(
+                            {
+                                "relations_K": num_rel,
+                                "layer": layer,
+                                "head": head,
+                                "relation": names[r],
+                                "share": round(float(shares[layer, head, r]), 4),
+                                "edge_share": round(edge_share[r], 4),
+                            }
+                        )
+    settings = _settings(
+        args,
+        "agents",
+        "economies",
+        "scenarios",
+        "test_economies",
+        "test_scenarios",
+        "density",
+        "width_batch",
+        "width_d_model",
+        "width_lr",
+        "heads",
+        "relations",
+        "width_steps",
+        "seed",
+    )
+    write_table(args.out / "width_vs_relations.csv", rows, settings=settings, machine=info)
     heatmap(
         args.out / "width_vs_relations.png",
-        width_rows,
+        rows,
         "heads_H",
         "relations_K",
         "test_nmse",
-        f"(b) K separate relation aggregates vs heads H (1 layer, d_model={args.d_model})",
-        "relation types K",
-        "attention heads H",
+        title=f"(b) K relation aggregates vs heads H (1 layer, d_model={args.width_d_model})",
+        vmin=0.0,
+        cmap="viridis_r",
+        subtitle=machine_line(info),
     )
+    write_table(args.out / "head_relation_share.csv", share_rows, settings=settings, machine=info)
+    labelled = [{**r, "model, head": f"K={r['relations_K']}, head {r['head']}"} for r in share_rows]
+    heatmap(
+        args.out / "head_relation_share.png",
+        labelled,
+        "model, head",
+        "relation",
+        "share",
+        title=f"(c) share of each head's attention mass per relation (H={max(args.heads)})",
+        vmin=0.0,
+        vmax=1.0,
+        cmap="magma",
+        subtitle=machine_line(info),
+    )
+    return rows, share_rows
 
-    share_rows = []
-    for num_rel, s in shares.items():
-        for layer in range(s.shape[0]):
-            for head in range(s.shape[1]):
-                row = {"relations_K": num_rel, "layer": layer, "head": head}
-                row.update({names[r]: round(float(s[layer, head, r]), 4) for r in range(num_rel)})
-                row.update(
-                    {
-                        f"edge_share_{names[r]}": round(float(edge_share[num_rel][r]), 4)
-                        for r in range(num_rel)
-                    }
-                )
-                share_rows.append(row)
-    all_keys = list(dict.fromkeys(k for row in share_rows for k in row))
-    share_rows = [{k: row.get(k, "") for k in all_keys} for row in share_rows]
-    write_csv(args.out / "head_relation_share.csv", share_rows)
-    share_figure(args.out / "head_relation_share.png", shares, names, edge_share, max(args.heads))
-    return width_rows, share_rows, shares, edge_share
+
+# ---- main ------------------------------------------------------------------------------------
+def _settings(args: argparse.Namespace, *names: str) -> dict:
+    return {"setting": "quick" if args.quick else "full", **{n: getattr(args, n) for n in names}}
+
+
+def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    info = machine_info()
+    print(f"economy study, {'quick' if args.quick else 'full'} setting")
+    print(machine_line(info))
+    for key, value in vars(args).items():
+        print(f"  {key}: {value}")
+    started = time.perf_counter()
+    show = not args.no_progress
+    result: dict[str, list[dict]] = {"depth": [], "width": [], "shares": []}
+    if args.only != "width":
+        result["depth"] = run_depth(args, info, show)
+        print_grid(
+            result["depth"],
+            "depth_L",
+            "hops_k",
+            "test_nmse",
+            title="(a) depth vs hops: test normalised MSE",
+        )
+        print_grid(
+            result["depth"],
+            "depth_L",
+            "hops_k",
+            "out_of_reach",
+            title="    out-of-reach share (linearised: no depth-L model goes below it)",
+        )
+    if args.only != "depth":
+        result["width"], result["shares"] = run_width(args, info, show)
+        print_grid(
+            result["width"],
+            "heads_H",
+            "relations_K",
+            "test_nmse",
+            title="(b) width vs relation types: test normalised MSE",
+        )
+        best = {}
+        for r in result["shares"]:
+            key = (r["relations_K"], r["relation"])
+            best[key] = max(best.get(key, 0.0), r["share"])
+        print(
+            f"\n(c) largest share of attention mass any head (H={max(args.heads)}) puts on a "
+            "relation (the relation's share of edges in brackets)"
+        )
+        edge_share = {(r["relations_K"], r["relation"]): r["edge_share"] for r in result["shares"]}
+        for k in sorted({key[0] for key in best}):
+            cells = [
+                f"{name} {best[k, name]:.2f} ({edge_share[k, name]:.2f})"
+                for name in RELATION_NAMES[:k]
+            ]
+            print(f"  K={k}: " + "  ".join(cells))
+    print(f"\nwrote {', '.join(sorted(p.name for p in args.out.iterdir()))} into {args.out}/")
+    print(f"total {time.perf_counter() - started:.0f} s")
+    return result
 
 
 if __name__ == "__main__":
     main(sys.argv[1:])
-    sys.exit(0)

@@ -28,10 +28,12 @@ def figure(
     title: str = "",
     size: tuple[float, float] = (6.0, 4.0),
     subtitle: str | None = None,
+    dpi: int = 100,
 ) -> Path:
     """Create a figure, let ``draw(ax)`` fill it, save it as PNG and return the path.
 
-    ``subtitle`` (e.g. the machine line) is printed small under the title.
+    ``subtitle`` (e.g. the machine line) is printed small under the title; ``dpi`` sets the
+    resolution (100 keeps committed figures small).
     """
     plt = _pyplot()
     path = Path(path)
@@ -41,7 +43,7 @@ def figure(
     if title or subtitle:
         ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
