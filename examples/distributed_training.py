@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -191,6 +192,10 @@ def _predict(model, local: Data) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    # the command that reproduces this run, also when main() is called from Python
+    command = " ".join(
+        ["examples/distributed_training.py", *(sys.argv[1:] if argv is None else argv)]
+    )
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     threads = args.threads or max(1, (os.cpu_count() or 1) // local_world)
     torch.set_num_threads(threads)
@@ -325,9 +330,9 @@ def main(argv: list[str] | None = None) -> dict:
             f"test normalised MSE {test_nmse:.4f}"
         )
         args.out.mkdir(parents=True, exist_ok=True)
-        write_table(args.out / f"{tag}-ranks.csv", rows, settings=settings)
-        write_table(args.out / f"{tag}-steps.csv", steps, settings=settings)
-        write_table(args.out / f"{tag}-summary.csv", [summary], settings=settings)
+        write_table(args.out / f"{tag}-ranks.csv", rows, settings=settings, command=command)
+        write_table(args.out / f"{tag}-steps.csv", steps, settings=settings, command=command)
+        write_table(args.out / f"{tag}-summary.csv", [summary], settings=settings, command=command)
         lines(
             args.out / f"{tag}-loss.png",
             {tag: ([s["step"] for s in steps], [s["loss"] for s in steps])},

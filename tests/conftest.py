@@ -7,6 +7,7 @@ per head) so that a transposed dimension cannot pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -36,6 +37,27 @@ class GraphCase:
 
     def __repr__(self) -> str:
         return f"GraphCase({self.name}, N={self.num_nodes}, E={self.num_edges})"
+
+
+TESTS = Path(__file__).resolve().parent
+#: test folders of small models that run on one torch thread
+ONE_THREAD = {"nn", "distributed", "loader"}
+
+
+@pytest.fixture(autouse=True)
+def _small_models_on_one_thread(request):
+    """Run the small models of ``ONE_THREAD``'s folders on one torch thread.
+
+    On a shared 2-core machine two OpenMP threads per process make tiny matmuls much slower
+    (the threads wait on each other while other processes hold the cores).
+    """
+    if Path(request.node.path).relative_to(TESTS).parts[0] not in ONE_THREAD:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _edges(pairs: list[tuple[int, int]]) -> Tensor:

@@ -39,8 +39,8 @@ __all__ = ["BLOCKED_PATTERNS", "DEFAULT_BLOCK_SIZE", "ENGINE", "blocked_attentio
 #: Pattern types the blocked engine computes.
 BLOCKED_PATTERNS = (ChunkedGraph, WindowGraph, GridGraph)
 
-#: Query nodes per block for windows and grids (grids round it to whole rows). 64 was the
-#: fastest of 32 / 64 / 128 for fwd+bwd at N=8192, radius 64, 8 heads of 32 on this CPU.
+#: Query nodes per block for windows and grids (grids round it to whole rows); chosen by
+#: timing 32 / 64 / 128 with ``benchmarks/dense_vs_sparse.py`` on windows.
 DEFAULT_BLOCK_SIZE = 64
 
 
