@@ -95,7 +95,23 @@ def check_index_tensor(name: str, value: object) -> Tensor:
             f"`{name}` must be int64 or int32 (or a smaller signed/unsigned int), "
             f"got dtype {value.dtype}"
         )
+    check_not_meta(name, value)
     return value
+
+
+def check_not_meta(name: str, value: Tensor) -> None:
+    """A ``ValueError`` naming ``name`` for a tensor on the ``meta`` device, which has shapes
+    but no values to check or compute with.
+
+    >>> check_not_meta("x", torch.empty(2, device="meta"))
+    Traceback (most recent call last):
+        ...
+    ValueError: `x` is a meta tensor (a shape without values); graphattn needs real data
+    """
+    if value.device.type == "meta":
+        raise ValueError(
+            f"`{name}` is a meta tensor (a shape without values); graphattn needs real data"
+        )
 
 
 def check_same_device(name: str, value: Tensor, x: Tensor) -> None:

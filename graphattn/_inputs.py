@@ -22,7 +22,7 @@ from torch_geometric import EdgeIndex
 from torch_geometric.typing import SparseTensor
 
 from ._checks import check_index_tensor
-from .patterns import EdgeList, Pattern
+from .patterns import EdgeList, Pattern, building_cache
 
 __all__ = ["GraphInput", "normalize_graph", "self_loops"]
 
@@ -264,7 +264,8 @@ def normalize_graph(
     if isinstance(graph, (Pattern, EdgeList)):
         cached = graph.cache.get(key)
         if cached is None:
-            cached = graph.cache[key] = _build(*args)
+            with building_cache():
+                cached = graph.cache[key] = _build(*args)
         return cached
     if isinstance(graph, EdgeIndex):
         store = graph.__dict__.setdefault("_graphattn_inputs", {})
@@ -272,7 +273,8 @@ def normalize_graph(
         hit = store.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        out = _build(*args)
+        with building_cache():
+            out = _build(*args)
         store[key] = (stamp, out)
         return out
     return _build(*args)

@@ -15,11 +15,13 @@ from torch_geometric.nn.dense.linear import Linear
 from ._checks import (
     check_bool,
     check_index_tensor,
+    check_not_meta,
     check_positive_int,
     check_probability,
     check_same_device,
 )
 from ._inputs import FLOWS, GraphInput, normalize_graph
+from .engines._finite import static_mode
 from .engines.base import AttentionRequest, EdgeTerms, Engine
 from .engines.registry import get_engine, resolve_engine
 from .engines.scatter import attention_alpha, attention_message
@@ -396,6 +398,8 @@ class MultiHeadAttentionConv(MessagePassing):
         k = _cast(self.lin_key(x_src).view(-1, heads, dim), rows)  # (N_src, H, D)
         v = _cast(self.lin_value(x_src).view(-1, heads, dim), rows)  # (N_src, H, D)
         terms = self._edge_terms(graph, edge_attr, edge_type, compute)
+        if not static_mode():  # a value check needs a sync, and a branch that compile breaks on
+            _check_logit_range(q, k, terms)
 
         with torch.autocast(x_dst.device.type, enabled=False):  # engines compute in `compute`
             out, weights = engine(
@@ -480,6 +484,7 @@ class MultiHeadAttentionConv(MessagePassing):
         for name, t, width in ((names[0], x_src, in_src), (names[1], x_dst, in_dst)):
             if not isinstance(t, Tensor):
                 raise TypeError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
+            check_not_meta(name, t)
             if not t.is_floating_point():
                 raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {t.dtype}")
             if t.dim() != 2 or (width != -1 and t.size(1) != width):
@@ -651,6 +656,49 @@ class MultiHeadAttentionConv(MessagePassing):
 
 def _cast(t: Tensor, dtype: torch.dtype | None) -> Tensor:
     return t if dtype is None else t.to(dtype)
+
+
+def _largest(*tensors: Tensor | None) -> float:
+    """The largest absolute value in ``tensors`` (0 for none; NaN or inf if one is there)."""
+    largest = 0.0
+    for t in tensors:
+        if t is not None and t.numel() > 0:
+            lo, hi = torch.aminmax(t.detach())
+            largest += max(-float(lo), float(hi))
+    return largest
+
+
+def _check_logit_range(q: Tensor, k: Tensor, terms: EdgeTerms | None) -> None:
+    """A ``ValueError`` when finite inputs could give attention logits beyond the compute
+    dtype's range, where every engine (the reference too) would return NaN.
+
+    ``|<q_i, k_j + e_ij>| <= D max|q| (max|k| + max|e|)`` bounds every logit (one pass over
+    ``q`` and ``k``); only when that bound is exceeded is the exact per-head Cauchy-Schwarz
+    bound ``max_i |q_i^h| max_j |k_j^h + e^h|`` computed, in float64. Non-finite inputs are
+    left to the engines (a NaN or inf reaches exactly the nodes that attend to it).
+    """
+    if q.numel() == 0 or k.numel() == 0:
+        return
+    limit = torch.finfo(q.dtype).max
+    key_terms = () if terms is None else (terms.key, terms.rel_key)
+    q_max, k_max = _largest(q), _largest(k, *key_terms)
+    if not (math.isfinite(q_max) and math.isfinite(k_max)):
+        return  # non-finite values: their documented semantics, not an overflow
+    if q_max * k_max * q.size(-1) < limit:
+        return
+    q_norm = torch.linalg.vector_norm(q.detach().double(), dim=-1).amax(0)  # (H,)
+    k_norm = torch.linalg.vector_norm(k.detach().double(), dim=-1).amax(0)
+    for t in key_terms:
+        if t is not None and t.numel() > 0:
+            k_norm = k_norm + torch.linalg.vector_norm(t.detach().double(), dim=-1).amax(0)
+    bound = float((q_norm * k_norm).max())
+    if bound >= limit:
+        raise ValueError(
+            f"`x` gives attention logits up to about {bound:.3g}, beyond the range of "
+            f"{q.dtype} ({limit:.3g}), where the softmax would return NaN: normalise the "
+            "features (a LayerNorm before the layer), or run the layer in float64 "
+            "(`conv.double()`)"
+        )
 
 
 def _check_engine_name(engine: object) -> None:

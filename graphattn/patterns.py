@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,6 +67,18 @@ def _as_ptr(num_nodes: int | None, ptr: Tensor | Sequence[int] | None) -> tuple[
     if num_nodes is not None and values[-1] != check_int("num_nodes", num_nodes, 0):
         raise ValueError(f"`ptr[-1]` ({values[-1]}) must equal `num_nodes` ({num_nodes})")
     return tuple(values)
+
+
+def building_cache() -> contextlib.AbstractContextManager:
+    """The context in which derived structures are built for a graph's :attr:`cache`.
+
+    Inside :func:`torch.inference_mode` it turns inference mode off, so that a graph first
+    used there caches normal tensors, which later training can save for its backward
+    (inference tensors cannot be). Outside it does nothing.
+    """
+    if torch.is_inference_mode_enabled():
+        return torch.inference_mode(False)
+    return contextlib.nullcontext()
 
 
 class _Frozen:
@@ -188,22 +201,26 @@ class Pattern(_Frozen):
         if cached is not None:
             return cached
         if device.type != "cpu":
-            out = self.edge_index("cpu").to(device)
+            with building_cache():
+                out = self.edge_index("cpu").to(device)
         else:
-            parts, by_size = [], {}
-            for offset, n in zip(self._ptr[:-1], self.size_list(), strict=True):
-                if n == 0:
-                    continue
-                local = by_size.get(n)
-                if local is None:
-                    local = by_size[n] = torch.stack(self.local_edges(n))
-                parts.append(local + offset)
-            if parts:
-                out = torch.cat(parts, dim=1)
-            else:
-                out = torch.empty(2, 0, dtype=torch.long)
+            with building_cache():
+                out = self._materialize()
         self._cache[key] = out
         return out
+
+    def _materialize(self) -> Tensor:
+        parts, by_size = [], {}
+        for offset, n in zip(self._ptr[:-1], self.size_list(), strict=True):
+            if n == 0:
+                continue
+            local = by_size.get(n)
+            if local is None:
+                local = by_size[n] = torch.stack(self.local_edges(n))
+            parts.append(local + offset)
+        if parts:
+            return torch.cat(parts, dim=1)
+        return torch.empty(2, 0, dtype=torch.long)
 
     @torch.compiler.assume_constant_result
     def edge_list(self, device: torch.device | str | None = None) -> EdgeList:

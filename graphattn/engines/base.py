@@ -39,7 +39,7 @@ from torch import Tensor
 
 from ..patterns import EdgeList, Pattern
 
-__all__ = ["AttentionRequest", "EdgeTerms", "Engine", "block_attention"]
+__all__ = ["AttentionRequest", "EdgeTerms", "Engine", "block_attention", "empty_attention"]
 
 Graph = Pattern | EdgeList
 
@@ -203,3 +203,14 @@ def block_attention(
     probs = logits.softmax(dim=-1)
     dropped = F.dropout(probs, p=dropout, training=True) if dropout > 0.0 else probs
     return dropped @ v, probs
+
+
+def empty_attention(
+    q: Tensor, k: Tensor, v: Tensor, need_weights: bool
+) -> tuple[Tensor, Tensor | None]:
+    """The result of a call without nodes: ``[0, H, Dv]`` and ``[0, H]`` zeros, tied to
+    ``q``, ``k`` and ``v`` so that their gradients are zeros, as the reference's, not
+    :obj:`None`."""
+    anchor = (q.sum() + k.sum()) * 0  # a zero that depends on q and k
+    out = v[:0] * 0 + anchor  # (0, H, Dv)
+    return out, (q.new_zeros(0, q.size(1)) + anchor if need_weights else None)

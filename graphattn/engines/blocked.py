@@ -31,8 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph
-from .base import EdgeTerms, Engine, Graph, block_attention, pattern_supports
+from ..patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph, building_cache
+from ._finite import first_order, guarded_attention
+from .base import (
+    EdgeTerms,
+    Engine,
+    Graph,
+    block_attention,
+    empty_attention,
+    pattern_supports,
+)
 
 __all__ = ["BLOCKED_PATTERNS", "DEFAULT_BLOCK_SIZE", "ENGINE", "blocked_attention", "supports"]
 
@@ -145,7 +153,8 @@ def _plan(graph: Pattern, block_size: int, device: torch.device) -> _Plan:
     key = ("blocked_plan", block_size, device)
     plan = graph.cache.get(key)
     if plan is None:
-        plan = graph.cache[key] = _make_plan(graph, block_size, device)
+        with building_cache():
+            plan = graph.cache[key] = _make_plan(graph, block_size, device)
     return plan
 
 
@@ -221,47 +230,98 @@ def blocked_attention(
         raise ValueError("the blocked engine does not take edge features or relation types")
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"`block_size` must be a positive int, got {block_size!r}")
-    num_nodes, heads, dim = q.shape
-    dim_v = v.size(-1)
+    num_nodes = q.size(0)
     if graph.num_nodes != num_nodes:
         raise ValueError(f"`graph` covers {graph.num_nodes} nodes but `q` has {num_nodes}")
     if num_nodes == 0:
-        out = v.new_zeros(0, heads, dim_v)
-        return out, (q.new_zeros(0, heads) if need_weights else None)
+        return empty_attention(q, k, v, need_weights)
 
     plan = _plan(graph, block_size, q.device)
-    nb, b, s = plan.num_blocks, plan.block, plan.span
 
-    def with_pad_row(t: Tensor) -> Tensor:
-        return torch.cat([t, t.new_zeros(1, heads, t.size(-1))])  # (N + 1, H, D): row N = 0
+    def attend(q: Tensor, k: Tensor, v: Tensor, need_probs: bool, weights_only: bool = False):
+        if not need_probs:  # SDPA's kernels have no second derivative: say so clearly
+            q, k, v = first_order("blocked", q, k, v)
+        qb, kb, vb = _query_blocks(plan, q), _key_blocks(plan, k), _key_blocks(plan, v)
+        ob, probs = block_attention(
+            qb, kb, vb, mask=plan.mask, dropout=0.0 if weights_only else dropout,
+            need_probs=need_probs,
+        )  # fmt: skip  # (B, H, b, Dv), (B, H, b, s)
+        weights = None if probs is None else _gather_edge_weights(probs, graph, plan)
+        return _from_query_blocks(plan, ob, num_nodes), weights  # (N, H, Dv), (E, H)
 
-    if plan.single:  # strided views: no gather, and a cheap backward
+    if plan.mask is None or plan.mask.size(2) == 1:
+        # every query of a block attends to every real key of it (chunks): a non-finite value
+        # reaches exactly the nodes that attend to it without further care
+        return attend(q, k, v, need_weights)
+    neighbours = _BlockNeighbours(plan, graph, num_nodes, q.dtype)
+    return guarded_attention(q, k, v, attend, neighbours, need_weights=need_weights)
+
+
+def _query_blocks(plan: _Plan, t: Tensor) -> Tensor:
+    """``[N, H, C]`` node rows -> ``[B, H, b, C]`` query blocks (padded slots are 0)."""
+    num_nodes, heads, c = t.shape
+    nb, b = plan.num_blocks, plan.block
+    if plan.single:
         extra = nb * b - num_nodes  # padded query slots at the end
-        qb = F.pad(q, (0, 0, 0, 0, 0, extra)).view(nb, b, heads, dim)  # (B, b, H, D)
+        tb = F.pad(t, (0, 0, 0, 0, 0, extra)).view(nb, b, heads, c)
+    elif plan.q_index is None:
+        tb = t.view(nb, b, heads, c)
+    else:
+        tb = _with_pad_row(t).index_select(0, plan.q_index).view(nb, b, heads, c)
+    return tb.transpose(1, 2)
+
+
+def _key_blocks(plan: _Plan, t: Tensor) -> Tensor:
+    """``[N, H, C]`` node rows -> ``[B, H, s, C]`` key blocks (padded slots are 0)."""
+    num_nodes, heads, c = t.shape
+    nb, b, s = plan.num_blocks, plan.block, plan.span
+    if plan.single:  # strided views: no gather, and a cheap backward
+        extra = nb * b - num_nodes
         pad = (0, 0, 0, 0, plan.pad_front, extra + s - b - plan.pad_front)
-        # (N + s - b, H, D) -> unfold -> (B, H, D, s) -> (B, s, H, D)
-        kb = F.pad(k, pad).unfold(0, s, b).permute(0, 3, 1, 2)
-        vb = F.pad(v, pad).unfold(0, s, b).permute(0, 3, 1, 2)
+        # (N + s - b, H, C) -> unfold -> (B, H, C, s) -> (B, s, H, C)
+        tb = F.pad(t, pad).unfold(0, s, b).permute(0, 3, 1, 2)
     else:
-        if plan.q_index is None:
-            qb = q.view(nb, b, heads, dim)  # (B, b, H, D)
-        else:
-            qb = with_pad_row(q).index_select(0, plan.q_index).view(nb, b, heads, dim)
-        kb = with_pad_row(k).index_select(0, plan.k_index).view(nb, s, heads, dim)
-        vb = with_pad_row(v).index_select(0, plan.k_index).view(nb, s, heads, dim_v)
-    qb, kb, vb = (t.transpose(1, 2) for t in (qb, kb, vb))  # (B, H, b | s, D)
+        tb = _with_pad_row(t).index_select(0, plan.k_index).view(nb, s, heads, c)
+    return tb.transpose(1, 2)
 
-    ob, probs = block_attention(
-        qb, kb, vb, mask=plan.mask, dropout=dropout, need_probs=need_weights
-    )  # (B, H, b, Dv), (B, H, b, s)
-    weights = None if probs is None else _gather_edge_weights(probs, graph, plan)
 
-    ob = ob.transpose(1, 2).reshape(nb * b, heads, dim_v)  # (B * b, H, Dv): query slots
+def _from_query_blocks(plan: _Plan, tb: Tensor, num_nodes: int) -> Tensor:
+    """``[B, H, b, C]`` query blocks -> ``[N, H, C]`` node rows (padded slots dropped)."""
+    nb, heads, b, c = tb.shape
+    flat = tb.transpose(1, 2).reshape(nb * b, heads, c)  # (B * b, H, C): query slots
     if plan.single or plan.node_slot is None:
-        out = ob[:num_nodes]
-    else:
-        out = ob.index_select(0, plan.node_slot)
-    return out, weights
+        return flat[:num_nodes]
+    return flat.index_select(0, plan.node_slot)
+
+
+def _with_pad_row(t: Tensor) -> Tensor:
+    return torch.cat([t, t.new_zeros(1, *t.shape[1:])])  # (N + 1, H, C): row N = 0
+
+
+class _BlockNeighbours:
+    """Who attends to whom in a blocked call with a per-pair mask (for
+    :func:`._finite.guarded_attention`), computed on the blocks as small matrix products of
+    0/1 flags."""
+
+    def __init__(self, plan: _Plan, graph: Pattern, num_nodes: int, dtype: torch.dtype):
+        self.plan, self.graph, self.num_nodes, self.dtype = plan, graph, num_nodes, dtype
+
+    def reach(self, bad: Tensor) -> Tensor:
+        keys = _key_blocks(self.plan, bad.unsqueeze(-1).to(self.dtype))  # (B, H, s, 1)
+        count = self.plan.mask.to(self.dtype) @ keys  # (B, 1, b, s) @ -> (B, H, b, 1)
+        return _from_query_blocks(self.plan, count, self.num_nodes).squeeze(-1) > 0
+
+    def sources(self, rows: Tensor) -> Tensor:
+        plan = self.plan
+        queries = _query_blocks(plan, rows.unsqueeze(-1).to(self.dtype))  # (B, H, b, 1)
+        count = plan.mask.transpose(-1, -2).to(self.dtype) @ queries  # (B, H, s, 1)
+        heads = rows.size(1)
+        flat = count.squeeze(-1).transpose(1, 2).reshape(-1, heads)  # (B * s, H): key slots
+        total = flat.new_zeros(self.num_nodes + 1, heads).index_add(0, plan.k_index, flat)
+        return total[: self.num_nodes] > 0  # (N, H); row N gathered the padded slots
+
+    def edge_targets(self) -> Tensor:
+        return self.graph.edge_index(self.plan.k_index.device)[1]
 
 
 def _gather_edge_weights(probs: Tensor, graph: Pattern, plan: _Plan) -> Tensor:

@@ -18,8 +18,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..patterns import CausalFullGraph, FullGraph, Pattern
-from .base import EdgeTerms, Engine, Graph, block_attention, pattern_supports
+from ..patterns import CausalFullGraph, FullGraph, Pattern, building_cache
+from ._finite import first_order, guarded_attention
+from .base import (
+    EdgeTerms,
+    Engine,
+    Graph,
+    block_attention,
+    empty_attention,
+    pattern_supports,
+)
 
 __all__ = ["ENGINE", "dense_attention", "supports"]
 
@@ -42,6 +50,12 @@ def _plan(graph: Pattern, device: torch.device) -> _Plan:
     plan = graph.cache.get(key)
     if plan is not None:
         return plan
+    with building_cache():
+        plan = graph.cache[key] = _make_plan(graph, device)
+    return plan
+
+
+def _make_plan(graph: Pattern, device: torch.device) -> _Plan:
     sizes = [n for n in graph.size_list() if n > 0]
     num_blocks, length = len(sizes), max(sizes, default=0)
     if all(n == length for n in sizes):  # no padding: plain views
@@ -55,7 +69,6 @@ def _plan(graph: Pattern, device: torch.device) -> _Plan:
         position = torch.arange(graph.num_nodes, device=device) - starts[block]
         key_mask = torch.arange(length, device=device) < lengths.unsqueeze(1)  # (B, L)
         plan = _Plan(num_blocks, length, block * length + position, key_mask[:, None, None, :])
-    graph.cache[key] = plan
     return plan
 
 
@@ -78,31 +91,64 @@ def dense_attention(
     causal = isinstance(graph, CausalFullGraph)
     if terms is not None and not terms.empty:
         raise ValueError("the dense engine does not take edge features or relation types")
-    num_nodes, heads, dim = q.shape
-    dim_v = v.size(-1)
     plan = _plan(graph, q.device)
     if plan.num_blocks == 0:
-        out = v.new_zeros(num_nodes, heads, dim_v)
-        return out, (q.new_zeros(0, heads) if need_weights else None)
+        return empty_attention(q, k, v, need_weights)
 
+    def attend(q: Tensor, k: Tensor, v: Tensor, need_probs: bool, weights_only: bool = False):
+        if not need_probs:  # SDPA's kernels have no second derivative: say so clearly
+            q, k, v = first_order("dense", q, k, v)
+        # with a causal mask, padded keys (after a graph's last node) are never attended anyway
+        ob, probs = block_attention(
+            _blocks(plan, q), _blocks(plan, k), _blocks(plan, v),
+            mask=None if causal else plan.key_mask, dropout=0.0 if weights_only else dropout,
+            need_probs=need_probs, is_causal=causal,
+        )  # fmt: skip  # (B, H, L, Dv), (B, H, L, L)
+        weights = None if probs is None else _gather_edge_weights(probs, graph, plan)
+        return _unblocks(plan, ob), weights  # (N, H, Dv), (E, H)
+
+    if not causal:
+        # every node attends to every node of its graph: a non-finite value reaches exactly
+        # the nodes that attend to it without further care
+        return attend(q, k, v, need_weights)
+    neighbours = _CausalNeighbours(plan, graph, q)
+    return guarded_attention(q, k, v, attend, neighbours, need_weights=need_weights)
+
+
+def _blocks(plan: _Plan, t: Tensor) -> Tensor:
+    """``[N, H, C]`` node rows -> ``[B, H, L, C]`` blocks (padded slots are 0)."""
+    heads, c = t.shape[1:]
     nb, length = plan.num_blocks, plan.length
+    if plan.slots is not None:  # scatter the nodes into zero-padded slots
+        padded = t.new_zeros(nb * length, heads, c)
+        t = padded.index_copy(0, plan.slots, t)
+    return t.view(nb, length, heads, c).transpose(1, 2)
 
-    def blocks(t: Tensor) -> Tensor:  # (N, H, D) -> (B, H, L, D)
-        if plan.slots is not None:  # scatter the nodes into zero-padded slots
-            padded = t.new_zeros(nb * length, heads, t.size(-1))
-            t = padded.index_copy(0, plan.slots, t)
-        return t.view(nb, length, heads, -1).transpose(1, 2)
 
-    # with a causal mask, padded keys (after a graph's last node) are never attended anyway
-    ob, probs = block_attention(
-        blocks(q), blocks(k), blocks(v), mask=None if causal else plan.key_mask,
-        dropout=dropout, need_probs=need_weights, is_causal=causal,
-    )  # fmt: skip  # (B, H, L, Dv), (B, H, L, L)
-    weights = None if probs is None else _gather_edge_weights(probs, graph, plan)
-    out = ob.transpose(1, 2).reshape(nb * length, heads, dim_v)  # (B * L, H, Dv)
-    if plan.slots is not None:
-        out = out.index_select(0, plan.slots)  # padded query slots dropped
-    return out, weights
+def _unblocks(plan: _Plan, tb: Tensor) -> Tensor:
+    """``[B, H, L, C]`` blocks -> ``[N, H, C]`` node rows (padded slots dropped)."""
+    nb, heads, length, c = tb.shape
+    flat = tb.transpose(1, 2).reshape(nb * length, heads, c)  # (B * L, H, C)
+    return flat if plan.slots is None else flat.index_select(0, plan.slots)
+
+
+class _CausalNeighbours:
+    """Who attends to whom on a causal graph (for :func:`._finite.guarded_attention`):
+    a node reaches every later node of its graph, by running sums over each block."""
+
+    def __init__(self, plan: _Plan, graph: Pattern, q: Tensor):
+        self.plan, self.graph, self.dtype, self.device = plan, graph, q.dtype, q.device
+
+    def reach(self, bad: Tensor) -> Tensor:
+        flags = _blocks(self.plan, bad.unsqueeze(-1).to(self.dtype))  # (B, H, L, 1)
+        return _unblocks(self.plan, flags.cumsum(2)).squeeze(-1) > 0
+
+    def sources(self, rows: Tensor) -> Tensor:
+        flags = _blocks(self.plan, rows.unsqueeze(-1).to(self.dtype)).flip(2)  # (B, H, L, 1)
+        return _unblocks(self.plan, flags.cumsum(2).flip(2)).squeeze(-1) > 0
+
+    def edge_targets(self) -> Tensor:
+        return self.graph.edge_index(self.device)[1]
 
 
 def _gather_edge_weights(probs: Tensor, graph: Pattern, plan: _Plan) -> Tensor:

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ...patterns import EdgeList, Pattern
+from .._finite import transforms_active
 from ..base import AttentionRequest, EdgeTerms, Engine, Graph
 from . import ops  # noqa: F401  (registers the custom ops)
 from .csr import CSR, MAX_INDEX, csr_for
@@ -46,6 +47,12 @@ kernels' fixed costs outweigh what they save (``benchmarks/auto_crossover.py``).
 
 
 _NUMBA: list[bool] = []  # memo of numba_available()
+
+_NO_TRANSFORMS = (
+    "the fused engine does not run under torch.func transforms (grad, vmap, jacrev, ...): "
+    "its custom op has no functorch rules; use engine='scatter' (or 'dense'/'blocked' on "
+    "their patterns), which torch.func differentiates"
+)
 
 
 @torch.compiler.assume_constant_result
@@ -98,6 +105,8 @@ def fused_attention(
     >>> torch.allclose(w[:2].sum(0), torch.ones(3))  # node 1's two incoming edges
     True
     """
+    if transforms_active():
+        raise ValueError(_NO_TRANSFORMS)
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, Tensor):
             raise TypeError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
@@ -178,6 +187,8 @@ def supports(request: AttentionRequest) -> str | None:
         return f"it computes in float32 or float64, not {request.dtype}"
     if request.message_passing:
         return "it does not run PyG's message passing (hooks or an explainer are active)"
+    if transforms_active():
+        return "it does not run under torch.func transforms (grad, vmap, ...); use 'scatter'"
     graph = request.graph
     sizes = (graph.num_nodes,) if isinstance(graph, Pattern) else (graph.num_src, graph.num_dst)
     if max(*sizes, request.num_edges) > MAX_INDEX:

@@ -18,7 +18,7 @@ from functools import cache
 import torch
 from torch import Tensor
 
-from ...patterns import EdgeList
+from ...patterns import EdgeList, building_cache
 
 __all__ = ["CSR", "MAX_INDEX", "csr_for", "group_edges"]
 
@@ -128,7 +128,9 @@ def _from_edge_index(origin, by_target: bool) -> CSR:
     (ptr, idx), perm = origin.get_csc() if by_target else origin.get_csr()
     num_edges = idx.numel()
     eid = torch.arange(num_edges, dtype=torch.int32) if perm is None else perm.to(torch.int32)
-    return CSR(ptr.to(torch.long), idx.to(torch.int32).contiguous(), eid.contiguous())
+    out = (ptr.to(torch.long), idx.to(torch.int32).contiguous(), eid.contiguous())
+    # PyG's own caches may hold inference tensors (made in inference mode): copy those
+    return CSR(*(t.clone() if t.is_inference() else t for t in out))
 
 
 def _build(edges: EdgeList, by_target: bool) -> CSR:
@@ -161,5 +163,6 @@ def csr_for(edges: EdgeList, by: str = "target") -> CSR:
     key = ("fused_csr", by)
     csr = edges.cache.get(key)
     if csr is None:
-        csr = edges.cache[key] = _build(edges, by == "target")
+        with building_cache():
+            csr = edges.cache[key] = _build(edges, by == "target")
     return csr

@@ -207,18 +207,25 @@ def _pair_dots(a, tile, nt, out, heads, dim, zero):
 
 @njit(inline="always")
 def _mask_scores(s, et, nt, heads, terms):
-    """The scores of masked edges become ``-inf`` (they take no part in the softmax)."""
+    """The scores of masked edges become ``-inf`` (they take no part in the softmax).
+
+    Returns the number of masked edges among the ``nt``."""
+    masked = 0
     if terms.has_mask:
         for t in range(nt):
             if terms.mask[et[t]]:
+                masked += 1
                 for h in range(heads):
                     s[t, h] = -np.inf
+    return masked
 
 
 @njit(inline="always")
 def _weight(score, offset, zero):
-    """``exp(score - offset)``, and 0 for a masked edge even when ``offset`` is ``-inf``."""
-    if score == -np.inf:
+    """``exp(score - offset)``, and 0 for a ``-inf`` score even when ``offset`` is ``-inf``;
+    NaN whenever ``offset`` is NaN (a softmax that met a NaN or ``+inf`` score is NaN for
+    every edge of its node, as in the reference)."""
+    if score == -np.inf and not np.isnan(offset):
         return zero
     return np.exp(score - offset)
 
@@ -306,11 +313,12 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
             m[:] = -np.inf
             l[:] = zero
             acc[:] = zero
+            live = stop - start  # edges that are not masked
             for t0 in range(start, stop, TILE):
                 nt = min(TILE, stop - t0)
                 _kv_tile(t0, nt, stop, csr, k, v, terms, kt, vt, et, heads * dim, heads * dim_v)
                 _row_dots(q, i, kt, nt, s, heads, dim, zero)
-                _mask_scores(s, et, nt, heads, terms)
+                live -= _mask_scores(s, et, nt, heads, terms)
                 for h in range(heads):  # one rescale per tile, by the tile's new maximum
                     mx = m[h]
                     for t in range(nt):
@@ -331,15 +339,19 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                         for x in range(h * dim_v, (h + 1) * dim_v):
                             acc[x] += w * vt[t, x]
             for h in range(heads):
-                if l[h] > zero:
+                if live == 0:  # every edge masked: as if there were none
+                    for x in range(h * dim_v, (h + 1) * dim_v):
+                        out[i, x] = zero
+                    lse[i, h] = -np.inf
+                elif l[h] > zero:
                     inv = 1.0 / l[h]
                     for x in range(h * dim_v, (h + 1) * dim_v):
                         out[i, x] = acc[x] * inv
                     lse[i, h] = m[h] + np.log(l[h])
-                else:  # every edge masked: as if there were none
+                else:  # a NaN score, or every score -inf: NaN, as in the reference
                     for x in range(h * dim_v, (h + 1) * dim_v):
-                        out[i, x] = zero
-                    lse[i, h] = -np.inf
+                        out[i, x] = np.nan
+                    lse[i, h] = np.nan
 
     @njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
     def weights(q, k, shape, csr, terms, zero, lse, w, lo, hi):

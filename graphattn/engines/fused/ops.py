@@ -361,6 +361,22 @@ torch.library.register_autograd(
 )
 
 
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError(
+        "the 'fused' engine has no second derivative: double backward (create_graph=True, "
+        "torch.func.hessian) needs engine='scatter'"
+    )
+
+
+def _no_context(ctx, inputs, output):
+    pass
+
+
+torch.library.register_autograd(
+    "graphattn::fused_attention_backward", _no_double_backward, setup_context=_no_context
+)
+
+
 @torch.library.custom_op("graphattn::fused_attention_weights", mutates_args=(), device_types="cpu")
 def _weights_op(
     q: Tensor,
