@@ -399,7 +399,7 @@ class MultiHeadAttentionConv(MessagePassing):
         v = _cast(self.lin_value(x_src).view(-1, heads, dim), rows)  # (N_src, H, D)
         terms = self._edge_terms(graph, edge_attr, edge_type, compute)
         if not static_mode():  # a value check needs a sync, and a branch that compile breaks on
-            _check_logit_range(q, k, terms)
+            _check_logit_range(q, k, terms, compute)
 
         with torch.autocast(x_dst.device.type, enabled=False):  # engines compute in `compute`
             out, weights = engine(
@@ -668,7 +668,7 @@ def _largest(*tensors: Tensor | None) -> float:
     return largest
 
 
-def _check_logit_range(q: Tensor, k: Tensor, terms: EdgeTerms | None) -> None:
+def _check_logit_range(q: Tensor, k: Tensor, terms: EdgeTerms | None, compute: torch.dtype) -> None:
     """A ``ValueError`` when finite inputs could give attention logits beyond the compute
     dtype's range, where every engine (the reference too) would return NaN.
 
@@ -679,7 +679,7 @@ def _check_logit_range(q: Tensor, k: Tensor, terms: EdgeTerms | None) -> None:
     """
     if q.numel() == 0 or k.numel() == 0:
         return
-    limit = torch.finfo(q.dtype).max
+    limit = torch.finfo(compute).max  # 16-bit rows are computed in float32
     key_terms = () if terms is None else (terms.key, terms.rel_key)
     q_max, k_max = _largest(q), _largest(k, *key_terms)
     if not (math.isfinite(q_max) and math.isfinite(k_max)):
@@ -695,7 +695,7 @@ def _check_logit_range(q: Tensor, k: Tensor, terms: EdgeTerms | None) -> None:
     if bound >= limit:
         raise ValueError(
             f"`x` gives attention logits up to about {bound:.3g}, beyond the range of "
-            f"{q.dtype} ({limit:.3g}), where the softmax would return NaN: normalise the "
+            f"{compute} ({limit:.3g}), where the softmax would return NaN: normalise the "
             "features (a LayerNorm before the layer), or run the layer in float64 "
             "(`conv.double()`)"
         )

@@ -551,6 +551,17 @@ class EdgeList(_Frozen):
             raise ValueError(f"`edge_index` must have shape [2, E], got {list(edge_index.shape)}")
         num_src = check_int("num_src", num_src, 0)
         num_dst = num_src if num_dst is None else check_int("num_dst", num_dst, 0)
+        if edge_index.numel() and not torch.compiler.is_compiling():  # a value check: eager
+            lo, hi_src, hi_dst = (
+                int(edge_index.min()),
+                int(edge_index[0].max()),
+                int(edge_index[1].max()),
+            )
+            if lo < 0 or hi_src >= num_src or hi_dst >= num_dst:
+                raise ValueError(
+                    f"`edge_index` holds ids outside [0, {num_src}) x [0, {num_dst}): "
+                    f"min {lo}, max source {hi_src}, max target {hi_dst}"
+                )
         self._init_cache()
         self._set(edge_index=edge_index.long(), num_src=num_src, num_dst=num_dst)
 

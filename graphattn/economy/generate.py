@@ -196,6 +196,8 @@ def economy_arrays(
     if not pareto_shape > 0:
         raise ValueError(f"`pareto_shape` must be > 0, got {pareto_shape}")
 
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"`seed` must be a non-negative int, got {seed!r}")
     rng = np.random.default_rng(seed)
     num_tiers = len(tiers)
     counts = _tier_counts(int(num_agents), shares)

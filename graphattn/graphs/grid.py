@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
+from .._checks import check_int
 from ..patterns import FullGraph, GridGraph
 from .sequence import pattern_data
 
@@ -111,6 +112,8 @@ def grid(
     >>> grid(3, 4, full=True, num_graphs=2).pattern
     FullGraph(num_nodes=24, num_graphs=2)
     """
+    for name, value in (("rows", rows), ("cols", cols), ("num_graphs", num_graphs)):
+        check_int(name, value, 0)  # named as the caller knows them (GridGraph says height/width)
     chosen = (neighbourhood is not None) + (radius is not None) + bool(full)
     if chosen != 1:
         raise ValueError("give exactly one of `neighbourhood`, `radius` or `full=True`")

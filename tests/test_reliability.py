@@ -1,0 +1,353 @@
+"""Reliability: non-finite values stay local, processes and threads, inference mode, torch.func,
+double backward, empty graphs, autocast, overflow, and a standing fuzz suite.
+
+Every engine is checked against the ``scatter`` reference; the fuzz suite's budget is small in
+``make test`` and grows with ``GRAPHATTN_FUZZ_EXAMPLES``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from graphattn import (
+    CausalFullGraph,
+    EdgeList,
+    FullGraph,
+    GridGraph,
+    MultiHeadAttentionConv,
+    WindowGraph,
+)
+from graphattn.engines.fused import numba_available
+
+ENGINES = ("scatter", "fused", "dense", "blocked")
+needs_numba = pytest.mark.skipif(not numba_available(), reason="numba is not installed")
+
+
+def _pair(engine: str, channels: int = 8, heads: int = 2, dtype=torch.float32, **kw):
+    """A layer on ``engine`` and the reference layer with the same parameters."""
+    torch.manual_seed(0)
+    conv = MultiHeadAttentionConv(channels, channels, heads, engine=engine, **kw).to(dtype)
+    ref = MultiHeadAttentionConv(channels, channels, heads, engine="scatter", **kw).to(dtype)
+    ref.load_state_dict(conv.state_dict())
+    return conv, ref
+
+
+def _attends_to(edge_index: torch.Tensor, node: int, num_nodes: int) -> torch.Tensor:
+    """Targets with an edge from ``node`` (self-loops are added by the layer)."""
+    hit = torch.zeros(num_nodes, dtype=torch.bool)
+    hit[edge_index[1][edge_index[0] == node]] = True
+    hit[node] = True
+    return hit
+
+
+LOCALITY = [
+    ("blocked", WindowGraph.from_sizes([40], radius=4), 20),
+    ("blocked", GridGraph(6, 7), 17),
+    ("dense", CausalFullGraph.from_sizes([12, 9]), 5),
+    ("fused", None, 11),
+    ("scatter", None, 11),
+]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize(("engine", "pattern", "node"), LOCALITY, ids=lambda v: str(v)[:20])
+def test_a_non_finite_value_reaches_exactly_the_nodes_that_attend_to_it(
+    engine, pattern, node, value
+):
+    if engine == "fused" and not numba_available():
+        pytest.skip("numba is not installed")
+    gen = torch.Generator().manual_seed(1)
+    if pattern is None:
+        n = 30
+        graph = torch.randint(0, n, (2, 90), generator=gen)
+        edge_index = graph
+    else:
+        n, graph, edge_index = pattern.num_nodes, pattern, pattern.edge_index()
+    conv, ref = _pair(engine)
+    x = torch.randn(n, 8, generator=gen)
+    x[node] = value
+    x.requires_grad_(True)
+    xr = x.detach().clone().requires_grad_(True)
+    out = conv(x, graph)
+    bad = ~torch.isfinite(out).all(1)
+    expected = _attends_to(edge_index, node, n)
+    assert torch.equal(bad, expected), (bad.nonzero().flatten(), expected.nonzero().flatten())
+    # gradients of the clean rows: the reference's, NaN exactly where the reference's are (its
+    # backward meets the bad rows' 0 * NaN too), so no engine poisons more than it does
+    out[~expected].sum().backward()
+    ref(xr, graph)[~expected].sum().backward()
+    assert torch.isfinite(xr.grad).any()
+    torch.testing.assert_close(x.grad, xr.grad, atol=1e-5, rtol=1e-5, equal_nan=True)
+
+
+def _run_fused(seed: int) -> list[float]:
+    torch.manual_seed(seed)
+    conv = MultiHeadAttentionConv(8, 8, 2, engine="fused")
+    x = torch.randn(50, 8)
+    edge_index = torch.randint(0, 50, (2, 300))
+    return conv(x, edge_index).sum(0).tolist()
+
+
+def _child(queue) -> None:
+    # GNU OpenMP (PyTorch's CPU build) cannot run a parallel region in a forked child of a
+    # process that used one, for any torch op (a plain F.linear hangs): one thread, as
+    # DataLoader workers do
+    torch.set_num_threads(1)
+    before = torch.get_num_threads()
+    result = _run_fused(3)
+    queue.put((result, before, torch.get_num_threads()))
+
+
+@needs_numba
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_child_process_runs_the_layer_after_the_parent_did(method):
+    expected = _run_fused(3)  # the parent has used the fused engine (its thread pool too)
+    ctx = mp.get_context(method)
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue,))
+    proc.start()
+    result, before, after = queue.get(timeout=120)
+    proc.join(60)
+    assert proc.exitcode == 0
+    assert result == pytest.approx(expected, abs=1e-5)
+    assert before == after  # the first fused call leaves the thread setting alone
+
+
+class _Graphs(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.tensor(_run_fused(i))
+
+
+@needs_numba
+def test_dataloader_workers_forked_after_use():
+    _run_fused(0)
+    loader = torch.utils.data.DataLoader(
+        _Graphs(), batch_size=2, num_workers=2, multiprocessing_context="fork"
+    )
+    got = torch.cat(list(loader))
+    expected = torch.stack([torch.tensor(_run_fused(i)) for i in range(4)])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@needs_numba
+def test_two_threads_at_once_give_the_sequential_results():
+    expected = {seed: _run_fused(seed) for seed in (1, 2)}
+    got = {}
+
+    def work(seed):
+        got[seed] = _run_fused(seed)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in expected:
+        assert got[seed] == pytest.approx(expected[seed], abs=1e-5)
+
+
+def test_thread_setting_is_left_alone():
+    before = torch.get_num_threads()
+    _run_fused(0) if numba_available() else None
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("engine", ["auto", "fused", "scatter"])
+def test_inference_mode_graphs_then_training(engine):
+    if engine == "fused" and not numba_available():
+        pytest.skip("numba is not installed")
+    conv, ref = _pair(engine)
+    x = torch.randn(20, 8)
+    with torch.inference_mode():
+        edge_index = torch.randint(0, 20, (2, 60))
+        edges = EdgeList(edge_index, 20)
+        pattern = WindowGraph.from_sizes([20], radius=2)
+        conv(x, edge_index), conv(x, edges), conv(x, pattern)  # first use inside
+    edge_index = edge_index.clone()  # an inference tensor cannot be saved for backward
+    for graph in (edge_index, edges, pattern):
+        xr = x.clone().requires_grad_(True)
+        conv(xr, graph).sum().backward()  # later training on the same graph objects
+        assert torch.isfinite(xr.grad).all()
+
+
+def test_torch_func_grad_auto_works_and_forced_fused_says_why():
+    conv, ref = _pair("auto")
+    x = torch.randn(10, 8)
+    edge_index = torch.randint(0, 10, (2, 30))
+    from torch.func import grad
+
+    g = grad(lambda xx: conv(xx, edge_index).sum())(x)
+    xr = x.clone().requires_grad_(True)
+    ref(xr, edge_index).sum().backward()
+    torch.testing.assert_close(g, xr.grad)
+    if numba_available():
+        fused, _ = _pair("fused")
+        with pytest.raises(ValueError, match="torch.func"):
+            grad(lambda xx: fused(xx, edge_index).sum())(x)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_double_backward_works_on_scatter_and_names_the_engine_elsewhere(engine):
+    if engine == "fused" and not numba_available():
+        pytest.skip("numba is not installed")
+    conv, _ = _pair(engine, dtype=torch.float64)
+    graph = (
+        FullGraph.from_sizes([4, 3])
+        if engine == "dense"
+        else WindowGraph.from_sizes([7], radius=1)
+        if engine == "blocked"
+        else torch.randint(0, 7, (2, 20))
+    )
+    x = torch.randn(7, 8, dtype=torch.float64, requires_grad=True)
+    (gx,) = torch.autograd.grad(conv(x, graph).pow(2).sum(), x, create_graph=True)
+    if engine == "scatter":
+        gx.sum().backward()
+        assert torch.isfinite(x.grad).all()
+    else:
+        with pytest.raises(RuntimeError, match=f"'{engine}' engine.*scatter"):
+            gx.sum().backward()
+
+
+EMPTY = {
+    "scatter": torch.empty(2, 0, dtype=torch.long),
+    "fused": torch.empty(2, 0, dtype=torch.long),
+    "dense": FullGraph.from_sizes([0]),
+    "blocked": WindowGraph.from_sizes([0], radius=2),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_empty_graphs_give_zero_gradients(engine):
+    if engine == "fused" and not numba_available():
+        pytest.skip("numba is not installed")
+    conv, _ = _pair(engine, add_self_loops=False)
+    x = torch.randn(0, 8, requires_grad=True)
+    out = conv(x, EMPTY[engine])
+    out.sum().backward()
+    assert out.shape == (0, 8)
+    for name, p in conv.named_parameters():
+        assert p.grad is not None and torch.equal(p.grad, torch.zeros_like(p)), name
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bf16_autocast_returns_the_same_dtypes_on_every_engine(engine):
+    if engine == "fused" and not numba_available():
+        pytest.skip("numba is not installed")
+    conv, _ = _pair(engine)
+    graph = {
+        "dense": FullGraph.from_sizes([5, 3]),
+        "blocked": WindowGraph.from_sizes([8], radius=2),
+    }
+    graph = graph.get(engine, torch.randint(0, 8, (2, 20)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, att = conv(torch.randn(8, 8), graph, return_attention=True)
+    assert (out.dtype, att.weights.dtype) == (torch.bfloat16, torch.float32)
+
+
+def test_overflowing_logits_are_a_clear_error_not_nan():
+    conv, _ = _pair("auto")
+    x = torch.randn(6, 8) * 1e20
+    with pytest.raises(ValueError, match="beyond the range of torch.float32"):
+        conv(x, torch.randint(0, 6, (2, 12)))
+    out = conv.double()(x.double(), torch.randint(0, 6, (2, 12)))  # the suggested way out
+    assert torch.isfinite(out).all()
+
+
+# ---- the fuzz suite -----------------------------------------------------------------------
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("GRAPHATTN_FUZZ_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize="GRAPHATTN_FUZZ_EXAMPLES" not in os.environ,
+)
+BIG = "GRAPHATTN_FUZZ_EXAMPLES" in os.environ
+
+
+@st.composite
+def graphs(draw):
+    """A graph input and its number of nodes: random edge lists (duplicates, self-loops,
+    isolated nodes, a hub, empty) or a pattern over a ragged batch."""
+    kind = draw(st.sampled_from(["edges", "hub", "full", "causal", "window", "grid"]))
+    if kind in ("edges", "hub"):
+        n = draw(st.integers(0, 12))
+        e = draw(st.integers(0, 40)) if n else 0
+        src = draw(st.lists(st.integers(0, max(n - 1, 0)), min_size=e, max_size=e))
+        dst = draw(st.lists(st.integers(0, max(n - 1, 0)), min_size=e, max_size=e))
+        if kind == "hub" and n:
+            fan = 20_000 if BIG else 2_000
+            src += [i % n for i in range(fan)]
+            dst += [0] * fan
+        return torch.tensor([src, dst], dtype=torch.long).reshape(2, -1), n
+    sizes = draw(st.lists(st.integers(0, 9), min_size=1, max_size=4))
+    if kind == "full":
+        p = FullGraph.from_sizes(sizes)
+    elif kind == "causal":
+        p = CausalFullGraph.from_sizes(sizes)
+    elif kind == "window":
+        p = WindowGraph.from_sizes(sizes, radius=draw(st.integers(0, 3)))
+    else:
+        p = GridGraph(draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    return p, p.num_nodes
+
+
+@needs_numba
+@FUZZ
+@given(
+    graph=graphs(),
+    heads=st.sampled_from([1, 2, 3]),
+    head_dim=st.sampled_from([1, 3, 4]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    terms=st.sampled_from(["none", "edge_attr", "edge_type", "both"]),
+    plant=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fuzz_every_engine_matches_the_reference(graph, heads, head_dim, dtype, terms, plant, seed):
+    graph, n = graph
+    is_edges = isinstance(graph, torch.Tensor)
+    if not is_edges and terms != "none":
+        terms = "none"  # patterns carry no per-edge terms
+    num_edges = graph.size(1) if is_edges else 0
+    gen = torch.Generator().manual_seed(seed)
+    channels = heads * head_dim
+    kw = {}
+    call = {}
+    if terms in ("edge_attr", "both"):
+        kw["edge_dim"] = 2
+        call["edge_attr"] = torch.randn(num_edges, 2, generator=gen, dtype=dtype)
+    if terms in ("edge_type", "both"):
+        kw["num_relations"] = 3
+        call["edge_type"] = torch.randint(0, 3, (num_edges,), generator=gen)
+    x = torch.randn(n, channels, generator=gen, dtype=dtype)
+    if plant and n:
+        x[int(torch.randint(0, n, (1,), generator=gen))] = float("nan")
+    for engine in ENGINES[1:]:
+        conv, ref = _pair(engine, channels=channels, heads=heads, dtype=dtype, **kw)
+        xa, xr = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        try:
+            out, att = conv(xa, graph, **call, return_attention=True)
+        except ValueError as err:
+            assert "cannot run" in str(err), err  # the engine declines this call, clearly
+            continue
+        want, want_att = ref(xr, graph, **call, return_attention=True)
+        tol = {"atol": 1e-4, "rtol": 1e-4} if dtype == torch.float32 else {}
+        torch.testing.assert_close(out, want, equal_nan=True, **tol)
+        torch.testing.assert_close(att.weights, want_att.weights, equal_nan=True, **tol)
+        finite = torch.isfinite(want).all(1)
+        if finite.any():  # gradients of the clean rows: equal, and finite (locality)
+            out[finite].sum().backward()
+            want[finite].sum().backward()
+            torch.testing.assert_close(xa.grad, xr.grad, equal_nan=True, **tol)
+            if not plant:
+                for (name, p), q in zip(conv.named_parameters(), ref.parameters(), strict=False):
+                    torch.testing.assert_close(p.grad, q.grad, **tol, msg=name)
