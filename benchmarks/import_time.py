@@ -22,12 +22,10 @@ PACKAGES = ("graphattn", "torch", "torch_geometric")
 OPTIONAL = ("numba", "networkx", "matplotlib", "tqdm", "scipy", "sklearn")
 
 
-def importtime(module: str = "graphattn") -> dict[str, float]:
-    """Top-level package -> cumulative import time (s) in a fresh interpreter."""
-    cmd = [sys.executable, "-X", "importtime", "-c", f"import {module}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+def parse(stderr: str) -> dict[str, float]:
+    """Top-level package -> cumulative import time (s), from ``-X importtime`` output."""
     cumulative: dict[str, float] = {}
-    for line in done.stderr.splitlines():
+    for line in stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
         _, cum, name = line.split("|")
@@ -35,6 +33,12 @@ def importtime(module: str = "graphattn") -> dict[str, float]:
         if "." not in name:  # top-level packages only
             cumulative[name] = int(cum) / 1e6
     return cumulative
+
+
+def importtime(module: str = "graphattn") -> dict[str, float]:
+    """Top-level package -> cumulative import time (s) in a fresh interpreter."""
+    cmd = [sys.executable, "-X", "importtime", "-c", f"import {module}"]
+    return parse(subprocess.run(cmd, capture_output=True, text=True, check=True).stderr)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

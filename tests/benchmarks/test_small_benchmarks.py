@@ -1,0 +1,36 @@
+"""In-process smoke tests of the small benchmarks: they run end to end and write their CSV.
+Times are never asserted."""
+
+from graphattn.experiments import read_table
+
+from ._scripts import load_script
+
+
+def test_mha_benchmark_smoke(tmp_path):
+    rows = load_script("mha").main(
+        [
+            "--d-model",
+            "16",
+            "--heads",
+            "2",
+            "--repeats",
+            "1",
+            "--scale",
+            "64",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert [r["batch"] for r in rows] == ["8 x 512", "ragged"]
+    assert all(r["engine"] == "dense" and r["ratio"] > 0 for r in rows)
+    table, meta = read_table(tmp_path / "mha.csv")
+    assert len(table) == 2 and "machine" in meta
+
+
+def test_import_time_parses_importtime_output():
+    stderr = """import time: self [us] | cumulative | imported package
+import time:       100 |        100 |     torch._C
+import time:       200 |    4000000 |   torch
+import time:       300 |    6500000 | graphattn
+"""
+    assert load_script("import_time").parse(stderr) == {"torch": 4.0, "graphattn": 6.5}
