@@ -25,14 +25,14 @@ demo: $(STAMP)
 	$(PY) examples/sequence_study.py --quick
 	$(PY) examples/image_study.py --quick
 
-# What CI runs (.ci/run): lint, format check, then the suite without the `slow` tests,
-# printing the 15 slowest tests.
+# What CI runs (.ci/run): lint, format check, then the suite without the `slow` tests on two
+# worker processes (pytest-xdist; one torch thread each), printing the 15 slowest tests.
 test: lint
-	$(PY) -m pytest --durations=15
+	$(PY) -m pytest -n 2 --durations=15
 
 # Everything, the `slow` tests included (see README, "Development").
 test-all: lint
-	$(PY) -m pytest -m "" --durations=15
+	$(PY) -m pytest -n 2 -m "" --durations=15
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -6,6 +6,7 @@ per head) so that a transposed dimension cannot pass.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,16 @@ class GraphCase:
 
 
 TESTS = Path(__file__).resolve().parent
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``make test``: two workers) each worker runs torch on one thread,
+    so that the workers do not oversubscribe the cores; the kernels' multi-threaded paths have
+    their own tests, which set the thread count."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
+
+
 #: test folders of small models that run on one torch thread
 ONE_THREAD = {"nn", "distributed", "loader"}
 

@@ -351,3 +351,25 @@ def test_fuzz_every_engine_matches_the_reference(graph, heads, head_dim, dtype, 
             if not plant:
                 for (name, p), q in zip(conv.named_parameters(), ref.parameters(), strict=False):
                     torch.testing.assert_close(p.grad, q.grad, **tol, msg=name)
+
+
+@needs_numba
+def test_the_kernels_thread_pool_gives_the_serial_results():
+    """The fused kernels split nodes over ``torch.get_num_threads()`` threads on big graphs;
+    the split must not change a bit (each node is computed whole by one thread)."""
+    torch.manual_seed(0)
+    conv = MultiHeadAttentionConv(8, 8, 2, engine="fused")
+    x = torch.randn(3000, 8, requires_grad=True)
+    edges = EdgeList(torch.randint(0, 3000, (2, 30000)), 3000)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            x.grad = None
+            out = conv(x, edges)
+            out.square().sum().backward()
+            results.append((out.detach(), x.grad.clone()))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])

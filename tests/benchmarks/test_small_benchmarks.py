@@ -34,3 +34,25 @@ import time:       200 |    4000000 |   torch
 import time:       300 |    6500000 | graphattn
 """
     assert load_script("import_time").parse(stderr) == {"torch": 4.0, "graphattn": 6.5}
+
+
+def test_ordering_measure_in_process():
+    bench = load_script("ordering")
+    for graph, order in (("economy", "original"), ("random", "rcm")):
+        spec = {"graph": graph, "order": order, "nodes": 300, "repeats": 1, "seed": 0}
+        r = bench.measure(spec)
+        assert r["steady_s"] > 0 and r["mean_gap"] > 0 and r["edges"] > 0
+        assert (r["order_s"] > 0) == (order != "original")
+
+
+def test_precision_smoke(tmp_path):
+    rows = load_script("precision").main(
+        ["--nodes", "64", "--degree", "4", "--d-model", "16", "--heads", "2", "--repeats", "1",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert [(r["dtype"], r["layer"]) for r in rows] == [
+        ("float16", "fused"), ("float16", "eager TransformerConv"),
+        ("bfloat16", "fused"), ("bfloat16", "eager TransformerConv"),
+    ]  # fmt: skip
+    assert all(r["max_err"] >= r["mean_err"] >= 0 for r in rows)
+    assert isinstance(rows[0]["within_2x_of_eager"], bool)
