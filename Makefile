@@ -28,11 +28,11 @@ demo: $(STAMP)
 # What CI runs (.ci/run): lint, format check, then the suite without the `slow` tests on two
 # worker processes (pytest-xdist; one torch thread each), printing the 15 slowest tests.
 test: lint
-	$(PY) -m pytest -n 2 --durations=15
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 # Everything, the `slow` tests included (see README, "Development").
 test-all: lint
-	$(PY) -m pytest -n 2 -m "" --durations=15
+	$(PY) -m pytest -n 2 --dist loadgroup -m "" --durations=15
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

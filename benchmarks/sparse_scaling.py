@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         r["first_vs_steady"] = r["first_s"] / r["steady_s"]
         peer = by.get((r["graph"], r["nodes"], "pyg"))
         r["speedup_vs_pyg"] = peer["steady_s"] / r["steady_s"] if peer else math.nan
-        r["memory_vs_pyg"] = peer["peak_extra_mb"] / r["peak_extra_mb"] if peer else math.nan
+        mem = r["peak_extra_mb"]
+        r["memory_vs_pyg"] = peer["peak_extra_mb"] / mem if peer and mem > 0 else math.nan
     print_table(rows, title="forward + backward (s), peak extra memory (MB)", fmt=".3g")
     out = write_table(args.out / "sparse_scaling.csv", rows, settings=vars(args))
     series = {}

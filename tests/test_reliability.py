@@ -239,6 +239,7 @@ def test_empty_graphs_give_zero_gradients(engine):
         assert p.grad is not None and torch.equal(p.grad, torch.zeros_like(p)), name
 
 
+@pytest.mark.xdist_group("fused-builds")  # one worker compiles the special builds
 @pytest.mark.parametrize("engine", ENGINES)
 def test_bf16_autocast_returns_the_same_dtypes_on_every_engine(engine):
     if engine == "fused" and not numba_available():

@@ -73,8 +73,14 @@ def run_isolated(
     child raises a ``RuntimeError`` with its output; past ``timeout`` seconds,
     :class:`subprocess.TimeoutExpired`. ``env`` adds (or overrides) environment variables
     of the child, e.g. ``{"MALLOC_MMAP_THRESHOLD_": "65536"}``.
+
+    With the environment variable ``GRAPHATTN_IN_PROCESS=1`` the function runs in this
+    process instead (its result still round-trips through JSON): for smoke tests of scripts,
+    where starting interpreters costs more than the work; memory figures are then meaningless.
     """
     _split_target(target)
+    if in_process():
+        return json.loads(json.dumps(_load(target)(spec)))
     # run this file as a script: the child imports only what the target imports
     cmd = [sys.executable, str(Path(__file__).resolve()), target, json.dumps(spec)]
     child_env = None if env is None else {**os.environ, **env}
@@ -87,6 +93,11 @@ def run_isolated(
         f"{target} failed (exit {done.returncode}) for {spec}:\n{done.stdout[-2000:]}"
         f"{done.stderr[-4000:]}"
     )
+
+
+def in_process() -> bool:
+    """Whether ``GRAPHATTN_IN_PROCESS=1`` asks isolated runs to stay in this process."""
+    return os.environ.get("GRAPHATTN_IN_PROCESS") == "1"
 
 
 def _split_target(target: str) -> tuple[str, str]:

@@ -2,23 +2,16 @@
 tiny settings and writes its table, CSV and plot. Times are never asserted."""
 
 import csv
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "dense_vs_sparse.py"
+from ._scripts import load_script
 
 
-def test_dense_vs_sparse_smoke(tmp_path):
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path}
+def test_dense_vs_sparse_smoke(tmp_path, monkeypatch, capsys):
+    """In this process (GRAPHATTN_IN_PROCESS=1); the real runs fork one child per row."""
+    monkeypatch.setenv("GRAPHATTN_IN_PROCESS", "1")
     # full attention at N=96 has 96^2 = 9216 edges: above 5000, scatter is skipped
-    cmd = [sys.executable, str(SCRIPT), "--smoke", "--max-edges", "5000", "--out", str(tmp_path)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    printed = done.stdout
+    load_script("dense_vs_sparse").main(["--smoke", "--max-edges", "5000", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
     assert "settings:" in printed and "targets at N=96" in printed
 
     with open(tmp_path / "results.csv") as f:
@@ -39,6 +32,6 @@ def test_dense_vs_sparse_smoke(tmp_path):
     assert (64, "full", "scatter") in status
     for r in table:
         if r["status"] == "ok":
-            assert float(r["median_s"]) > 0 and float(r["peak_mb"]) >= 0
+            assert float(r["median_s"]) > 0  # peak_mb means nothing in process
             assert float(r["frac_matmul"]) > 0
     assert (tmp_path / "time_memory_vs_n.png").stat().st_size > 1000

@@ -19,6 +19,7 @@ def test_gather_floor_rejects_bad_sizes():
         _load().main(["--nodes", "0"])
 
 
+@pytest.mark.xdist_group("fused-builds")  # one worker compiles the special builds
 def test_fused_kernels_smoke(capsys):
     rows = load_script("fused_kernels").main(
         [

@@ -1,6 +1,8 @@
 """In-process smoke tests of the small benchmarks: they run end to end and write their CSV.
 Times are never asserted."""
 
+import pytest
+
 from graphattn.experiments import read_table
 
 from ._scripts import load_script
@@ -45,6 +47,7 @@ def test_ordering_measure_in_process():
         assert (r["order_s"] > 0) == (order != "original")
 
 
+@pytest.mark.xdist_group("fused-builds")  # one worker compiles the special builds
 def test_precision_smoke(tmp_path):
     rows = load_script("precision").main(
         ["--nodes", "64", "--degree", "4", "--d-model", "16", "--heads", "2", "--repeats", "1",

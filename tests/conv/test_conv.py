@@ -224,6 +224,7 @@ def test_edge_features_and_relations_enter_key_and_value():
     torch.testing.assert_close(out[2], expected)
 
 
+@pytest.mark.xdist_group("fused-builds")  # one worker compiles the special builds
 @pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
 def test_half_inputs_compute_in_float32_without_overflow(half):
     conv = make_conv(torch.float32)

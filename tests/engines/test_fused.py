@@ -12,6 +12,9 @@ from graphattn.testing import assert_matches_reference, random_qkv
 
 from ..conftest import HEAD_DIM, HEADS, IN_CHANNELS, OUT_CHANNELS
 
+# the compiled-for-the-shape and 16-bit kernel builds are compiled once, on one xdist worker
+pytestmark = pytest.mark.xdist_group("fused-builds")
+
 NUM_RELATIONS = 4
 
 
