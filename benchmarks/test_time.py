@@ -1,0 +1,60 @@
+"""How long ``make test`` takes on a fresh clone: cold (empty numba cache) and warm.
+
+Clones this repository into a temporary folder, runs ``make test`` there twice (the first run
+also creates the clone's ``.venv`` and compiles the numba kernels; the second reuses both) and
+records pytest's own wall time and the test counts from its summary line.
+
+    python benchmarks/test_time.py --out results/test_time
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SUMMARY = re.compile(r"(\d+) passed(?:, (\d+) skipped)?.* in ([\d.]+)s")
+
+
+def run_make_test(clone: Path) -> dict:
+    t0 = time.perf_counter()
+    done = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True)
+    total = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"make test failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    match = None
+    for line in done.stdout.splitlines():
+        match = SUMMARY.search(line) or match
+    if match is None:
+        raise RuntimeError("no pytest summary line in the output of make test")
+    return {"passed": int(match[1]), "skipped": int(match[2] or 0),
+            "pytest_s": float(match[3]), "make_test_s": total}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("outputs/test_time"))
+    args = parser.parse_args(argv)
+
+    from graphattn.experiments import machine_line, print_table, write_table
+
+    print(machine_line())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = Path(tmp) / "graphattn"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+        for run in ("cold", "warm"):
+            rows.append({"run": run, **run_make_test(clone)})
+            print(f"{run}: {rows[-1]}", flush=True)
+    print_table(rows, title="make test on a fresh clone (cold: new .venv, empty numba cache)")
+    path = write_table(args.out / "test_time.csv", rows, settings=vars(args))
+    print(f"wrote {path}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
