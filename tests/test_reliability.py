@@ -15,6 +15,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from torch import Tensor
 
 from graphattn import (
     CausalFullGraph,
@@ -139,21 +140,53 @@ def test_dataloader_workers_forked_after_use():
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
+def _fused_case(seed: int, nodes: int = 3000, edges: int = 30000):
+    """A fused layer, its inputs and a new graph, all drawn from a private generator (torch's
+    global generator is shared by threads, so seeding it in two threads at once would race)."""
+    gen = torch.Generator().manual_seed(seed)
+    conv = MultiHeadAttentionConv(8, 8, 2, engine="fused")
+    with torch.no_grad():
+        for p in conv.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    x = torch.randn(nodes, 8, generator=gen, requires_grad=True)
+    edge_index = torch.randint(0, nodes, (2, edges), generator=gen)
+    return conv, x, edge_index
+
+
+def _fused_step(conv, x, edge_index) -> tuple[Tensor, Tensor]:
+    out = conv(x, edge_index)  # a new graph: its CSRs are built in this call
+    (grad,) = torch.autograd.grad(out.square().sum(), x)
+    return out.detach(), grad
+
+
 @needs_numba
 def test_two_threads_at_once_give_the_sequential_results():
-    expected = {seed: _run_fused(seed) for seed in (1, 2)}
-    got = {}
+    # graphs above the kernels' serial threshold and two torch threads, so that both callers
+    # also share the kernels' thread pool
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cases = {seed: _fused_case(seed) for seed in (1, 2)}
+        expected = {seed: _fused_step(*case) for seed, case in cases.items()}
+        got, start = {}, threading.Barrier(2)
 
-    def work(seed):
-        got[seed] = _run_fused(seed)
+        def work(seed):
+            start.wait()
+            for _ in range(3):
+                got.setdefault(seed, []).append(_fused_step(*cases[seed]))
 
-    threads = [threading.Thread(target=work, args=(s,)) for s in (1, 2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for seed in expected:
-        assert got[seed] == pytest.approx(expected[seed], abs=1e-5)
+        threads = [threading.Thread(target=work, args=(s,)) for s in cases]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        torch.set_num_threads(before)
+    for seed, (out, grad) in expected.items():
+        assert len(got[seed]) == 3
+        for out_t, grad_t in got[seed]:
+            torch.testing.assert_close(out_t, out, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(grad_t, grad, atol=1e-5, rtol=1e-5)
 
 
 def test_thread_setting_is_left_alone():

@@ -23,20 +23,24 @@ _SERIAL_WORK = 16384
 _CHUNKS_PER_THREAD = 4  # balanced chunks per thread, so that a slow chunk does not stall
 
 _pool_lock = threading.Lock()
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, executor)
+_pools: dict[int, ThreadPoolExecutor] = {}  # by thread count, for the process in _pool_pid
+_pool_pid: list[int] = []
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
-    """The kernels' thread pool; a new one after ``fork`` (the child has no pool threads)."""
-    global _pool
+    """The kernels' thread pool of ``threads`` workers; new ones after ``fork`` (the child has
+    no pool threads). A pool is never shut down while the process lives: another Python thread
+    may still be submitting to it after ``torch.set_num_threads`` changed."""
     with _pool_lock:
         pid = os.getpid()
-        if _pool is None or _pool[0] != pid or _pool[1] != threads:
-            if _pool is not None and _pool[0] == pid:
-                _pool[2].shutdown(wait=False)
+        if _pool_pid != [pid]:
+            _pools.clear()  # the parent's pools: their threads do not exist in this child
+            _pool_pid[:] = [pid]
+        executor = _pools.get(threads)
+        if executor is None:
             executor = ThreadPoolExecutor(threads, thread_name_prefix="graphattn-fused")
-            _pool = (pid, threads, executor)
-        return _pool[2]
+            _pools[threads] = executor
+        return executor
 
 
 def chunk_bounds(ptr: np.ndarray, chunks: int) -> np.ndarray:
