@@ -15,8 +15,8 @@ Two parts, both on a generated economy (default 1M agents):
 
 Run::
 
-    python benchmarks/distributed_scaling.py --quick      # 20k agents, a minute or two
-    python benchmarks/distributed_scaling.py              # 1M agents (~30 min on 2 cores)
+    python benchmarks/distributed_scaling.py --quick      # 20k agents
+    python benchmarks/distributed_scaling.py              # 1M agents (long: both process counts)
 
 Writes ``replication.csv``, ``throughput.csv``, ``replication.png`` and ``throughput.png``
 into ``--out`` (default ``outputs/distributed_scaling/``); the example's own CSVs go to

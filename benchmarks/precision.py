@@ -11,7 +11,7 @@ peer's error in that dtype (``within_2x_of_eager``). ``time_vs_fused_f32`` compa
 with the fused engine on float32 inputs, measured in the same process.
 
     python benchmarks/precision.py --out results/precision
-    python benchmarks/precision.py --nodes 2000 --repeats 1     # seconds
+    python benchmarks/precision.py --nodes 2000 --repeats 1     # a small graph
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--max-edges-pyg",
         type=int,
         default=2_000_000,
-        help="skip TransformerConv and scatter above this many edges (about 3 KB per edge)",
+        help="skip TransformerConv and scatter above this many edges (their memory grows with E)",
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     parser.add_argument("--seed", type=int, default=0)

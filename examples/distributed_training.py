@@ -17,7 +17,7 @@ Run (from the repository root)::
 
     torchrun --nproc_per_node 2 examples/distributed_training.py      # 2 processes (gloo)
     python examples/distributed_training.py                           # 1 process
-    python examples/distributed_training.py --quick                   # 20k agents, seconds
+    python examples/distributed_training.py --quick                   # 20k agents, 30 steps
 
 Writes into ``--out`` (default ``outputs/distributed_training/``), with ``TAG`` = ``np1`` or
 ``np<world>-<partition>`` (or ``--tag``): ``TAG-ranks.csv`` (per rank: nodes and edges held,
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help="20k agents, 30 steps (seconds)")
+    p.add_argument("--quick", action="store_true", help="20k agents, 30 steps")
     p.add_argument("--agents", type=int, help="agents in the economy (default 1,000,000)")
     p.add_argument("--steps", type=int, help="full-batch training steps (default 12)")
     p.add_argument("--relations", type=int, default=3, help="relation types K")

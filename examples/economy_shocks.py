@@ -28,7 +28,7 @@ Three parts (``--parts``, all by default):
 
 Run::
 
-    python examples/economy_shocks.py --quick        # everything, small, under a minute
+    python examples/economy_shocks.py --quick        # everything, small settings
     python examples/economy_shocks.py --parts scenarios --agents 1000000 --steps 20
     python examples/economy_shocks.py --parts scenarios --scenarios supplier-failure \\
         --tier manufacturer --shock 5:goods:0.5 --one-off
@@ -136,7 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help="small settings (under a minute)")
+    p.add_argument("--quick", action="store_true", help="small settings")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     p.add_argument("--out", type=Path, default=Path("outputs/economy_shocks"))
     p.add_argument("--seed", type=int, default=0)

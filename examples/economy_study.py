@@ -33,7 +33,7 @@ the mean).
 
 Run::
 
-    python examples/economy_study.py --quick     # a minute or two on 2 cores
+    python examples/economy_study.py --quick     # the small setting (make demo's)
     python examples/economy_study.py             # the full setting
 
 Writes ``depth_vs_hops.csv``, ``width_vs_relations.csv``, ``head_relation_share.csv`` and the
@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
+from graphattn.analysis import relation_shares
 from graphattn.economy import RELATION_NAMES, ShockDynamics, economy_data, random_shocks, simulate
 from graphattn.experiments import (
     fit,
@@ -98,7 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help="the small setting (a minute or two)")
+    p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
     p.add_argument("--out", type=Path, default=Path("outputs/economy_study"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", choices=["depth", "width"], help="run only (a), or only (b) + (c)")
@@ -402,9 +403,8 @@ def head_relation_share(model: GraphTransformer, data: Data, num_relations: int)
     """Share of every head's attention mass on each relation: ``[layers, heads, K]``.
 
     The mass of head h on relation r is the sum of its weights over edges of type r, divided
-    by its mass on all relations. The layers append one self-loop per node after the
-    caller's edges; the economy has no self-loops of its own, so ``weights[:E]`` are its
-    edges and the added loops are left out.
+    by its mass on all relations (:func:`graphattn.analysis.relation_shares`; the self-loops
+    the layers add carry no type and are left out).
     """
     with torch.no_grad():
         out = model(
@@ -415,14 +415,8 @@ def head_relation_share(model: GraphTransformer, data: Data, num_relations: int)
             batch=data.batch,
             return_attention=True,
         )
-    num_edges = data.edge_type.numel()
-    shares = []
-    for att in out.attention:
-        weights = att.weights[:num_edges]  # the economy has no self-loops: added ones come last
-        mass = torch.zeros(num_relations, weights.size(1), dtype=weights.dtype)
-        mass.index_add_(0, data.edge_type, weights)  # (K, H)
-        shares.append((mass / mass.sum(0, keepdim=True)).t().numpy())  # (H, K)
-    return np.stack(shares)
+    shares = [relation_shares(att, data.edge_type, num_relations) for att in out.attention]
+    return torch.stack(shares).numpy()  # (layers, H, K)
 
 
 def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[dict], list[dict]]:

@@ -36,7 +36,7 @@ c. **positional encodings across image sizes (the ViT claim).** Digits cut into 
 
 Run::
 
-    python examples/image_study.py --quick     # a minute or two on 2 cores
+    python examples/image_study.py --quick     # the small setting (make demo's)
     python examples/image_study.py             # the full setting
 
 Writes ``depth_vs_hops.csv``, ``width_vs_relations.csv``, ``positional.csv`` and the figures
@@ -106,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help="the small setting (about two minutes)")
+    p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
     p.add_argument("--out", type=Path, default=Path("outputs/image_study"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", choices=["depth", "width", "positional"], help="run one part")

@@ -32,7 +32,7 @@ other positional information.
 
 Run::
 
-    python examples/sequence_study.py --quick     # a minute or two on 2 cores
+    python examples/sequence_study.py --quick     # the small setting (make demo's)
     python examples/sequence_study.py             # the full setting
 
 Writes ``depth_vs_hops.csv`` (accuracy per depth and hop count), ``depth_vs_distance.csv``
@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help="the small setting (about a minute)")
+    p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
     p.add_argument("--out", type=Path, default=Path("outputs/sequence_study"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", choices=["depth", "width"], help="run only (a) or only (b)")

@@ -770,7 +770,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--quick", action="store_true", help="small settings (about a minute)")
+    common.add_argument("--quick", action="store_true", help="small settings")
     common.add_argument("--out", type=Path, default=Path("outputs/transformer_claims"))
     common.add_argument("--d-model", type=int, default=256, help="d_model for (a)-(c)")
     common.add_argument("--depth", type=int, default=24, help="blocks for (d)")

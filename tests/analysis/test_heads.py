@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
-from graphattn import MultiHeadAttentionConv, WindowGraph
+from graphattn import FullGraph, MultiHeadAttentionConv, WindowGraph
 from graphattn.analysis import (
     head_importance,
     mask_heads,
     orthogonality_penalty,
     top_heads_mask,
 )
+from graphattn.engines.fused import numba_available
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 
@@ -42,6 +45,33 @@ def test_mask_heads_equals_the_models_head_mask_on_every_engine(engine):
     assert not torch.allclose(masked, model(x, graph).node)  # the hooks are gone afterwards
     with mask_heads(model, torch.ones(2, 3)):  # combined with a caller's mask: a product
         torch.testing.assert_close(model(x, graph, head_mask=mask).node, masked)
+
+
+@pytest.mark.parametrize(
+    ("engine", "graph"),
+    [
+        ("scatter", torch.tensor([[0, 1, 2, 3, 4, 5, 6, 1], [1, 2, 3, 4, 5, 6, 0, 1]])),
+        ("fused", torch.tensor([[0, 1, 2, 3, 4, 5, 6, 1], [1, 2, 3, 4, 5, 6, 0, 1]])),
+        ("dense", FullGraph.from_sizes([3, 4])),
+        ("blocked", WindowGraph(7, radius=2)),
+    ],
+    ids=["scatter", "fused", "dense", "blocked"],
+)
+def test_every_engine_honours_the_layers_head_mask(engine, graph):
+    """A head masked to 0 is the head whose W_O columns are 0; a factor scales its share."""
+    if engine == "fused" and not numba_available():
+        pytest.skip("numba is not installed")
+    torch.manual_seed(0)
+    conv = MultiHeadAttentionConv(5, 12, heads=3, engine=engine)
+    x = torch.randn(7, 5, dtype=torch.float32)
+    mask = torch.tensor([1.0, 0.0, 0.5])
+    got = conv(x, graph, head_mask=mask)
+    cut = copy.deepcopy(conv)
+    with torch.no_grad():  # heads are 4-channel slices of W_O's input
+        cut.lin_out.weight[:, 4:8] = 0
+        cut.lin_out.weight[:, 8:12] *= 0.5
+    torch.testing.assert_close(got, cut(x, graph), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got, conv(x, graph), atol=1e-3)
 
 
 def test_head_importance_is_zero_for_an_unused_head_and_for_a_masked_one():

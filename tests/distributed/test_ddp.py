@@ -133,7 +133,7 @@ def _free_port() -> int:
 
 def _run(data: Data, state: dict, out: Path, timeout: float = 120.0) -> None:
     # fork: the children reuse this process's imports and compiled kernels (spawn would
-    # re-import torch and PyG in each, several seconds on this machine)
+    # re-import torch and PyG in each)
     context = mp.start_processes(
         _worker,
         args=(_free_port(), data, state, out),

@@ -102,6 +102,11 @@ def test_every_rank_reproduces_the_full_graph_on_its_nodes():
         out = model(local.x, local.edge_index).node[: local.batch_size]
         torch.testing.assert_close(out, full[owned], atol=1e-5, rtol=1e-5)
         seen += owned.tolist()
+        # a halo one hop short of the model's depth is not exact: the check above can fail
+        short = rank_subgraph(data, parts, rank, 2)
+        assert not torch.allclose(
+            model(short.x, short.edge_index).node[: short.batch_size], full[owned], atol=1e-3
+        )
     assert sorted(seen) == list(range(n))
 
 

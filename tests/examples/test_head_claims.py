@@ -126,6 +126,38 @@ def test_rules_of_the_other_claims():
     assert claims.motifs_verdict(heads, 1, 1.0, 6, 120)[1] == "confirmed"
     unlinked = [{**h, "link": 0.05} for h in heads]
     assert claims.motifs_verdict(unlinked, 1, 1.0, 6, 120)[1] == "partly"
+    assert "not specific" not in claims.motifs_verdict(heads, 1, 1.0, 6, 120)[2]
+    anywhere = [{**h, "link_wrong_spacing": h["link"]} for h in heads]  # links any two motifs
+    _, verdict, reason, _ = claims.motifs_verdict(anywhere, 1, 1.0, 6, 120)
+    assert verdict == "confirmed" and "not specific to the spacing" in reason
+
+
+def _sparse_rows(length, full, swapped, trained):
+    rows = [
+        {"trained": "full", "pattern": "full", "size": length, "accuracy": full, "rel_error": 0.0}
+    ]
+    rows += [{"trained": "full", "pattern": "window", "size": r, "accuracy": a, "rel_error": 0.1}
+             for r, a in swapped.items()]  # fmt: skip
+    rows += [{"trained": f"window({r})", "pattern": "window", "size": r, "accuracy": a}
+             for r, a in trained.items()]  # fmt: skip
+    return rows
+
+
+def test_sparse_rule_counts_only_windows_of_at_most_half_the_sequence():
+    L = 120  # windows with 2r + 1 <= 60 count: r <= 29
+    rows = _sparse_rows(L, 0.99, {8: 0.5, 64: 0.99}, {8: 0.8, 16: 0.985})
+    number, verdict, reason = claims.sparse_verdict(rows, L, [8, 16])
+    assert verdict == "partly" and "sparse-trained model matches" in reason
+    assert "trained with r = 8: 0.800, 16: 0.985" in number
+    rows = _sparse_rows(L, 0.99, {8: 0.5, 16: 0.99}, {8: 0.8, 64: 0.99})  # 64 does not count
+    assert claims.sparse_verdict(rows, L, [8, 64])[1:] == (
+        "partly",
+        "swapped-in windows keep accuracy, the sparse-trained model does not",
+    )
+    rows = _sparse_rows(L, 0.99, {8: 0.5}, {8: 0.8, 16: 0.5})
+    assert claims.sparse_verdict(rows, L, [8, 16])[1] == "refuted"
+    rows = _sparse_rows(L, 0.99, {16: 0.99}, {16: 0.99})
+    assert claims.sparse_verdict(rows, L, [16])[1] == "confirmed"
 
 
 def test_the_command_names_copy_overrides():
