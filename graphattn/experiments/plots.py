@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +20,15 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _heading(title: str, subtitle: str | None, width_in: float) -> str:
+    """Title and subtitle, the subtitle wrapped to the figure's width (about 12 characters per
+    inch at the small font) so that a long machine line is not cut at the edges."""
+    if not subtitle:
+        return title
+    lines = textwrap.wrap(subtitle, max(20, int(12 * width_in)))
+    return "\n".join([title, *lines] if title else lines)
 
 
 def figure(
@@ -41,7 +51,7 @@ def figure(
     fig, ax = plt.subplots(figsize=size)
     draw(ax)
     if title or subtitle:
-        ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
+        ax.set_title(_heading(title, subtitle, size[0]), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
@@ -77,7 +87,7 @@ def panels(
         else:
             ax.set_visible(False)
     if title or subtitle:
-        fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
+        fig.suptitle(_heading(title, subtitle, fig.get_figwidth()), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
