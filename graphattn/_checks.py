@@ -120,3 +120,29 @@ def check_same_device(name: str, value: Tensor, x: Tensor) -> None:
         raise ValueError(
             f"`{name}` is on {value.device} but `x` is on {x.device}; put them on the same device"
         )
+
+
+def check_features(name: str, x: object, module: torch.nn.Module) -> Tensor:
+    """``x`` as floating-point features in the dtype of ``module``'s parameters (any dtype
+    under autocast), or a ``TypeError`` naming ``name`` before any compute.
+
+    >>> check_features("x", torch.ones(2, 3, dtype=torch.long), torch.nn.Linear(3, 1))
+    Traceback (most recent call last):
+        ...
+    TypeError: `x` must be a floating-point tensor, got dtype torch.int64
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {x.dtype}")
+    param = next(module.parameters(), None)
+    if (
+        param is not None
+        and x.dtype != param.dtype
+        and not torch.is_autocast_enabled(x.device.type)
+    ):
+        raise TypeError(
+            f"`{name}` is {x.dtype} but the parameters are {param.dtype}; convert one of them "
+            f"(e.g. `module.to({x.dtype})`) or use autocast"
+        )
+    return x

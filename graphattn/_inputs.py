@@ -238,9 +238,13 @@ def _build(
 
 
 def _stamp(t: Tensor) -> tuple:
-    """What must be unchanged for a result cached on ``t`` to stay valid."""
-    version = 0 if t.is_inference() else t._version
-    return (version, t.data_ptr(), tuple(t.shape))
+    """What must be unchanged for a result cached on ``t`` to stay valid: the versions of the
+    wrapper and of the plain tensor it wraps (an ``EdgeIndex``'s ``_data``, which writes
+    through ``as_tensor()`` or ``.numpy()`` bump), its storage and its shape."""
+    data = getattr(t, "_data", None)
+    parts = [t] if not isinstance(data, Tensor) else [t, data]
+    versions = tuple(0 if p.is_inference() else p._version for p in parts)
+    return (versions, t.data_ptr(), tuple(t.shape))
 
 
 def normalize_graph(
@@ -257,6 +261,8 @@ def normalize_graph(
     ``add_self_loops`` applies to edge lists only (patterns hold one self-loop per node);
     ``device`` is the features' device.
     """
+    if flow not in FLOWS:  # e.g. `conv.flow` assigned after construction
+        raise ValueError(f"`flow` must be one of {FLOWS}, got {flow!r}")
     args = (graph, num_src, num_dst, device, flow, add_self_loops)
     if torch.compiler.is_compiling():
         return _build(*args)

@@ -74,11 +74,17 @@ def building_cache() -> contextlib.AbstractContextManager:
 
     Inside :func:`torch.inference_mode` it turns inference mode off, so that a graph first
     used there caches normal tensors, which later training can save for its backward
-    (inference tensors cannot be). Outside it does nothing.
+    (inference tensors cannot be). Inside a ``torch.func`` transform (``grad``, ``hessian``,
+    ``vmap``, ...) it steps outside the transform, so that what is cached belongs to no
+    transform level and later calls, inside other transforms or none, can use it. Outside
+    both it does nothing.
     """
+    stack = contextlib.ExitStack()
     if torch.is_inference_mode_enabled():
-        return torch.inference_mode(False)
-    return contextlib.nullcontext()
+        stack.enter_context(torch.inference_mode(False))
+    if torch._C._are_functorch_transforms_active():
+        stack.enter_context(torch._C._DisableFuncTorch())
+    return stack
 
 
 class _Frozen:
@@ -562,8 +568,14 @@ class EdgeList(_Frozen):
                     f"`edge_index` holds ids outside [0, {num_src}) x [0, {num_dst}): "
                     f"min {lo}, max source {hi_src}, max target {hi_dst}"
                 )
+        edge_index = edge_index.long()
+        if not torch.compiler.is_compiling() and edge_index.is_inference():
+            # made in inference mode: a normal copy, which later training can save for its
+            # backward
+            with torch.inference_mode(False):
+                edge_index = edge_index.clone()
         self._init_cache()
-        self._set(edge_index=edge_index.long(), num_src=num_src, num_dst=num_dst)
+        self._set(edge_index=edge_index, num_src=num_src, num_dst=num_dst)
 
     @property
     def num_edges(self) -> int:

@@ -78,6 +78,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from .._checks import check_int
+
 __all__ = ["ShockDynamics", "SimulationResult", "random_shocks", "simulate"]
 
 
@@ -153,12 +155,22 @@ def random_shocks(
         generator (torch.Generator, optional): random source.
         dtype: floating dtype of the result. (default: float64)
     """
+    num_nodes = check_int("num_nodes", num_nodes, 0)
+    num_relations = check_int("num_relations", num_relations, 1)
+    for name, value in (("density", density), ("max_size", max_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"`{name}` must be a float, got {type(value).__name__}")
     if not 0.0 <= density <= 1.0:
         raise ValueError(f"`density` must be in [0, 1], got {density}")
     if not 0.0 < max_size <= 1.0:
         raise ValueError(f"`max_size` must be in (0, 1], got {max_size}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
     if generator is None:
-        generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        seed = 0 if seed is None else check_int("seed", seed, 0)
+        generator = torch.Generator().manual_seed(seed)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}")
     hit = torch.rand(num_nodes, num_relations, generator=generator, dtype=torch.float64) < density
     size = max_size * (
         1.0 - torch.rand(num_nodes, num_relations, generator=generator, dtype=torch.float64)

@@ -119,6 +119,16 @@ def guarded_attention(
 
 
 def _guard(out, weights, q, k, v, rows, raw, edge_bad, neighbours, static):
+    if transforms_active():
+        # torch.func (jacfwd, hessian, vmap of grad...): plain differentiable operations,
+        # which every transform composes. The set rows are constants, so no gradient reaches
+        # the block computation through them; unlike the eager backward, the inputs of a
+        # non-finite row get a zero gradient there instead of the reference's NaN.
+        if rows is not None:
+            out = out.masked_fill(rows.unsqueeze(-1), _NAN)
+        if raw is not None and weights is not None:
+            weights = torch.where(edge_bad, raw, weights)
+        return out, weights
     placeholder = weights is None
     if placeholder:
         weights = out.new_empty(0)
@@ -187,11 +197,16 @@ def first_order(engine: str, *tensors: Tensor) -> tuple[Tensor, ...]:
     """Mark ``tensors`` so that a second derivative through them raises a clear error.
 
     A no-op under ``torch.compile`` (which has no double backward of its own) and for
-    tensors that do not require gradients.
+    tensors that do not require gradients (outside ``torch.func`` transforms). A
+    forward-mode derivative through them (``torch.func.jvp``, ``jacfwd``, ``hessian``) raises
+    the same kind of error.
     """
     if torch.compiler.is_compiling() or not torch.is_grad_enabled():
         return tensors
-    return tuple(_FirstOrder.apply(t, engine) if t.requires_grad else t for t in tensors)
+    # under torch.func transforms a tensor may carry a forward-mode tangent (jacfwd, jvp)
+    # without requiring gradients: mark it too, so forward mode gets the same clear error
+    marked = transforms_active()
+    return tuple(_FirstOrder.apply(t, engine) if marked or t.requires_grad else t for t in tensors)
 
 
 class _FirstOrder(torch.autograd.Function):
@@ -208,6 +223,14 @@ class _FirstOrder(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return _NoSecondDerivative.apply(grad, ctx.engine), None
+
+    @staticmethod
+    def jvp(ctx, tangent, _):
+        raise RuntimeError(
+            f"the {ctx.engine!r} engine has no forward-mode derivative (PyTorch's fused "
+            "attention kernels have none): torch.func.jvp, jacfwd and hessian need "
+            "engine='scatter', or return_attention=True (an explicit softmax)"
+        )
 
 
 class _NoSecondDerivative(torch.autograd.Function):

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from .._checks import check_positive_int, check_probability
+from .._checks import check_features, check_positive_int, check_probability
 from ..conv import AttentionOutput, MultiHeadAttentionConv
 
 __all__ = ["FeedForward", "GraphTransformerBlock"]
@@ -159,8 +159,7 @@ class GraphTransformerBlock(nn.Module):
                 :class:`~graphattn.AttentionOutput`.
             head_mask: ``[H]`` factor per attention head (see the layer).
         """
-        if not isinstance(x, Tensor):
-            raise TypeError(f"`x` must be a torch.Tensor, got {type(x).__name__}")
+        check_features("x", x, self)
         if x.dim() != 2 or x.size(-1) != self.channels:
             raise ValueError(f"`x` must have shape [N, {self.channels}], got {list(x.shape)}")
         args = (x, edge_index, edge_attr, edge_type, return_attention, head_mask)

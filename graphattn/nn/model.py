@@ -9,7 +9,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
-from .._checks import check_index_tensor, check_positive_int, check_same_device
+from .._checks import (
+    check_features,
+    check_index_tensor,
+    check_positive_int,
+    check_same_device,
+)
 from ..analysis import orthogonality_penalty
 from ..conv import AttentionOutput
 from ..engines import available_engines
@@ -218,10 +223,7 @@ class GraphTransformer(nn.Module):
                 attention outputs (``0`` removes a head).
         """
         c = self.config
-        if not isinstance(x, Tensor):
-            raise TypeError(f"`x` must be a torch.Tensor, got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"`x` must be a floating-point tensor, got dtype {x.dtype}")
+        check_features("x", x, self)
         if x.dim() != 2 or x.size(1) != c.in_channels:
             raise ValueError(f"`x` must have shape [N, {c.in_channels}], got {list(x.shape)}")
         if head_mask is not None:

@@ -1,22 +1,34 @@
 """Smoke test of benchmarks/dense_vs_sparse.py: it runs end to end, as a user runs it, on
-tiny settings and writes its table, CSV and plot. Times are never asserted."""
+tiny settings and writes its table, CSV (with its header) and plot. Times are never asserted."""
 
-import csv
+import json
+import shlex
+
+from graphattn.experiments import read_table
 
 from ._scripts import load_script
 
 
 def test_dense_vs_sparse_smoke(tmp_path, monkeypatch, capsys):
-    """In this process (GRAPHATTN_IN_PROCESS=1); the real runs fork one child per row."""
+    """In this process (GRAPHATTN_IN_PROCESS=1); the real runs start one process per row."""
     monkeypatch.setenv("GRAPHATTN_IN_PROCESS", "1")
+    script = load_script("dense_vs_sparse")
     # full attention at N=96 has 96^2 = 9216 edges: above 5000, scatter is skipped
-    load_script("dense_vs_sparse").main(["--smoke", "--max-edges", "5000", "--out", str(tmp_path)])
+    argv = ["--smoke", "--max-edges", "5000", "--out", str(tmp_path)]
+    script.main(argv)
     printed = capsys.readouterr().out
-    assert "settings:" in printed and "targets at N=96" in printed
+    assert "machine:" in printed and "settings:" in printed and "targets at N=96" in printed
 
-    with open(tmp_path / "results.csv") as f:
-        table = list(csv.DictReader(f))
-    status = {(int(r["n"]), r["pattern"], r["engine"]): r["status"] for r in table}
+    table, meta = read_table(tmp_path / "results.csv")
+    assert {"date", "command", "machine", "settings"} <= set(meta)
+    assert json.loads(meta["settings"])["sizes"] == [64, 96]
+    # the recorded command reproduces the run
+    words = shlex.split(meta["command"])
+    assert words[:3] == ["python", "benchmarks/dense_vs_sparse.py", "--smoke"]
+    assert script.parse_args(words[2:]) == script.parse_args(argv)
+    assert "machine" not in table[0]  # in the header, not in every row
+
+    status = {(r["n"], r["pattern"], r["engine"]): r["status"] for r in table}
     assert status.pop((96, "full", "scatter")).startswith("skipped: 9216 edges")
     assert set(status.values()) == {"ok"}, status
     for n in (64, 96):
@@ -32,6 +44,7 @@ def test_dense_vs_sparse_smoke(tmp_path, monkeypatch, capsys):
     assert (64, "full", "scatter") in status
     for r in table:
         if r["status"] == "ok":
-            assert float(r["median_s"]) > 0  # peak_mb means nothing in process
-            assert float(r["frac_matmul"]) > 0
+            assert r["median_s"] > 0  # peak_mb means nothing in process
+            assert r["frac_matmul"] > 0
+            assert r["speedup_vs_peer"] > 0 and r["speedup_vs_sdpa_full"] > 0
     assert (tmp_path / "time_memory_vs_n.png").stat().st_size > 1000

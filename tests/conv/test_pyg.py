@@ -318,11 +318,13 @@ def test_hooks_fire_and_auto_routes_to_message_passing(monkeypatch):
         conv(x, edge_index)
 
 
-def test_attention_explainer_finds_the_attention():
+def test_attention_explainer_finds_the_attention(monkeypatch):
     from torch_geometric.explain import AttentionExplainer, Explainer
 
+    monkeypatch.setattr(fused, "AUTO_MIN_EDGES", 1)  # auto would pick fused on this graph
     conv = make_conv().float()
     x, edge_index = torch.randn(9, 4), graph(9, 9, 40)
+    assert conv.engine_for(x, edge_index) == "fused"  # until the explainer's hooks are set
 
     class Model(torch.nn.Module):
         def __init__(self):
@@ -342,14 +344,17 @@ def test_attention_explainer_finds_the_attention():
     torch.testing.assert_close(explanation.edge_mask, att.weights[:40].max(-1).values)
 
 
-def test_gnn_explainer_edge_mask_gets_gradients():
+def test_gnn_explainer_edge_mask_gets_gradients(monkeypatch):
     from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
 
+    monkeypatch.setattr(fused, "AUTO_MIN_EDGES", 1)  # auto would pick fused on this graph
     conv = make_conv()
     x, edge_index = torch.randn(9, 4).double(), graph(9, 9, 40)
+    assert conv.engine_for(x, edge_index) == "fused"
     mask = torch.nn.Parameter(torch.zeros(40).double())
     set_masks(conv, mask, edge_index, apply_sigmoid=True)
     try:
+        assert conv.engine_for(x, edge_index) == "scatter"  # the mask routes to PyG's path
         out = conv(x, edge_index)
         out.square().sum().backward()
     finally:
@@ -371,7 +376,8 @@ def _halved_messages(conv, x, edge_index):
 
 
 @pytest.mark.parametrize("engine", ["scatter", "fused", "auto"])
-def test_flow_target_to_source_equals_flipped_edges(engine):
+def test_flow_target_to_source_equals_flipped_edges(engine, monkeypatch):
+    monkeypatch.setattr(fused, "AUTO_MIN_EDGES", 1)  # auto picks fused on this graph
     x = torch.randn(9, 4).double()
     edge_index = graph(9, 9, 40)
     forward = make_conv(engine=engine)
