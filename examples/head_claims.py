@@ -1027,7 +1027,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(machine_line())
     print(f"level: {lvl}; output: {args.out}; claims: {args.claim}")
     args.out.mkdir(parents=True, exist_ok=True)
-    verdicts = []
+    verdicts, times = [], []
     try:
         claims = CLAIMS if "all" in args.claim else list(dict.fromkeys(args.claim))
         for claim in claims:
@@ -1038,9 +1038,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 if getattr(args, f"copy_{key}") is not None
             }
             verdicts.append(run_claim(claim, lvl, args.out, not args.no_progress, copy))
-            print(f"[{claim} took {time.perf_counter() - start:.1f} s]", flush=True)
+            times.append({"claim": claim, "seconds": time.perf_counter() - start})
+            print(f"[{claim} took {times[-1]['seconds']:.1f} s]", flush=True)
     finally:
         torch.set_num_threads(threads)
+    flag = {"full": "", "quick": " --quick", "smoke": " --smoke"}[lvl]
+    times.append({"claim": "total", "seconds": sum(t["seconds"] for t in times)})
+    write_table(
+        args.out / "run_time.csv", times, settings={"level": lvl, "claims": claims},
+        command=f"python examples/head_claims.py {' '.join(args.claim)}{flag}",
+    )  # fmt: skip
     if len(verdicts) > 1:
         print_table(verdicts, ["claim", "verdict"], title="verdicts")
     return verdicts
