@@ -49,7 +49,13 @@ from graphattn.distributed import (
     shared_partition,
 )
 from graphattn.economy import economy_data, random_shocks, simulate
-from graphattn.experiments import PeakMemory, machine_line, split_indices, write_table
+from graphattn.experiments import (
+    PeakMemory,
+    machine_line,
+    process_peak_mb,
+    split_indices,
+    write_table,
+)
 from graphattn.experiments.plots import lines
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
@@ -94,14 +100,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.agents < 10 or args.steps < 1 or args.layers < 1:
         p.error("--agents must be >= 10, --steps and --layers >= 1")
     return args
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024 / 1e6
-    return float("nan")
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -238,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
         build_model(args, local.num_features), ctx, find_unused_parameters=True
     )  # the graph-level head is unused
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    setup_peak_mb = _status_mb("VmHWM")
+    setup_peak_mb = process_peak_mb()
     steps = []
     model.train()
     with PeakMemory() as mem:

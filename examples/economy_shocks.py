@@ -43,8 +43,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
-import resource
 import time
 from functools import partial
 from pathlib import Path
@@ -76,6 +74,8 @@ from graphattn.experiments import (
     machine_line,
     normalised_mse,
     print_table,
+    process_peak_mb,
+    process_seconds,
     progress,
     seed_everything,
     write_table,
@@ -245,7 +245,7 @@ def _run(args: argparse.Namespace) -> dict:
             print(f"({part}: {seconds:.1f} s)")
     total = time.perf_counter() - started
     timing.append({"part": "total", "seconds": round(total, 1), "peak_memory_mb": _peak_mb()})
-    process = _seconds_since_start()
+    process = process_seconds()
     if process is not None:  # imports included
         timing.append(
             {"part": "process", "seconds": round(process, 1), "peak_memory_mb": _peak_mb()}
@@ -256,21 +256,8 @@ def _run(args: argparse.Namespace) -> dict:
     return result
 
 
-def _seconds_since_start() -> float | None:
-    """Wall seconds since this process started (Linux), imports included."""
-    try:
-        with open("/proc/self/stat") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _peak_mb() -> int:
-    """The process's peak resident memory so far, in MB (10**6 bytes)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6)
+    return round(process_peak_mb())
 
 
 # ---- 1. scenarios ----------------------------------------------------------------------------

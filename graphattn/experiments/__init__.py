@@ -9,7 +9,7 @@
 Nothing here is needed to use the layers; it is what makes the studies repeatable.
 """
 
-from .isolate import PeakMemory, run_isolated
+from .isolate import PeakMemory, process_peak_mb, process_seconds, run_isolated
 from .report import machine_info, machine_line, print_grid, print_table, read_table, write_table
 from .train import accuracy, fit, normalised_mse, progress, seed_everything, split_indices
 
@@ -21,6 +21,8 @@ __all__ = [
     "machine_line",
     "normalised_mse",
     "print_grid",
+    "process_peak_mb",
+    "process_seconds",
     "print_table",
     "progress",
     "read_table",

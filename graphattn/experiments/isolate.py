@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["PeakMemory", "run_isolated"]
+__all__ = ["PeakMemory", "process_peak_mb", "process_seconds", "run_isolated"]
 
 
 def _status_kib(field: str) -> int | None:
@@ -31,6 +31,25 @@ def _status_kib(field: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def process_peak_mb() -> float:
+    """The process's peak resident memory so far, in MB (10**6 bytes): ``VmHWM``, or
+    ``ru_maxrss`` where ``/proc`` is missing. (:class:`PeakMemory` measures one block.)"""
+    peak = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak * 1024 / 1e6
+
+
+def process_seconds() -> float | None:
+    """Wall seconds since this process started, imports included (Linux; else ``None``)."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class PeakMemory:
