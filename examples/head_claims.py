@@ -1040,14 +1040,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             verdicts.append(run_claim(claim, lvl, args.out, not args.no_progress, copy))
             times.append({"claim": claim, "seconds": time.perf_counter() - start})
             print(f"[{claim} took {times[-1]['seconds']:.1f} s]", flush=True)
+        flag = {"full": "", "quick": " --quick", "smoke": " --smoke"}[lvl]
+        times.append({"claim": "total", "seconds": sum(t["seconds"] for t in times)})
+        write_table(  # inside: the machine line names the threads the claims ran on
+            args.out / "run_time.csv", times, settings={"level": lvl, "claims": claims},
+            command=f"python examples/head_claims.py {' '.join(args.claim)}{flag}",
+        )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
-    flag = {"full": "", "quick": " --quick", "smoke": " --smoke"}[lvl]
-    times.append({"claim": "total", "seconds": sum(t["seconds"] for t in times)})
-    write_table(
-        args.out / "run_time.csv", times, settings={"level": lvl, "claims": claims},
-        command=f"python examples/head_claims.py {' '.join(args.claim)}{flag}",
-    )  # fmt: skip
     if len(verdicts) > 1:
         print_table(verdicts, ["claim", "verdict"], title="verdicts")
     return verdicts
