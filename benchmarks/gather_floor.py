@@ -8,7 +8,7 @@ over the same CSR (summing the products of the two rows into a per-node accumula
 reads cannot be optimised away), with the same thread count and tiling as the engine. Three
 such passes are a lower bound for the engine's forward + backward, whatever its arithmetic.
 
-    python benchmarks/gather_floor.py                    # N = 100k, E = 1.6M, d_model 128
+    python benchmarks/gather_floor.py --out results/gather_floor   # N = 100k, E = 1.6M, d 128
     python benchmarks/gather_floor.py --nodes 10000 --degree 16 --repeats 3
 """
 
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--d-model", type=int, default=128, help="row width H * D")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="write gather_floor.csv into this folder")
     args = parser.parse_args(argv)
     for name in ("nodes", "degree", "d_model", "repeats"):
         if getattr(args, name) <= 0:
@@ -92,7 +93,14 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"floor for forward + backward (3 passes): {3 * best:.3f} s best, {3 * median:.3f} s median"
     )
-    return {"best_s": best, "median_s": median, "floor_s": 3 * best}
+    result = {"nodes": n, "edges": e, "d_model": args.d_model, "best_s": best,
+              "median_s": median, "floor_s": 3 * best, "gbytes_per_s": gbytes / best}  # fmt: skip
+    if args.out is not None:
+        from graphattn.experiments import write_table
+
+        path = write_table(args.out / "gather_floor.csv", [result], settings=vars(args))
+        print(f"wrote {path}")
+    return result
 
 
 if __name__ == "__main__":
