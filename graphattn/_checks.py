@@ -92,8 +92,7 @@ def check_index_tensor(name: str, value: object) -> Tensor:
         raise TypeError(f"`{name}` must be an integer tensor, got dtype {value.dtype}")
     if value.dtype not in _INDEX_DTYPES:
         raise TypeError(
-            f"`{name}` must be int64 or int32 (or a smaller signed/unsigned int), "
-            f"got dtype {value.dtype}"
+            f"`{name}` must be int64 or int32 (or int16, int8, uint8), got dtype {value.dtype}"
         )
     check_not_meta(name, value)
     return value

@@ -58,6 +58,8 @@ CASES = [
     ("x float64", lambda: conv()(X.double(), EI), TypeError, "x"),
     ("x meta", lambda: conv()(torch.randn(4, 8, device="meta"), EI), ValueError, "x"),
     ("edge_index float", lambda: conv()(X, EI.float()), TypeError, "edge_index"),
+    ("edge_index uint16", lambda: conv()(X, EI.to(torch.uint16)), TypeError, "edge_index"),
+    ("edge_index uint32", lambda: conv()(X, EI.to(torch.uint32)), TypeError, "edge_index"),
     ("edge_index shape", lambda: conv()(X, EI[0]), ValueError, "edge_index"),
     ("edge_index range", lambda: conv()(X, EI + 10), ValueError, "edge_index"),
     ("edge_index negative", lambda: conv()(X, EI - 1), ValueError, "edge_index"),

@@ -299,6 +299,17 @@ def test_an_edge_index_written_through_its_tensor_is_seen():
     torch.testing.assert_close(conv(x, ei), ref(x, changed))
 
 
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.uint8, torch.int32])
+@pytest.mark.parametrize("engine", ["auto", "scatter", "fused"])
+def test_small_integer_edge_indices_give_the_int64_result(engine, dtype):
+    if engine == "fused" and not numba_available():
+        pytest.skip("numba is not installed")
+    conv, ref = _pair(engine)
+    x = torch.randn(30, 8)
+    edge_index = torch.randint(0, 30, (2, 90), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(conv(x, edge_index.to(dtype)), ref(x, edge_index))
+
+
 def test_a_flow_assigned_after_construction_is_checked():
     conv, _ = _pair("auto")
     conv.flow = "sideways"

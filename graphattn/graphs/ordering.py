@@ -99,7 +99,8 @@ def _metis(edge_index: Tensor, num_nodes: int) -> np.ndarray:
         import pymetis
     except ImportError as err:
         raise ImportError(
-            "method='metis' needs pymetis: pip install 'graphattn[distributed]' (or use 'rcm')"
+            "method='metis' needs pymetis and scipy: pip install 'graphattn[distributed]' "
+            "'graphattn[studies]' (or use 'rcm', which needs scipy only)"
         ) from err
     adj = _scipy_csr(edge_index, num_nodes)
     sym = (adj + adj.T).tocsr()
