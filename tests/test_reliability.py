@@ -110,7 +110,13 @@ def _child(queue) -> None:
 @needs_numba
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_child_process_runs_the_layer_after_the_parent_did(method):
-    expected = _run_fused(3)  # the parent has used the fused engine (its thread pool too)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:  # a graph above the serial threshold: the parent's kernels use their thread pool
+        _fused_step(*_fused_case(0))
+    finally:
+        torch.set_num_threads(before)
+    expected = _run_fused(3)
     ctx = mp.get_context(method)
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(queue,))
