@@ -23,14 +23,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"(\d+) passed(?:, (\d+) skipped)?.* in ([\d.]+)s")
 
 
-def run_make_test(clone: Path) -> dict:
+def _make(target: str, clone: Path) -> tuple[str, float]:
+    """Run ``make target`` in ``clone``: its output and wall seconds (an error if it fails)."""
     t0 = time.perf_counter()
-    done = subprocess.run(["make", "test"], cwd=clone, capture_output=True, text=True)
+    done = subprocess.run(["make", target], cwd=clone, capture_output=True, text=True)
     total = time.perf_counter() - t0
     if done.returncode != 0:
-        raise RuntimeError(f"make test failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+        raise RuntimeError(f"make {target} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return done.stdout, total
+
+
+def run_make_test(clone: Path) -> dict:
+    stdout, total = _make("test", clone)
     match = None
-    for line in done.stdout.splitlines():
+    for line in stdout.splitlines():
         match = SUMMARY.search(line) or match
     if match is None:
         raise RuntimeError("no pytest summary line in the output of make test")
@@ -39,12 +45,7 @@ def run_make_test(clone: Path) -> dict:
 
 
 def run_make_demo(clone: Path) -> dict:
-    t0 = time.perf_counter()
-    done = subprocess.run(["make", "demo"], cwd=clone, capture_output=True, text=True)
-    total = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise RuntimeError(f"make demo failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
-    return {"target": "make demo", "seconds": total}
+    return {"target": "make demo", "seconds": _make("demo", clone)[1]}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
