@@ -17,7 +17,7 @@ def test_dense_vs_sparse_smoke(tmp_path, monkeypatch, capsys):
     argv = ["--smoke", "--max-edges", "5000", "--out", str(tmp_path)]
     script.main(argv)
     printed = capsys.readouterr().out
-    assert "machine:" in printed and "settings:" in printed and "targets at N=96" in printed
+    assert "machine:" in printed and "settings:" in printed and "goals at N=96" in printed
 
     table, meta = read_table(tmp_path / "results.csv")
     assert {"date", "command", "machine", "settings"} <= set(meta)
@@ -48,3 +48,16 @@ def test_dense_vs_sparse_smoke(tmp_path, monkeypatch, capsys):
             assert r["frac_matmul"] > 0
             assert r["speedup_vs_peer"] > 0 and r["speedup_vs_sdpa_full"] > 0
     assert (tmp_path / "time_memory_vs_n.png").stat().st_size > 1000
+    goals, _ = read_table(tmp_path / "goals.csv")
+    assert [g["column"] for g in goals] == [
+        "speedup_vs_peer",
+        "speedup_vs_sdpa_full",
+        "frac_matmul",
+    ]
+    window = next(
+        r for r in table if (r["n"], r["pattern"], r["engine"]) == (96, "window", "blocked")
+    )
+    for g in goals:
+        assert g["measured"] == window[g["column"]] and str(g["met"]) == str(
+            g["measured"] >= g["target"]
+        )
