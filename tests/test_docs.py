@@ -43,3 +43,15 @@ def test_docstring_examples(name):
 def test_public_names():
     for name in graphattn.__all__:
         assert hasattr(graphattn, name), name
+
+
+def test_the_version_is_one_number_everywhere():
+    import re
+    from pathlib import Path
+
+    import graphattn
+
+    root = Path(__file__).resolve().parents[1]
+    project = re.search(r'^version = "(.+)"', (root / "pyproject.toml").read_text(), re.M)
+    changelog = re.search(r"^## (\S+)", (root / "CHANGELOG.md").read_text(), re.M)
+    assert project[1] == graphattn.__version__ == changelog[1]
