@@ -24,7 +24,7 @@ from torch_geometric.typing import SparseTensor
 from ._checks import check_index_tensor
 from .patterns import EdgeList, Pattern, building_cache
 
-__all__ = ["GraphInput", "normalize_graph", "self_loops"]
+__all__ = ["FLOWS", "GraphInput", "check_flow", "normalize_graph", "self_loops"]
 
 FLOWS = ("source_to_target", "target_to_source")
 
@@ -237,6 +237,13 @@ def _build(
     return GraphInput(edges, num_input, num_loops, mask, transposed)
 
 
+def check_flow(flow: object) -> str:
+    """``flow`` as one of PyG's two directions, or a ``ValueError`` naming it."""
+    if flow not in FLOWS:
+        raise ValueError(f"`flow` must be one of {FLOWS}, got {flow!r}")
+    return flow
+
+
 def _stamp(t: Tensor) -> tuple:
     """What must be unchanged for a result cached on ``t`` to stay valid: the versions of the
     wrapper and of the plain tensor it wraps (an ``EdgeIndex``'s ``_data``, which writes
@@ -261,8 +268,7 @@ def normalize_graph(
     ``add_self_loops`` applies to edge lists only (patterns hold one self-loop per node);
     ``device`` is the features' device.
     """
-    if flow not in FLOWS:  # e.g. `conv.flow` assigned after construction
-        raise ValueError(f"`flow` must be one of {FLOWS}, got {flow!r}")
+    check_flow(flow)  # also here: `conv.flow` may be assigned after construction
     args = (graph, num_src, num_dst, device, flow, add_self_loops)
     if torch.compiler.is_compiling():
         return _build(*args)

@@ -14,13 +14,14 @@ from torch_geometric.nn.dense.linear import Linear
 
 from ._checks import (
     check_bool,
+    check_features,
     check_index_tensor,
     check_not_meta,
     check_positive_int,
     check_probability,
     check_same_device,
 )
-from ._inputs import FLOWS, GraphInput, normalize_graph
+from ._inputs import GraphInput, check_flow, normalize_graph
 from .engines._finite import static_mode
 from .engines.base import AttentionRequest, EdgeTerms, Engine
 from .engines.registry import get_engine, resolve_engine
@@ -216,8 +217,7 @@ class MultiHeadAttentionConv(MessagePassing):
         if beta and not root_weight:
             raise ValueError("`beta=True` gates the skip connection: it needs `root_weight=True`")
         _check_engine_name(engine)
-        if kwargs.get("flow", "source_to_target") not in FLOWS:
-            raise ValueError(f"`flow` must be one of {FLOWS}, got {kwargs['flow']!r}")
+        check_flow(kwargs.get("flow", "source_to_target"))
         kwargs.setdefault("aggr", "add")
         super().__init__(node_dim=0, **kwargs)
 
@@ -482,11 +482,8 @@ class MultiHeadAttentionConv(MessagePassing):
         in_src, in_dst = _in_sizes(self.in_channels)
         names = ("x", "x") if homogeneous else ("x[0]", "x[1]")
         for name, t, width in ((names[0], x_src, in_src), (names[1], x_dst, in_dst)):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
+            check_features(name, t, self)  # a floating tensor in the parameters' dtype
             check_not_meta(name, t)
-            if not t.is_floating_point():
-                raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {t.dtype}")
             if t.dim() != 2 or (width != -1 and t.size(1) != width):
                 expected = "in_channels" if width == -1 else width
                 raise ValueError(
@@ -498,11 +495,6 @@ class MultiHeadAttentionConv(MessagePassing):
                 f"{x_src.device}/{x_src.dtype} and {x_dst.device}/{x_dst.dtype}"
             )
         weight = self.lin_out.weight
-        if x_dst.dtype != weight.dtype and not torch.is_autocast_enabled(x_dst.device.type):
-            raise TypeError(
-                f"`x` is {x_dst.dtype} but the layer's parameters are {weight.dtype}; "
-                f"convert one of them (e.g. `conv.to({x_dst.dtype})`) or use autocast"
-            )
         if x_dst.device != weight.device:
             raise ValueError(f"`x` is on {x_dst.device} but the layer is on {weight.device}")
         if size is not None:

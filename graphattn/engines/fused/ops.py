@@ -23,23 +23,22 @@ _SERIAL_WORK = 16384
 _CHUNKS_PER_THREAD = 4  # balanced chunks per thread, so that a slow chunk does not stall
 
 _pool_lock = threading.Lock()
-_pools: dict[int, ThreadPoolExecutor] = {}  # by thread count, for the process in _pool_pid
-_pool_pid: list[int] = []
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (pid, thread count)
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
     """The kernels' thread pool of ``threads`` workers; new ones after ``fork`` (the child has
     no pool threads). A pool is never shut down while the process lives: another Python thread
     may still be submitting to it after ``torch.set_num_threads`` changed."""
+    pid = os.getpid()
     with _pool_lock:
-        pid = os.getpid()
-        if _pool_pid != [pid]:
-            _pools.clear()  # the parent's pools: their threads do not exist in this child
-            _pool_pid[:] = [pid]
-        executor = _pools.get(threads)
+        executor = _pools.get((pid, threads))
         if executor is None:
-            executor = ThreadPoolExecutor(threads, thread_name_prefix="graphattn-fused")
-            _pools[threads] = executor
+            for key in [key for key in _pools if key[0] != pid]:
+                del _pools[key]  # a parent's pools: their threads do not exist in this child
+            executor = _pools[pid, threads] = ThreadPoolExecutor(
+                threads, thread_name_prefix="graphattn-fused"
+            )
         return executor
 
 
