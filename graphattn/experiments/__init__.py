@@ -10,13 +10,24 @@ Nothing here is needed to use the layers; it is what makes the studies repeatabl
 """
 
 from .isolate import PeakMemory, process_peak_mb, process_seconds, run_isolated
-from .report import machine_info, machine_line, print_grid, print_table, read_table, write_table
+from .report import (
+    Goal,
+    judge_goals,
+    machine_info,
+    machine_line,
+    print_grid,
+    print_table,
+    read_table,
+    write_table,
+)
 from .train import accuracy, fit, normalised_mse, progress, seed_everything, split_indices
 
 __all__ = [
+    "Goal",
     "PeakMemory",
     "accuracy",
     "fit",
+    "judge_goals",
     "machine_info",
     "machine_line",
     "normalised_mse",

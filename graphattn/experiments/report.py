@@ -18,6 +18,7 @@ import platform
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = [
     "format_value",
@@ -216,3 +217,31 @@ def print_grid(
     cell = {(r[row], r[col]): r[value] for r in rows}
     grid = [{row: rk, **{f"{col}={ck}": cell.get((rk, ck), "") for ck in cks}} for rk in rks]
     print_table(grid, title=title or f"{value} (rows {row}, columns {col})", fmt=fmt)
+
+
+class Goal(NamedTuple):
+    """A target on one column of a result row: ``at_most`` for times and ratios that must stay
+    below it, else the value must reach it."""
+
+    column: str
+    target: float
+    text: str
+    at_most: bool = False
+
+
+def judge_goals(row: dict, goals: Sequence[Goal], **keys: object) -> list[dict]:
+    """One row per goal whose column ``row`` has: ``keys`` (e.g. the graph), the goal, its
+    column, target, the measured value and whether it is met; for a benchmark's ``goals.csv``.
+
+    >>> judge_goals({"speedup": 7.0}, [Goal("speedup", 6.0, ">= 6x"), Goal("t", 1.0, "t")])
+    [{'goal': '>= 6x', 'column': 'speedup', 'target': 6.0, 'measured': 7.0, 'met': True}]
+    """
+    out = []
+    for goal in goals:
+        value = row.get(goal.column)
+        if value is None:
+            continue
+        met = value <= goal.target if goal.at_most else value >= goal.target
+        out.append({**keys, "goal": goal.text, "column": goal.column, "target": goal.target,
+                    "measured": value, "met": bool(met)})  # fmt: skip
+    return out
