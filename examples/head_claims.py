@@ -1040,11 +1040,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             verdicts.append(run_claim(claim, lvl, args.out, not args.no_progress, copy))
             times.append({"claim": claim, "seconds": time.perf_counter() - start})
             print(f"[{claim} took {times[-1]['seconds']:.1f} s]", flush=True)
-        flag = {"full": "", "quick": " --quick", "smoke": " --smoke"}[lvl]
         times.append({"claim": "total", "seconds": sum(t["seconds"] for t in times)})
         write_table(  # inside: the machine line names the threads the claims ran on
             args.out / "run_time.csv", times, settings={"level": lvl, "claims": claims},
-            command=f"python examples/head_claims.py {' '.join(args.claim)}{flag}",
+            command=command(" ".join(args.claim), lvl),
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
