@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph, building_cache
-from ._finite import first_order, guarded_attention
+from ._finite import first_order, guarded_attention, transforms_active
 from .base import (
     EdgeTerms,
     Engine,
@@ -263,7 +263,7 @@ def _query_blocks(plan: _Plan, t: Tensor) -> Tensor:
     nb, b = plan.num_blocks, plan.block
     if plan.single:
         extra = nb * b - num_nodes  # padded query slots at the end
-        tb = F.pad(t, (0, 0, 0, 0, 0, extra)).view(nb, b, heads, c)
+        tb = (F.pad(t, (0, 0, 0, 0, 0, extra)) if extra else t).view(nb, b, heads, c)
     elif plan.q_index is None:
         tb = t.view(nb, b, heads, c)
     else:
@@ -275,14 +275,50 @@ def _key_blocks(plan: _Plan, t: Tensor) -> Tensor:
     """``[N, H, C]`` node rows -> ``[B, H, s, C]`` key blocks (padded slots are 0)."""
     num_nodes, heads, c = t.shape
     nb, b, s = plan.num_blocks, plan.block, plan.span
-    if plan.single:  # strided views: no gather, and a cheap backward
-        extra = nb * b - num_nodes
-        pad = (0, 0, 0, 0, plan.pad_front, extra + s - b - plan.pad_front)
-        # (N + s - b, H, C) -> unfold -> (B, H, C, s) -> (B, s, H, C)
-        tb = F.pad(t, pad).unfold(0, s, b).permute(0, 3, 1, 2)
+    if plan.single:  # overlapping strided views of the padded rows: no gather
+        back = nb * b - num_nodes + s - b - plan.pad_front
+        if t.requires_grad and not transforms_active():
+            tb = _KeyWindows.apply(t, plan.pad_front, back, s, b)
+        else:
+            tb = _windows(F.pad(t, (0, 0, 0, 0, plan.pad_front, back)), s, b)
     else:
         tb = _with_pad_row(t).index_select(0, plan.k_index).view(nb, s, heads, c)
     return tb.transpose(1, 2)
+
+
+def _windows(padded: Tensor, s: int, b: int) -> Tensor:
+    """``[(B - 1) b + s, H, C]`` rows -> ``[B, s, H, C]`` windows of ``s`` rows every ``b`` (a
+    view: the windows overlap in memory)."""
+    return padded.unfold(0, s, b).permute(0, 3, 1, 2)
+
+
+class _KeyWindows(torch.autograd.Function):
+    """:func:`_windows` of ``t`` padded by ``front`` and ``back`` zero rows, whose backward
+    adds the windows' gradients back in ``ceil(s / b)`` shifted slices (``unfold``'s own
+    backward, a generic scatter, costs several times as much here).
+
+    First order only: it serves the SDPA path, whose inputs :func:`first_order` marks.
+    """
+
+    @staticmethod
+    def forward(t, front, back, s, b):
+        return _windows(F.pad(t, (0, 0, 0, 0, front, back)), s, b)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.shape, ctx.front, ctx.s, ctx.b = inputs[0].shape, inputs[1], inputs[3], inputs[4]
+
+    @staticmethod
+    def backward(ctx, grad):  # grad: (B, s, H, C)
+        num_nodes, heads, c = ctx.shape
+        s, b, nb = ctx.s, ctx.b, grad.size(0)
+        pieces = -(-s // b)  # window row j * b + i of block n is padded row (n + j) * b + i
+        total = grad.new_zeros(nb + pieces - 1, b, heads, c)
+        for j in range(pieces):
+            width = min(b, s - j * b)
+            total[j : j + nb, :width] += grad[:, j * b : j * b + width]
+        rows = total.view(-1, heads, c)
+        return rows[ctx.front : ctx.front + num_nodes], None, None, None, None
 
 
 def _from_query_blocks(plan: _Plan, tb: Tensor, num_nodes: int) -> Tensor:

@@ -60,11 +60,19 @@ def test_blocked_matches_reference(pattern, dtype, generator):
 @pytest.mark.parametrize("block_size", [1, 3, 8])
 @pytest.mark.parametrize(
     "pattern",
-    [STRUCTURED["window-ragged"], STRUCTURED["window-causal-ragged"], STRUCTURED["grid-8"]],
-    ids=["window", "window-causal", "grid"],
+    [
+        STRUCTURED["window-ragged"],
+        STRUCTURED["window-causal-ragged"],
+        STRUCTURED["window-odd"],
+        WindowGraph(29, radius=5, causal=True),
+        STRUCTURED["grid-8"],
+    ],
+    ids=["window", "window-causal", "window-single", "window-causal-single", "grid"],
 )
 def test_blocked_block_sizes(pattern, block_size, dtype, generator):
-    """Small blocks put many block boundaries and padded slots inside every graph."""
+    """Small blocks put many block boundaries and padded slots inside every graph; on a
+    single graph the key windows overlap by more than a block, or by part of one, and their
+    backward adds them back in shifted slices."""
     fn = partial(blocked_attention, block_size=block_size)
     engine = Engine("blocked-test", fn, blocked.supports, priority=999)
     q, k, v = random_qkv(pattern.num_nodes, HEADS, HEAD_DIM, dtype=dtype, generator=generator)
