@@ -391,12 +391,10 @@ class MultiHeadAttentionConv(MessagePassing):
 
         # the 1/sqrt(d) scale is folded into the query projection's (small) weight and bias,
         # so no extra pass over the [N, H, D] queries, forward or backward
-        scale = 1.0 / math.sqrt(dim)
-        bias_q = None if self.lin_query.bias is None else self.lin_query.bias * scale
-        q = F.linear(x_dst, self.lin_query.weight * scale, bias_q)
+        q, k, v = self._project(x_src, x_dst, engine.strided_rows)
         q = _cast(q.view(-1, heads, dim), q_dtype)  # (N_dst, H, D), scaled
-        k = _cast(self.lin_key(x_src).view(-1, heads, dim), rows)  # (N_src, H, D)
-        v = _cast(self.lin_value(x_src).view(-1, heads, dim), rows)  # (N_src, H, D)
+        k = _cast(k.view(-1, heads, dim), rows)  # (N_src, H, D)
+        v = _cast(v.view(-1, heads, dim), rows)  # (N_src, H, D)
         terms = self._edge_terms(graph, edge_attr, edge_type, compute)
         if not static_mode():  # a value check needs a sync, and a branch that compile breaks on
             _check_logit_range(q, k, terms, compute)
@@ -466,6 +464,24 @@ class MultiHeadAttentionConv(MessagePassing):
         return resolve_engine(self.engine, request)
 
     # ---- inputs ---------------------------------------------------------------------------
+    def _project(self, x_src: Tensor, x_dst: Tensor, strided: bool) -> tuple[Tensor, ...]:
+        """``(q, k, v)`` as ``[N, C]`` rows; ``q`` is scaled by ``1 / sqrt(D)``, folded into the
+        query projection's (small) weight and bias, so no extra pass over the queries.
+
+        When ``x_src is x_dst`` and the engine reads row-strided rows (``strided``), the three
+        projections are one matrix product with the weights stacked (``[N, 3C]`` columns, q,
+        k, v views into it): one wide product, and in the backward one product with a
+        ``3C``-deep inner dimension instead of three ``C``-deep ones summed.
+        """
+        scale = 1.0 / math.sqrt(self.head_dim)
+        lq, lk, lv = self.lin_query, self.lin_key, self.lin_value
+        if strided and x_src is x_dst:
+            weight = torch.cat([lq.weight * scale, lk.weight, lv.weight])  # (3C, C_in)
+            bias = None if lq.bias is None else torch.cat([lq.bias * scale, lk.bias, lv.bias])
+            return F.linear(x_dst, weight, bias).split(self.out_channels, dim=1)
+        bias_q = None if lq.bias is None else lq.bias * scale
+        return F.linear(x_dst, lq.weight * scale, bias_q), lk(x_src), lv(x_src)
+
     def _split_x(self, x: object, size: tuple[int, int] | None) -> tuple[Tensor, Tensor, bool]:
         """``(x_src, x_dst, homogeneous)`` after checking types, shapes and dtypes."""
         if isinstance(x, (tuple, list)) and len(x) == 2 and all(isinstance(t, Tensor) for t in x):

@@ -126,7 +126,9 @@ class Engine:
     ``"auto"`` tries engines by increasing ``priority`` and takes the first that supports a
     request and prefers it; if none prefers it, the first that supports it. An engine with
     ``half_rows`` takes float16/bfloat16 ``q``, ``k``, ``v`` as they are (and accumulates in
-    float32); the layer upcasts them for the others.
+    float32); the layer upcasts them for the others. An engine with ``strided_rows`` reads
+    ``q``, ``k``, ``v`` that are column slices of one ``[N, 3C]`` product as they are; the
+    layer gives the others three separate contiguous products.
     """
 
     name: str
@@ -135,6 +137,7 @@ class Engine:
     priority: int
     prefers: Callable[[AttentionRequest], bool] = _always
     half_rows: bool = False
+    strided_rows: bool = True
 
     def __call__(
         self,
