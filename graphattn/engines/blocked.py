@@ -18,6 +18,12 @@ mask that keeps exactly the pattern's edges. No edge list is built.
 
 Lengths that are not a multiple of the block size and batches of graphs with different sizes
 (zero included) are padded per block; padded keys are masked, padded queries are dropped.
+
+On one graph (a single sequence or grid) the key blocks are overlapping strided views of the
+keys, not copies. On CPU in float32/float64 (eager, no dropout) the flash kernel then runs
+group by group of blocks (:class:`_GroupedWindows`), so that the key-window gradients, which
+overlap ``s / b`` times, never exist for all blocks at once: each group's are added straight
+into the key gradients.
 Attention weights (``need_weights``) are computed explicitly per block and returned in the
 order of the pattern's materialized ``edge_index``. Full attention (``FullGraph``) is the
 ``dense`` engine's job; this engine declines it.
@@ -25,14 +31,14 @@ order of the pattern's materialized ``edge_index``. Full attention (``FullGraph`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph, building_cache
-from ._finite import first_order, guarded_attention, transforms_active
+from ._finite import first_order, guarded_attention, static_mode, transforms_active
 from .base import (
     EdgeTerms,
     Engine,
@@ -72,6 +78,7 @@ class _Plan:
     k_base: Tensor  # (num_blocks,) node index of key slot 0 (may be negative)
     single: bool  # one non-empty graph: blocks are strided views of padded q, k, v
     pad_front: int  # key slots before node 0 in the first block (``single`` only)
+    additive: dict = field(default_factory=dict)  # dtype -> ``mask`` as 0 / -inf (grouped)
 
 
 def _row_plan(
@@ -241,6 +248,8 @@ def blocked_attention(
     def attend(q: Tensor, k: Tensor, v: Tensor, need_probs: bool, weights_only: bool = False):
         if not need_probs:  # SDPA's kernels have no second derivative: say so clearly
             q, k, v = first_order("blocked", q, k, v)
+            if dropout == 0.0 and _grouped_applies(plan, q):
+                return _GroupedWindows.apply(q, k, v, plan), None
         qb, kb, vb = _query_blocks(plan, q), _key_blocks(plan, k), _key_blocks(plan, v)
         ob, probs = block_attention(
             qb, kb, vb, mask=plan.mask, dropout=0.0 if weights_only else dropout,
@@ -297,7 +306,8 @@ class _KeyWindows(torch.autograd.Function):
     adds the windows' gradients back in ``ceil(s / b)`` shifted slices (``unfold``'s own
     backward, a generic scatter, costs several times as much here).
 
-    First order only: it serves the SDPA path, whose inputs :func:`first_order` marks.
+    The backward is made of differentiable operations, so the explicit-softmax path
+    (``need_weights``) stays twice differentiable through it.
     """
 
     @staticmethod
@@ -319,6 +329,124 @@ class _KeyWindows(torch.autograd.Function):
             total[j : j + nb, :width] += grad[:, j * b : j * b + width]
         rows = total.view(-1, heads, c)
         return rows[ctx.front : ctx.front + num_nodes], None, None, None, None
+
+
+# ---- single graphs on CPU: the flash kernel group by group ------------------------------
+_FLASH = "_scaled_dot_product_flash_attention_for_cpu"
+
+#: Key-window bytes per group of blocks in :class:`_GroupedWindows`: small enough that a
+#: group's temporaries come back from the allocator warm, large enough for many parallel
+#: (block, head) items per kernel call.
+GROUP_KEY_BYTES = 4 << 20
+
+
+def _grouped_applies(plan: _Plan, q: Tensor) -> bool:
+    return (
+        plan.single
+        and q.device.type == "cpu"
+        and q.dtype in (torch.float32, torch.float64)
+        and not static_mode()
+        and hasattr(torch.ops.aten, _FLASH)
+    )
+
+
+def _additive_mask(plan: _Plan, dtype: torch.dtype) -> Tensor | None:
+    """``plan.mask`` as 0 / -inf in ``dtype`` (the flash kernel's own mask type), cached."""
+    if plan.mask is None:
+        return None
+    mask = plan.additive.get(dtype)
+    if mask is None:
+        zero = torch.zeros((), dtype=dtype, device=plan.mask.device)
+        mask = plan.additive[dtype] = zero.masked_fill(~plan.mask, float("-inf"))
+    return mask
+
+
+def _segment(t: Tensor, start: int, length: int) -> Tensor:
+    """Rows ``[start, start + length)`` of ``t``, zero rows where they fall outside it (a
+    view when they all fall inside)."""
+    n = t.size(0)
+    if start >= 0 and start + length <= n:
+        return t[start : start + length]
+    lo = min(max(start, 0), n)
+    hi = min(max(start + length, lo), n)
+    front = min(max(lo - start, 0), length)
+    return F.pad(t[lo:hi], (0, 0, 0, 0, front, length - front - (hi - lo)))
+
+
+class _GroupedWindows(torch.autograd.Function):
+    """Blocked attention of one graph as flash-kernel calls on groups of blocks.
+
+    One call over all blocks allocates every block's key-window gradients at once (the
+    windows overlap, so ``s / b`` times the keys) and pads the whole key sequence; here each
+    group of blocks reads its query rows and key windows as views of ``q``, ``k``, ``v``
+    (only groups at the ends copy, to pad), and the backward adds each group's key-window
+    gradients straight into the key gradients, so the large temporaries are one group's.
+    The logsumexp of every group is kept for the backward, as the flash kernel's own
+    backward needs it.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, plan):
+        fwd = getattr(torch.ops.aten, _FLASH)
+        heads, dv = v.shape[1:]
+        mask = _additive_mask(plan, q.dtype)
+        out = q.new_empty(q.size(0), heads, dv)
+        lse = []
+        for g0, g1, rows, kw, vw, m in _groups(plan, q, k, v, mask):
+            o, l = fwd(rows, kw, vw, attn_mask=m, scale=1.0)  # (G, H, b, Dv), (G, H, b)
+            lo = g0 * plan.block
+            hi = min(g1 * plan.block, out.size(0))
+            out[lo:hi] = o.transpose(1, 2).reshape(-1, heads, dv)[: hi - lo]
+            lse.append(l)
+        ctx.plan = plan
+        ctx.save_for_backward(q, k, v, out, *lse)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        bwd = getattr(torch.ops.aten, _FLASH + "_backward")
+        plan = ctx.plan
+        q, k, v, out, *lse = ctx.saved_tensors
+        b, s = plan.block, plan.span
+        mask = _additive_mask(plan, q.dtype)
+        pieces = -(-s // b)  # window slot j * b + i of block n is padded key row (n + j) * b + i
+        dq = torch.empty_like(q)
+        dk = k.new_zeros(plan.num_blocks + pieces - 1, b, *k.shape[1:])
+        dv = v.new_zeros(plan.num_blocks + pieces - 1, b, *v.shape[1:])
+        grad = grad.contiguous()
+        for i, (g0, g1, rows, kw, vw, m) in enumerate(_groups(plan, q, k, v, mask)):
+            go, o = (_query_rows(plan, t, g0, g1) for t in (grad, out))
+            gq, gk, gv = bwd(go, rows, kw, vw, o, lse[i], 0.0, False, attn_mask=m, scale=1.0)
+            lo, hi = g0 * b, min(g1 * b, q.size(0))
+            dq[lo:hi] = gq.transpose(1, 2).reshape(-1, *q.shape[1:])[: hi - lo]
+            gk, gv = gk.transpose(1, 2), gv.transpose(1, 2)  # (G, s, H, D)
+            for j in range(pieces):
+                width = min(b, s - j * b)
+                dk[g0 + j : g1 + j, :width] += gk[:, j * b : j * b + width]
+                dv[g0 + j : g1 + j, :width] += gv[:, j * b : j * b + width]
+        front, n = plan.pad_front, k.size(0)
+        dk = dk.view(-1, *k.shape[1:])[front : front + n]
+        dv = dv.view(-1, *v.shape[1:])[front : front + n]
+        return dq, dk, dv, None
+
+
+def _query_rows(plan: _Plan, t: Tensor, g0: int, g1: int) -> Tensor:
+    """Blocks ``[g0, g1)`` of the node rows ``t [N, H, C]`` as ``[G, H, b, C]``."""
+    b = plan.block
+    return _segment(t, g0 * b, (g1 - g0) * b).view(g1 - g0, b, *t.shape[1:]).transpose(1, 2)
+
+
+def _groups(plan: _Plan, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None):
+    """``(g0, g1, query blocks, key windows, value windows, mask)`` of each group of blocks."""
+    b, s = plan.block, plan.span
+    per_group = max(1, GROUP_KEY_BYTES // (s * k[0].numel() * k.element_size()))
+    for g0 in range(0, plan.num_blocks, per_group):
+        g1 = min(g0 + per_group, plan.num_blocks)
+        start, length = g0 * b - plan.pad_front, (g1 - g0 - 1) * b + s
+        kw = _windows(_segment(k, start, length), s, b).transpose(1, 2)  # (G, H, s, D)
+        vw = _windows(_segment(v, start, length), s, b).transpose(1, 2)
+        yield g0, g1, _query_rows(plan, q, g0, g1), kw, vw, None if mask is None else mask[g0:g1]
 
 
 def _from_query_blocks(plan: _Plan, tb: Tensor, num_nodes: int) -> Tensor:

@@ -79,6 +79,32 @@ def test_blocked_block_sizes(pattern, block_size, dtype, generator):
     assert_matches_reference(engine, q, k, v, pattern)
 
 
+SINGLE = {
+    "window-odd": STRUCTURED["window-odd"],
+    "window-causal": WindowGraph(29, radius=5, causal=True),
+    "window-radius-beyond-length": WindowGraph(7, radius=100),
+    "chunked-odd": STRUCTURED["chunked-odd"],
+    "grid-8": STRUCTURED["grid-8"],
+    "grid-radius-2": STRUCTURED["grid-radius-2"],
+}
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 8, 64])
+@pytest.mark.parametrize("pattern", SINGLE.values(), ids=SINGLE.keys())
+def test_blocked_grouped_flash_calls(pattern, block_size, dtype, generator, monkeypatch):
+    """On one graph the CPU path runs the flash kernel group by group; with groups of one
+    block every group boundary, padded end and partial key piece is crossed."""
+    monkeypatch.setattr(blocked, "GROUP_KEY_BYTES", 1)
+    calls = []
+    apply = blocked._GroupedWindows.apply
+    monkeypatch.setattr(blocked._GroupedWindows, "apply", lambda *a: calls.append(1) or apply(*a))
+    fn = partial(blocked_attention, block_size=block_size)
+    engine = Engine("blocked-test", fn, blocked.supports, priority=999)
+    q, k, v = random_qkv(pattern.num_nodes, HEADS, HEAD_DIM, dtype=dtype, generator=generator)
+    assert_matches_reference(engine, q, k, v, pattern, need_weights=False)
+    assert calls, "the grouped path did not run"
+
+
 @pytest.mark.parametrize("pattern", EMPTY.values(), ids=EMPTY.keys())
 def test_blocked_zero_nodes(pattern, dtype, generator):
     q, k, v = random_qkv(0, HEADS, HEAD_DIM, dtype=dtype, generator=generator)
