@@ -14,12 +14,16 @@ float32:
 Graphs: ``random`` (``--degree`` edges per node, uniform endpoints: no locality) and
 ``economy`` (a generated supply-chain economy of N agents, ``graphattn.economy``).
 
-Columns: ``first_s`` is the first forward + backward on a graph the layer has not seen (a
+Columns: ``first_s`` is the cost of a graph the layer has not seen: the median over
+``--new-graphs`` forward + backward steps, each on a fresh draw of the same kind and size (a
 plain ``edge_index`` tensor: the fused engine groups its edges in that call; its kernels were
-loaded before, on small graphs, as a process that trains has them), ``steady_s`` the
-median of ``--repeats`` later steps on an ``EdgeList`` reused across steps (grouped once, as a
-model's layers share it); ``first_vs_steady`` their ratio. ``peak_extra_mb`` is the peak
-resident memory the steps added (``PeakMemory``: the kernel's peak counter reset after set-up).
+loaded before, on small graphs, as a process that trains has them), as mini-batch training and
+inference meet a new graph at every step. ``cold_s`` is the first of those steps, the first
+large step of the process (its memory is touched for the first time there). ``steady_s`` is
+the median of ``--repeats`` later steps on an ``EdgeList`` reused across steps (grouped once,
+as a model's layers share it); ``first_vs_steady`` is ``first_s / steady_s``.
+``peak_extra_mb`` is the peak resident memory the steps added (``PeakMemory``: the kernel's
+peak counter reset after set-up).
 ``speedup_vs_pyg`` and ``memory_vs_pyg`` compare with TransformerConv on the same graph in the
 same run. ``--rounds K`` sweeps all runs K times in turn and reports medians over rounds
 (peak memory: the largest). ``goals.csv`` says which of the fused engine's goals at N = 100k
@@ -90,7 +94,12 @@ def measure(spec: dict) -> dict:
 
     torch.manual_seed(spec["seed"])
     n, engine = spec["nodes"], spec["engine"]
-    edge_index = _graph(spec["graph"], n, spec["degree"], spec["seed"])
+    # the graphs the layer meets for the first time, one per step: fresh draws of one kind
+    new_graphs = [
+        _graph(spec["graph"], n, spec["degree"], spec["seed"] + i)
+        for i in range(spec["new_graphs"])
+    ]
+    edge_index = new_graphs[-1]
     x = torch.randn(n, spec["d_model"])
     model = _model(engine, spec["d_model"], spec["heads"])
     if engine == "fused":  # load (or compile) the kernels outside the measurement: the
@@ -113,12 +122,13 @@ def measure(spec: dict) -> dict:
         return time.perf_counter() - t0
 
     with PeakMemory() as mem:
-        first = step(edge_index)  # a graph the layer has not seen
+        firsts = [step(g) for g in new_graphs]  # each a graph the layer has not seen
         graph = EdgeList(edge_index, n) if engine in ("fused", "scatter") else edge_index
         step(graph)  # groups the EdgeList's edges once
         times = [step(graph) for _ in range(spec["repeats"])]
     return {
-        "first_s": first,
+        "first_s": statistics.median(firsts),
+        "cold_s": firsts[0],
         "steady_s": statistics.median(times),
         "peak_extra_mb": mem.extra_mb,
         "edges": int(edge_index.size(1)),
@@ -160,6 +170,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--new-graphs",
+        type=int,
+        default=3,
+        help="graphs the layer has not seen, one step each (first_s: their median)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -178,8 +194,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.repeats = [300, 3_000], 1
-    if min(args.sizes) < 2 or args.degree < 1 or args.repeats < 1 or args.rounds < 1:
-        parser.error("--sizes must be >= 2, --degree, --repeats and --rounds >= 1")
+    if args.quick:
+        args.new_graphs = min(args.new_graphs, 2)
+    if min(args.sizes) < 2 or min(args.degree, args.repeats, args.rounds, args.new_graphs) < 1:
+        parser.error("--sizes must be >= 2, --degree, --repeats, --rounds, --new-graphs >= 1")
 
     from graphattn.experiments import machine_line, plots, print_table, progress, write_table
     from graphattn.experiments.isolate import run_isolated
@@ -202,7 +220,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         spec = {
             "graph": kind, "nodes": n, "engine": engine, "degree": args.degree,
             "d_model": args.d_model, "heads": args.heads, "repeats": args.repeats,
-            "seed": args.seed,
+            "new_graphs": args.new_graphs, "seed": args.seed,
         }  # fmt: skip
         try:
             result = run_isolated(f"{__file__}:measure", spec, timeout=args.timeout)
@@ -217,6 +235,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows.append({
                 "graph": kind, "nodes": n, "engine": engine,
                 "first_s": statistics.median(r["first_s"] for r in results),
+                "cold_s": statistics.median(r["cold_s"] for r in results),
                 "steady_s": statistics.median(r["steady_s"] for r in results),
                 "peak_extra_mb": max(r["peak_extra_mb"] for r in results),
                 "edges": results[0]["edges"], "rounds": len(results),

@@ -13,11 +13,11 @@ def test_measure_every_engine_in_process(engine, graph):
     """The measurement itself, in this process (the script runs it in a child)."""
     spec = {
         "graph": graph, "nodes": 64, "engine": engine, "degree": 4, "d_model": 16,
-        "heads": 2, "repeats": 1, "seed": 0,
+        "heads": 2, "repeats": 1, "new_graphs": 2, "seed": 0,
     }  # fmt: skip
     r = _load().measure(spec)
-    assert r["first_s"] > 0 and r["steady_s"] > 0 and r["peak_extra_mb"] >= 0
-    assert r["edges"] > 0
+    assert r["first_s"] > 0 and r["cold_s"] > 0 and r["steady_s"] > 0
+    assert r["peak_extra_mb"] >= 0 and r["edges"] > 0
 
 
 def test_sparse_scaling_smoke(tmp_path, monkeypatch):
@@ -39,6 +39,8 @@ def test_sparse_scaling_smoke(tmp_path, monkeypatch):
 def test_sparse_scaling_rejects_unknown_engine(tmp_path):
     with pytest.raises(SystemExit):
         _load().main(["--engines", "nope", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        _load().main(["--new-graphs", "0", "--out", str(tmp_path)])
 
 
 def test_goals_are_judged_from_the_fused_rows():
