@@ -2,9 +2,10 @@
 
 Local attention is computed the way long-document transformers compute it: the nodes of each
 graph are cut into query blocks of ``b`` consecutive nodes, every block gathers the keys of the
-neighbouring span it can reach, and one batched call of
-:func:`torch.nn.functional.scaled_dot_product_attention` runs all blocks at once with a boolean
-mask that keeps exactly the pattern's edges. No edge list is built.
+neighbouring span it can reach, and batched calls of
+:func:`torch.nn.functional.scaled_dot_product_attention` (one for all blocks, or one per group
+of blocks on a single CPU graph, below) run the blocks with a mask that keeps exactly the
+pattern's edges. No edge list is built.
 
 - :class:`~graphattn.patterns.WindowGraph` (``radius`` r, causal or not): a query
   block ``[s, s + b)`` attends to the key span ``[s - r, s + b + r)`` (``[s - r, s + b)`` when
