@@ -46,3 +46,23 @@ def test_fused_kernels_smoke(capsys):
 def test_fused_kernels_rejects_bad_sizes():
     with pytest.raises(SystemExit):
         load_script("fused_kernels").main(["--heads", "0"])
+
+
+def test_window_floor_smoke(tmp_path, capsys):
+    """The window step split into projections, flash core and glue, written as a CSV."""
+    result = load_script("window_floor").main(
+        ["--nodes", "300", "--radius", "8", "--d-model", "16", "--heads", "2", "--repeats", "2",
+         "--matmul-size", "64", "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert result["layer_s"] > 0 and result["projections_s"] > 0 and result["flash_core_s"] > 0
+    assert result["glue_s"] == pytest.approx(
+        result["layer_s"] - result["projections_s"] - result["flash_core_s"]
+    )
+    assert result["block"] == 64 and result["span"] == 64 + 2 * 8
+    assert "projections + core alone" in capsys.readouterr().out
+    assert (tmp_path / "window_floor.csv").read_text().startswith("# date:")
+
+
+def test_window_floor_rejects_bad_sizes():
+    with pytest.raises(SystemExit):
+        load_script("window_floor").main(["--heads", "3"])
