@@ -127,8 +127,9 @@ class Engine:
     request and prefers it; if none prefers it, the first that supports it. An engine with
     ``half_rows`` takes float16/bfloat16 ``q``, ``k``, ``v`` as they are (and accumulates in
     float32); the layer upcasts them for the others. An engine with ``strided_rows`` reads
-    ``q``, ``k``, ``v`` that are column slices of one ``[N, 3C]`` product as they are; the
-    layer gives the others three separate contiguous products.
+    ``q``, ``k``, ``v`` that are column slices of one ``[N, 3C]`` product as they are (the
+    built-in ``dense``, ``blocked`` and ``scatter``); the layer gives the others (``fused``,
+    and any engine registered without the flag) three separate contiguous products.
     """
 
     name: str
@@ -137,7 +138,7 @@ class Engine:
     priority: int
     prefers: Callable[[AttentionRequest], bool] = _always
     half_rows: bool = False
-    strided_rows: bool = True
+    strided_rows: bool = False
 
     def __call__(
         self,

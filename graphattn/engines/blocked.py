@@ -498,4 +498,4 @@ def _gather_edge_weights(probs: Tensor, graph: Pattern, plan: _Plan) -> Tensor:
 
 
 supports = pattern_supports(BLOCKED_PATTERNS, "a ChunkedGraph, WindowGraph or GridGraph pattern")
-ENGINE = Engine("blocked", blocked_attention, supports, priority=20)
+ENGINE = Engine("blocked", blocked_attention, supports, priority=20, strided_rows=True)

@@ -164,4 +164,4 @@ supports = pattern_supports(
     (FullGraph, CausalFullGraph),
     "a FullGraph or CausalFullGraph pattern (attention to the whole graph)",
 )
-ENGINE = Engine("dense", dense_attention, supports, priority=10)
+ENGINE = Engine("dense", dense_attention, supports, priority=10, strided_rows=True)

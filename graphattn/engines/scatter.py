@@ -126,4 +126,4 @@ def supports(request: AttentionRequest) -> str | None:
     return None
 
 
-ENGINE = Engine("scatter", scatter_attention, supports, priority=1000)
+ENGINE = Engine("scatter", scatter_attention, supports, priority=1000, strided_rows=True)

@@ -45,3 +45,29 @@ def test_dense_matches_reference_on_random_batches(sizes, heads, dim, seed):
     g = torch.Generator().manual_seed(seed)
     q, k, v = random_qkv(pattern.num_nodes, heads, dim, dtype=torch.float64, generator=g)
     assert_matches_reference("dense", q, k, v, pattern)
+
+
+@pytest.mark.parametrize("strided", [False, True])
+def test_stacked_projection_reaches_only_engines_that_read_strided_rows(strided, monkeypatch):
+    """q, k, v are views into one [N, 3C] product only for an engine registered with
+    ``strided_rows``; any other engine gets contiguous rows, and both give the same result."""
+    from graphattn import MultiHeadAttentionConv
+    from graphattn.engines import Engine, registry, scatter, scatter_attention
+
+    seen = []
+
+    def fn(q, k, v, graph, **kwargs):
+        seen.append(all(t.is_contiguous() for t in (q, k, v)))
+        return scatter_attention(q, k, v, graph, **kwargs)
+
+    engine = Engine("rows-test", fn, scatter.supports, priority=999, strided_rows=strided)
+    monkeypatch.setitem(registry._REGISTRY, engine.name, engine)
+    torch.manual_seed(0)
+    conv = MultiHeadAttentionConv(8, 8, heads=2, engine="rows-test", add_self_loops=False)
+    x, edges = torch.randn(5, 8), torch.tensor([[0, 1, 2, 3, 4, 0], [1, 2, 3, 4, 0, 2]])
+    out = conv(x, edges)
+    assert seen == [not strided]
+    conv.engine = "scatter"
+    torch.testing.assert_close(out, conv(x, edges))
+    pair = conv((x, x.clone()), edges)  # two tensors: three products, whatever the engine
+    torch.testing.assert_close(out, pair)

@@ -201,7 +201,4 @@ def prefers(request: AttentionRequest) -> bool:
     return torch.compiler.is_compiling() or request.num_edges >= AUTO_MIN_EDGES
 
 
-ENGINE = Engine(
-    "fused", fused_attention, supports, priority=100, prefers=prefers, half_rows=True,
-    strided_rows=False,
-)  # fmt: skip
+ENGINE = Engine("fused", fused_attention, supports, priority=100, prefers=prefers, half_rows=True)
