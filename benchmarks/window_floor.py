@@ -10,7 +10,8 @@ with the layer's own shapes:
 - ``flash_core``: PyTorch's CPU flash-attention kernel forward + backward
   (``torch.ops.aten._scaled_dot_product_flash_attention_for_cpu`` and its backward, the
   kernels behind SDPA there) on the blocks the ``blocked`` engine hands it (query blocks of
-  ``b`` nodes against key windows of ``b + 2r``, under the engine's own mask), all at once;
+  ``b`` nodes against key windows of ``b + 2r``, under the engine's own mask), all blocks in
+  one call (the engine makes one per group of blocks: the same work);
 - ``layer``: ``MultiHeadAttentionConv(engine="blocked")`` on ``WindowGraph(N, radius)``.
 
 The parts and a float32 ``--matmul-size`` square matmul are timed in turn, ``--repeats``
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     plan = blocked._plan(graph, blocked.DEFAULT_BLOCK_SIZE, x.device)
     nb, b, s = plan.num_blocks, plan.block, plan.span
-    mask = blocked._additive_mask(plan, torch.float32)
+    mask = blocked._additive(plan.mask, torch.float32)
     qb = torch.randn(nb, b, heads, dim).transpose(1, 2)  # the engine's block layouts
     kb = torch.randn(nb, s, heads, dim).transpose(1, 2)
     vb = torch.randn(nb, s, heads, dim).transpose(1, 2)

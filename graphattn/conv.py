@@ -471,11 +471,14 @@ class MultiHeadAttentionConv(MessagePassing):
         When ``x_src is x_dst`` and the engine reads row-strided rows (``strided``), the three
         projections are one matrix product with the weights stacked (``[N, 3C]`` columns, q,
         k, v views into it): one wide product, and in the backward one product with a
-        ``3C``-deep inner dimension instead of three ``C``-deep ones summed.
+        ``3C``-deep inner dimension instead of three ``C``-deep ones summed. Only while
+        ``lin_key`` and ``lin_value`` are plain PyG ``Linear`` modules without forward hooks
+        (pruning, for one, recomputes ``weight`` in a pre-hook; an adapter may replace the
+        module): otherwise they are called as modules.
         """
         scale = 1.0 / math.sqrt(self.head_dim)
         lq, lk, lv = self.lin_query, self.lin_key, self.lin_value
-        if strided and x_src is x_dst:
+        if strided and x_src is x_dst and _plain_linear(lk) and _plain_linear(lv):
             weight = torch.cat([lq.weight * scale, lk.weight, lv.weight])  # (3C, C_in)
             bias = None if lq.bias is None else torch.cat([lq.bias * scale, lk.bias, lv.bias])
             return F.linear(x_dst, weight, bias).split(self.out_channels, dim=1)
@@ -535,7 +538,7 @@ class MultiHeadAttentionConv(MessagePassing):
                 (self.lin_value, x_src),
                 (self.lin_skip, x_dst),
             )  # fmt: skip
-            if lin is not None and isinstance(lin.weight, UninitializedParameter)
+            if lin is not None and isinstance(getattr(lin, "weight", None), UninitializedParameter)
         ]
         if lazy:
             with torch.no_grad():
@@ -660,6 +663,20 @@ class MultiHeadAttentionConv(MessagePassing):
             f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
             f"heads={self.heads}{extra})"
         )
+
+
+def _plain_linear(module: nn.Module) -> bool:
+    """Whether calling ``module`` is exactly ``F.linear`` with its weight and bias: a PyG
+    ``Linear`` (not a subclass) with no forward hooks of its own or global ones."""
+    from torch.nn.modules import module as torch_module
+
+    return (
+        type(module) is Linear
+        and not module._forward_hooks
+        and not module._forward_pre_hooks
+        and not torch_module._global_forward_hooks
+        and not torch_module._global_forward_pre_hooks
+    )
 
 
 def _cast(t: Tensor, dtype: torch.dtype | None) -> Tensor:

@@ -236,11 +236,16 @@ def test_torch_func_grad_auto_works_and_forced_fused_says_why():
             grad(lambda xx: fused(xx, edge_index).sum())(x)
 
 
+@pytest.mark.parametrize("loss", ["square", "linear"])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_double_backward_works_on_scatter_and_names_the_engine_elsewhere(engine):
+def test_double_backward_works_on_scatter_and_names_the_engine_elsewhere(engine, loss):
+    """``linear``: a frozen output projection and a linear loss, so the gradient reaching the
+    engine does not itself require grad; a second derivative must still be refused."""
     if engine == "fused" and not numba_available():
         pytest.skip("numba is not installed")
     conv, _ = _pair(engine, dtype=torch.float64)
+    if loss == "linear":
+        conv.lin_out.requires_grad_(False)
     graph = (
         FullGraph.from_sizes([4, 3])
         if engine == "dense"
@@ -249,13 +254,16 @@ def test_double_backward_works_on_scatter_and_names_the_engine_elsewhere(engine)
         else torch.randint(0, 7, (2, 20))
     )
     x = torch.randn(7, 8, dtype=torch.float64, requires_grad=True)
-    (gx,) = torch.autograd.grad(conv(x, graph).pow(2).sum(), x, create_graph=True)
+    out = conv(x, graph)
+    (gx,) = torch.autograd.grad(
+        out.pow(2).sum() if loss == "square" else out.sum(), x, create_graph=True
+    )
     if engine == "scatter":
-        gx.sum().backward()
+        gx.pow(2).sum().backward()
         assert torch.isfinite(x.grad).all()
     else:
         with pytest.raises(RuntimeError, match=f"'{engine}' engine.*scatter"):
-            gx.sum().backward()
+            gx.pow(2).sum().backward()
 
 
 @pytest.mark.parametrize(

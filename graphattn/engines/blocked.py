@@ -79,7 +79,7 @@ class _Plan:
     k_base: Tensor  # (num_blocks,) node index of key slot 0 (may be negative)
     single: bool  # one non-empty graph: blocks are strided views of padded q, k, v
     pad_front: int  # key slots before node 0 in the first block (``single`` only)
-    additive: dict = field(default_factory=dict)  # dtype -> ``mask`` as 0 / -inf (grouped)
+    additive: dict = field(default_factory=dict)  # dtype -> interior blocks' mask, 0 / -inf
 
 
 def _row_plan(
@@ -249,7 +249,7 @@ def blocked_attention(
     def attend(q: Tensor, k: Tensor, v: Tensor, need_probs: bool, weights_only: bool = False):
         if not need_probs:  # SDPA's kernels have no second derivative: say so clearly
             q, k, v = first_order("blocked", q, k, v)
-            if dropout == 0.0 and _grouped_applies(plan, q):
+            if dropout == 0.0 and _grouped_applies(plan, q, v):
                 return _GroupedWindows.apply(q, k, v, plan), None
         qb, kb, vb = _query_blocks(plan, q), _key_blocks(plan, k), _key_blocks(plan, v)
         ob, probs = block_attention(
@@ -341,25 +341,38 @@ _FLASH = "_scaled_dot_product_flash_attention_for_cpu"
 GROUP_KEY_BYTES = 4 << 20
 
 
-def _grouped_applies(plan: _Plan, q: Tensor) -> bool:
+def _grouped_applies(plan: _Plan, q: Tensor, v: Tensor) -> bool:
+    """Whether the grouped flash calls serve this call: one graph, CPU, float32/float64,
+    eager, a value head size equal to the query's (the flash kernel needs it), and SDPA's
+    flash backend not switched off (``torch.nn.attention.sdpa_kernel``)."""
     return (
         plan.single
         and q.device.type == "cpu"
         and q.dtype in (torch.float32, torch.float64)
+        and v.size(-1) == q.size(-1)
         and not static_mode()
+        and torch.backends.cuda.flash_sdp_enabled()  # the global flag, CPU included
         and hasattr(torch.ops.aten, _FLASH)
     )
 
 
-def _additive_mask(plan: _Plan, dtype: torch.dtype) -> Tensor | None:
-    """``plan.mask`` as 0 / -inf in ``dtype`` (the flash kernel's own mask type), cached."""
+def _additive(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """A boolean mask as 0 / -inf in ``dtype`` (the flash kernel's own mask type)."""
+    return torch.zeros((), dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+
+
+def _group_mask(plan: _Plan, g0: int, g1: int, interior: bool, dtype) -> Tensor | None:
+    """The additive mask of blocks ``[g0, g1)``. Blocks whose keys and queries all lie
+    inside the graph share one ``[1, 1, b | 1, s]`` mask (the band), converted once and
+    cached on the plan; the few groups at the ends convert their own slice per call."""
     if plan.mask is None:
         return None
-    mask = plan.additive.get(dtype)
-    if mask is None:
-        zero = torch.zeros((), dtype=dtype, device=plan.mask.device)
-        mask = plan.additive[dtype] = zero.masked_fill(~plan.mask, float("-inf"))
-    return mask
+    if not interior:
+        return _additive(plan.mask[g0:g1], dtype)
+    band = plan.additive.get(dtype)
+    if band is None:
+        band = plan.additive[dtype] = _additive(plan.mask[g0 : g0 + 1], dtype)
+    return band
 
 
 def _segment(t: Tensor, start: int, length: int) -> Tensor:
@@ -390,10 +403,9 @@ class _GroupedWindows(torch.autograd.Function):
     def forward(ctx, q, k, v, plan):
         fwd = getattr(torch.ops.aten, _FLASH)
         heads, dv = v.shape[1:]
-        mask = _additive_mask(plan, q.dtype)
         out = q.new_empty(q.size(0), heads, dv)
         lse = []
-        for g0, g1, rows, kw, vw, m in _groups(plan, q, k, v, mask):
+        for g0, g1, rows, kw, vw, m in _groups(plan, q, k, v):
             o, l = fwd(rows, kw, vw, attn_mask=m, scale=1.0)  # (G, H, b, Dv), (G, H, b)
             lo = g0 * plan.block
             hi = min(g1 * plan.block, out.size(0))
@@ -404,19 +416,20 @@ class _GroupedWindows(torch.autograd.Function):
         return out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
+        # Not once_differentiable: under create_graph the kernel's backward records a node
+        # without a derivative, so the inputs' first_order markers still see a gradient
+        # that requires grad and raise their clear error, even when ``grad`` does not.
         bwd = getattr(torch.ops.aten, _FLASH + "_backward")
         plan = ctx.plan
         q, k, v, out, *lse = ctx.saved_tensors
         b, s = plan.block, plan.span
-        mask = _additive_mask(plan, q.dtype)
         pieces = -(-s // b)  # window slot j * b + i of block n is padded key row (n + j) * b + i
         dq = torch.empty_like(q)
         dk = k.new_zeros(plan.num_blocks + pieces - 1, b, *k.shape[1:])
         dv = v.new_zeros(plan.num_blocks + pieces - 1, b, *v.shape[1:])
         grad = grad.contiguous()
-        for i, (g0, g1, rows, kw, vw, m) in enumerate(_groups(plan, q, k, v, mask)):
+        for i, (g0, g1, rows, kw, vw, m) in enumerate(_groups(plan, q, k, v)):
             go, o = (_query_rows(plan, t, g0, g1) for t in (grad, out))
             gq, gk, gv = bwd(go, rows, kw, vw, o, lse[i], 0.0, False, attn_mask=m, scale=1.0)
             lo, hi = g0 * b, min(g1 * b, q.size(0))
@@ -438,16 +451,18 @@ def _query_rows(plan: _Plan, t: Tensor, g0: int, g1: int) -> Tensor:
     return _segment(t, g0 * b, (g1 - g0) * b).view(g1 - g0, b, *t.shape[1:]).transpose(1, 2)
 
 
-def _groups(plan: _Plan, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None):
+def _groups(plan: _Plan, q: Tensor, k: Tensor, v: Tensor):
     """``(g0, g1, query blocks, key windows, value windows, mask)`` of each group of blocks."""
-    b, s = plan.block, plan.span
+    b, s, n = plan.block, plan.span, q.size(0)
     per_group = max(1, GROUP_KEY_BYTES // (s * k[0].numel() * k.element_size()))
     for g0 in range(0, plan.num_blocks, per_group):
         g1 = min(g0 + per_group, plan.num_blocks)
         start, length = g0 * b - plan.pad_front, (g1 - g0 - 1) * b + s
         kw = _windows(_segment(k, start, length), s, b).transpose(1, 2)  # (G, H, s, D)
         vw = _windows(_segment(v, start, length), s, b).transpose(1, 2)
-        yield g0, g1, _query_rows(plan, q, g0, g1), kw, vw, None if mask is None else mask[g0:g1]
+        interior = start >= 0 and start + length <= n and g1 * b <= n
+        mask = _group_mask(plan, g0, g1, interior, q.dtype)
+        yield g0, g1, _query_rows(plan, q, g0, g1), kw, vw, mask
 
 
 def _from_query_blocks(plan: _Plan, tb: Tensor, num_nodes: int) -> Tensor:

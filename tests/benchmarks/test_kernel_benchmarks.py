@@ -55,9 +55,7 @@ def test_window_floor_smoke(tmp_path, capsys):
          "--matmul-size", "64", "--out", str(tmp_path)]
     )  # fmt: skip
     assert result["layer_s"] > 0 and result["projections_s"] > 0 and result["flash_core_s"] > 0
-    assert result["glue_s"] == pytest.approx(
-        result["layer_s"] - result["projections_s"] - result["flash_core_s"]
-    )
+    assert 0 < result["frac_matmul"] and 0 < result["frac_bound"]
     assert result["block"] == 64 and result["span"] == 64 + 2 * 8
     assert "projections + core alone" in capsys.readouterr().out
     assert (tmp_path / "window_floor.csv").read_text().startswith("# date:")

@@ -71,3 +71,46 @@ def test_stacked_projection_reaches_only_engines_that_read_strided_rows(strided,
     torch.testing.assert_close(out, conv(x, edges))
     pair = conv((x, x.clone()), edges)  # two tensors: three products, whatever the engine
     torch.testing.assert_close(out, pair)
+
+
+@pytest.mark.parametrize("engine", ["blocked", "scatter"])
+def test_key_and_value_modules_keep_their_hooks_pruning_and_replacements(engine):
+    """The stacked product is only taken while lin_key / lin_value are plain Linear modules:
+    a forward hook still fires, a pruned module (its weight recomputed in a pre-hook) trains
+    step after step, and a replacement module's own forward is used."""
+    from torch.nn.utils import prune
+
+    from graphattn import MultiHeadAttentionConv, WindowGraph
+
+    torch.manual_seed(0)
+    graph = WindowGraph(12, radius=2)
+    x = torch.randn(12, 8)
+    conv = MultiHeadAttentionConv(8, 8, heads=2, engine=engine)
+    fired = []
+    handle = conv.lin_key.register_forward_hook(lambda *_: fired.append(1))
+    conv(x, graph)
+    assert fired
+    handle.remove()
+
+    prune.l1_unstructured(conv.lin_value, "weight", amount=0.5)
+    opt = torch.optim.SGD(conv.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        conv(x, graph).pow(2).sum().backward()
+        opt.step()
+    prune.remove(conv.lin_value, "weight")
+
+    class Doubled(torch.nn.Module):
+        def __init__(self, lin):
+            super().__init__()
+            self.lin = lin
+
+        def forward(self, t):
+            return 2 * self.lin(t)
+
+    before = conv(x, graph)
+    conv.lin_value = Doubled(conv.lin_value)
+    # values doubled: the attention output doubles, and so does the projected output less bias
+    after = conv(x, graph)
+    bias = conv.lin_out.bias
+    torch.testing.assert_close(after - bias, 2 * (before - bias))

@@ -113,12 +113,29 @@ def test_blocked_zero_nodes(pattern, dtype, generator):
     assert_matches_reference("blocked", q, k, v, pattern)
 
 
-def test_blocked_value_width_may_differ(generator):
-    pattern = WindowGraph.from_sizes([6, 9], radius=2)
+@pytest.mark.parametrize("sizes", [[6, 9], [15]], ids=["batch", "one-graph"])
+def test_blocked_value_width_may_differ(sizes, generator):
+    pattern = WindowGraph.from_sizes(sizes, radius=2)
     q, k, _ = random_qkv(15, HEADS, HEAD_DIM, generator=generator)
     v = torch.randn(15, HEADS, 4, generator=generator)
     out, _ = blocked_attention(q, k, v, pattern)
     torch.testing.assert_close(out, scatter_attention(q, k, v, pattern)[0])
+
+
+def test_blocked_follows_the_sdpa_backend_choice(generator, monkeypatch):
+    """With SDPA's flash backend switched off, the grouped flash calls step aside too."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    calls = []
+    apply = blocked._GroupedWindows.apply
+    monkeypatch.setattr(blocked._GroupedWindows, "apply", lambda *a: calls.append(1) or apply(*a))
+    pattern = WindowGraph(20, radius=3)
+    q, k, v = random_qkv(20, HEADS, HEAD_DIM, generator=generator)
+    with sdpa_kernel(SDPBackend.MATH):
+        out, _ = blocked_attention(q, k, v, pattern)
+    assert not calls
+    torch.testing.assert_close(out, blocked_attention(q, k, v, pattern)[0])
+    assert calls
 
 
 def test_blocked_dropout(generator):
