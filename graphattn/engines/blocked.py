@@ -302,6 +302,21 @@ def _windows(padded: Tensor, s: int, b: int) -> Tensor:
     return padded.unfold(0, s, b).permute(0, 3, 1, 2)
 
 
+def _pieces(s: int, b: int) -> int:
+    """Block-sized pieces of a window of ``s`` rows (the last one may be partial)."""
+    return -(-s // b)
+
+
+def _add_windows(total: Tensor, grad: Tensor, first: int, s: int, b: int) -> None:
+    """Add the gradients ``grad [G, s, H, C]`` of the windows of blocks ``first ..`` into
+    ``total [chunks, b, H, C]``, the padded rows in chunks of ``b``: window row ``j * b + i``
+    of block ``n`` is padded row ``(n + j) * b + i``, so each piece is one shifted slice."""
+    count = grad.size(0)
+    for j in range(_pieces(s, b)):
+        width = min(b, s - j * b)
+        total[first + j : first + j + count, :width] += grad[:, j * b : j * b + width]
+
+
 class _KeyWindows(torch.autograd.Function):
     """:func:`_windows` of ``t`` padded by ``front`` and ``back`` zero rows, whose backward
     adds the windows' gradients back in ``ceil(s / b)`` shifted slices (``unfold``'s own
@@ -323,11 +338,8 @@ class _KeyWindows(torch.autograd.Function):
     def backward(ctx, grad):  # grad: (B, s, H, C)
         num_nodes, heads, c = ctx.shape
         s, b, nb = ctx.s, ctx.b, grad.size(0)
-        pieces = -(-s // b)  # window row j * b + i of block n is padded row (n + j) * b + i
-        total = grad.new_zeros(nb + pieces - 1, b, heads, c)
-        for j in range(pieces):
-            width = min(b, s - j * b)
-            total[j : j + nb, :width] += grad[:, j * b : j * b + width]
+        total = grad.new_zeros(nb + _pieces(s, b) - 1, b, heads, c)
+        _add_windows(total, grad, 0, s, b)
         rows = total.view(-1, heads, c)
         return rows[ctx.front : ctx.front + num_nodes], None, None, None, None
 
@@ -424,21 +436,18 @@ class _GroupedWindows(torch.autograd.Function):
         plan = ctx.plan
         q, k, v, out, *lse = ctx.saved_tensors
         b, s = plan.block, plan.span
-        pieces = -(-s // b)  # window slot j * b + i of block n is padded key row (n + j) * b + i
+        chunks = plan.num_blocks + _pieces(s, b) - 1
         dq = torch.empty_like(q)
-        dk = k.new_zeros(plan.num_blocks + pieces - 1, b, *k.shape[1:])
-        dv = v.new_zeros(plan.num_blocks + pieces - 1, b, *v.shape[1:])
+        dk = k.new_zeros(chunks, b, *k.shape[1:])
+        dv = v.new_zeros(chunks, b, *v.shape[1:])
         grad = grad.contiguous()
         for i, (g0, g1, rows, kw, vw, m) in enumerate(_groups(plan, q, k, v)):
             go, o = (_query_rows(plan, t, g0, g1) for t in (grad, out))
             gq, gk, gv = bwd(go, rows, kw, vw, o, lse[i], 0.0, False, attn_mask=m, scale=1.0)
             lo, hi = g0 * b, min(g1 * b, q.size(0))
             dq[lo:hi] = gq.transpose(1, 2).reshape(-1, *q.shape[1:])[: hi - lo]
-            gk, gv = gk.transpose(1, 2), gv.transpose(1, 2)  # (G, s, H, D)
-            for j in range(pieces):
-                width = min(b, s - j * b)
-                dk[g0 + j : g1 + j, :width] += gk[:, j * b : j * b + width]
-                dv[g0 + j : g1 + j, :width] += gv[:, j * b : j * b + width]
+            _add_windows(dk, gk.transpose(1, 2), g0, s, b)  # (G, s, H, D) windows
+            _add_windows(dv, gv.transpose(1, 2), g0, s, b)
         front, n = plan.pad_front, k.size(0)
         dk = dk.view(-1, *k.shape[1:])[front : front + n]
         dv = dv.view(-1, *v.shape[1:])[front : front + n]
