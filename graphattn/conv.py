@@ -23,7 +23,7 @@ from ._checks import (
 )
 from ._inputs import GraphInput, check_flow, normalize_graph
 from .engines._finite import static_mode
-from .engines.base import AttentionRequest, EdgeTerms, Engine
+from .engines.base import AttentionRequest, EdgeTerms, Engine, joint_columns
 from .engines.registry import get_engine, resolve_engine
 from .engines.scatter import attention_alpha, attention_message
 
@@ -481,7 +481,7 @@ class MultiHeadAttentionConv(MessagePassing):
         if strided and x_src is x_dst and _plain_linear(lk) and _plain_linear(lv):
             weight = torch.cat([lq.weight * scale, lk.weight, lv.weight])  # (3C, C_in)
             bias = None if lq.bias is None else torch.cat([lq.bias * scale, lk.bias, lv.bias])
-            return F.linear(x_dst, weight, bias).split(self.out_channels, dim=1)
+            return _split_columns(F.linear(x_dst, weight, bias), self.out_channels)
         bias_q = None if lq.bias is None else lq.bias * scale
         return F.linear(x_dst, lq.weight * scale, bias_q), lk(x_src), lv(x_src)
 
@@ -663,6 +663,32 @@ class MultiHeadAttentionConv(MessagePassing):
             f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
             f"heads={self.heads}{extra})"
         )
+
+
+class _SplitColumns(torch.autograd.Function):
+    """``t.split(width, dim=1)`` whose backward skips the concatenation of the gradients
+    when they already are one ``[N, 3C]`` tensor (:func:`~.engines.base.joint_columns`), as
+    the ``blocked`` engine writes them: a pass over ``N x 3C`` values saved per step."""
+
+    @staticmethod
+    def forward(t, width):
+        return t.split(width, dim=1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):  # unused outputs' gradients come materialized as zeros
+        joint = joint_columns(*grads)
+        return (torch.cat(grads, dim=1) if joint is None else joint), None
+
+
+def _split_columns(t: Tensor, width: int) -> tuple[Tensor, ...]:
+    """The q, k, v column views of a stacked projection (see :class:`_SplitColumns`)."""
+    if static_mode() or not (torch.is_grad_enabled() and t.requires_grad):
+        return t.split(width, dim=1)
+    return _SplitColumns.apply(t, width)
 
 
 def _plain_linear(module: nn.Module) -> bool:

@@ -39,7 +39,14 @@ from torch import Tensor
 
 from ..patterns import EdgeList, Pattern
 
-__all__ = ["AttentionRequest", "EdgeTerms", "Engine", "block_attention", "empty_attention"]
+__all__ = [
+    "AttentionRequest",
+    "EdgeTerms",
+    "Engine",
+    "block_attention",
+    "empty_attention",
+    "joint_columns",
+]
 
 Graph = Pattern | EdgeList
 
@@ -155,6 +162,44 @@ class Engine:
         return self.fn(
             q, k, v, graph, terms=terms, dropout=dropout, need_weights=need_weights, module=module
         )
+
+
+def joint_columns(*tensors: Tensor) -> Tensor | None:
+    """The ``[N, C_1 + ... + C_k]`` tensor whose consecutive column blocks are ``tensors``, or
+    :obj:`None` when they are not laid out that way.
+
+    ``tensors`` are row views (``[N, C_i]``, or ``[N, H, D_i]`` with the inner dimensions
+    contiguous) that share one storage, dtype and row stride ``C_1 + ... + C_k``, each
+    starting where the previous one ends: the q, k, v columns of one stacked projection, or
+    gradients an engine wrote into one buffer. Such views are one tensor already, so a
+    concatenation can be skipped. Never under ``torch.compile`` or ``torch.func`` (no
+    addresses there).
+    """
+    if not tensors or torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return None
+    first = tensors[0]
+    rows = first.size(0)
+    widths = [t[0].numel() if t.dim() > 0 and rows > 0 else -1 for t in tensors]
+    total = sum(widths)
+    if rows < 2 or min(widths) <= 0:
+        return None
+    size = first.element_size()
+    storage = first.untyped_storage().data_ptr()
+    address = first.data_ptr()
+    for t, width in zip(tensors, widths, strict=True):
+        if (
+            t.layout != torch.strided
+            or t.dtype != first.dtype
+            or t.device != first.device
+            or t.size(0) != rows
+            or t.stride(0) != total
+            or not t[0].is_contiguous()
+            or t.untyped_storage().data_ptr() != storage
+            or t.data_ptr() != address
+        ):
+            return None
+        address += width * size
+    return first.as_strided((rows, total), (total, 1))
 
 
 def pattern_supports(patterns: tuple[type, ...], needs: str):

@@ -417,11 +417,9 @@ class _GroupedWindows(torch.autograd.Function):
         heads, dv = v.shape[1:]
         out = q.new_empty(q.size(0), heads, dv)
         lse = []
-        for g0, g1, rows, kw, vw, m in _groups(plan, q, k, v):
+        for g0, _, rows, kw, vw, m in _groups(plan, q, k, v):
             o, l = fwd(rows, kw, vw, attn_mask=m, scale=1.0)  # (G, H, b, Dv), (G, H, b)
-            lo = g0 * plan.block
-            hi = min(g1 * plan.block, out.size(0))
-            out[lo:hi] = o.transpose(1, 2).reshape(-1, heads, dv)[: hi - lo]
+            _put_blocks(out, plan, g0, o)
             lse.append(l)
         ctx.plan = plan
         ctx.save_for_backward(q, k, v, out, *lse)
@@ -435,23 +433,36 @@ class _GroupedWindows(torch.autograd.Function):
         bwd = getattr(torch.ops.aten, _FLASH + "_backward")
         plan = ctx.plan
         q, k, v, out, *lse = ctx.saved_tensors
-        b, s = plan.block, plan.span
+        b, s, front, n = plan.block, plan.span, plan.pad_front, q.size(0)
         chunks = plan.num_blocks + _pieces(s, b) - 1
-        dq = torch.empty_like(q)
-        dk = k.new_zeros(chunks, b, *k.shape[1:])
-        dv = v.new_zeros(chunks, b, *v.shape[1:])
+        # dq, dk, dv side by side in one buffer of padded rows, as the columns of the layer's
+        # stacked projection: its backward then takes them without a concatenation
+        buf = q.new_empty(chunks * b, 3, *q.shape[1:])
+        buf[:, 1:].zero_()
+        dq, dk, dv = (buf[front : front + n, i] for i in range(3))
+        dk_chunks, dv_chunks = (buf[:, i].view(chunks, b, *q.shape[1:]) for i in (1, 2))
         grad = grad.contiguous()
         for i, (g0, g1, rows, kw, vw, m) in enumerate(_groups(plan, q, k, v)):
             go, o = (_query_rows(plan, t, g0, g1) for t in (grad, out))
             gq, gk, gv = bwd(go, rows, kw, vw, o, lse[i], 0.0, False, attn_mask=m, scale=1.0)
-            lo, hi = g0 * b, min(g1 * b, q.size(0))
-            dq[lo:hi] = gq.transpose(1, 2).reshape(-1, *q.shape[1:])[: hi - lo]
-            _add_windows(dk, gk.transpose(1, 2), g0, s, b)  # (G, s, H, D) windows
-            _add_windows(dv, gv.transpose(1, 2), g0, s, b)
-        front, n = plan.pad_front, k.size(0)
-        dk = dk.view(-1, *k.shape[1:])[front : front + n]
-        dv = dv.view(-1, *v.shape[1:])[front : front + n]
+            _put_blocks(dq, plan, g0, gq)
+            _add_windows(dk_chunks, gk.transpose(1, 2), g0, s, b)  # (G, s, H, D) windows
+            _add_windows(dv_chunks, gv.transpose(1, 2), g0, s, b)
         return dq, dk, dv, None
+
+
+def _put_blocks(rows: Tensor, plan: _Plan, g0: int, blocks: Tensor) -> None:
+    """Write query blocks ``[G, H, b, C]`` from block ``g0`` on into the node rows ``rows [N,
+    H, C]`` (padded query slots past the last node dropped), one strided copy."""
+    b, count = plan.block, blocks.size(0)
+    lo = g0 * b
+    whole = min(count, (rows.size(0) - lo) // b)  # blocks with no padded slot
+    blocks = blocks.transpose(1, 2)  # (G, b, H, C)
+    if whole:
+        rows[lo : lo + whole * b].view(whole, b, *rows.shape[1:]).copy_(blocks[:whole])
+    if whole < count:  # the last block, cut short
+        rest = rows.size(0) - lo - whole * b
+        rows[lo + whole * b :].copy_(blocks[whole, :rest])
 
 
 def _query_rows(plan: _Plan, t: Tensor, g0: int, g1: int) -> Tensor:

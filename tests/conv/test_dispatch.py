@@ -114,3 +114,51 @@ def test_key_and_value_modules_keep_their_hooks_pruning_and_replacements(engine)
     after = conv(x, graph)
     bias = conv.lin_out.bias
     torch.testing.assert_close(after - bias, 2 * (before - bias))
+
+
+def test_joint_columns_finds_only_side_by_side_views():
+    """Column blocks of one buffer, in order, are that buffer; anything else is not."""
+    from graphattn.engines.base import joint_columns
+
+    base = torch.randn(6, 12)
+    q, k, v = base.split(4, dim=1)
+    joint = joint_columns(q, k, v)
+    assert joint is not None and joint.data_ptr() == base.data_ptr() and torch.equal(joint, base)
+    rows = base.view(6, 3, 2, 2)  # [N, 3, H, D]: per-head views of the same columns
+    assert torch.equal(joint_columns(rows[:, 0], rows[:, 1], rows[:, 2]), base)
+    assert joint_columns(k, q, v) is None  # out of order
+    assert joint_columns(q, k) is None  # a row is longer than the two blocks
+    assert joint_columns(*(t.clone() for t in (q, k, v))) is None  # separate buffers
+    assert joint_columns(*base[:1].split(4, dim=1)) is None  # one row: strides say nothing
+    assert joint_columns(q, k, v.double()) is None
+
+
+@pytest.mark.parametrize("engine", ["blocked", "scatter"])
+def test_stacked_projection_gradients_with_and_without_one_buffer(engine, monkeypatch):
+    """The blocked engine hands back dq, dk, dv side by side in one buffer, which the stacked
+    projection's backward takes as it is; scatter's separate gradients are concatenated.
+    Both give the gradients of three separate projections."""
+    from graphattn import MultiHeadAttentionConv, WindowGraph
+    from graphattn import conv as conv_module
+
+    found = []
+    real = conv_module.joint_columns
+    monkeypatch.setattr(
+        conv_module, "joint_columns", lambda *g: found.append(real(*g) is not None) or real(*g)
+    )
+    torch.manual_seed(0)
+    graph = WindowGraph(70, radius=5)
+    x = torch.randn(70, 8, dtype=torch.float64, requires_grad=True)
+    conv = MultiHeadAttentionConv(8, 8, heads=2, engine=engine).double()
+    conv(x, graph).pow(2).sum().backward()
+    assert found == [engine == "blocked"]
+    got = [x.grad, *(p.grad for p in conv.parameters())]
+
+    x.grad = None
+    conv.zero_grad()
+    hook = conv.lin_key.register_forward_hook(lambda *_: None)  # three separate products
+    conv(x, graph).pow(2).sum().backward()
+    hook.remove()
+    assert len(found) == 1
+    for a, b in zip(got, [x.grad, *(p.grad for p in conv.parameters())], strict=True):
+        torch.testing.assert_close(a, b)
