@@ -5,13 +5,15 @@ The window goals of ``dense_vs_sparse.py`` (``blocked`` at N = 8192, radius 64, 
 splits that step, in one process, into the two parts no engine can skip, each timed alone
 with the layer's own shapes:
 
-- ``projections``: the layer's four projections forward + backward (the stacked q/k/v
-  product and the output product, biases included), no attention;
+- ``projections``: the layer's four products forward + backward (the stacked q/k/v product
+  and the output product, biases included), each given a gradient, nothing between them;
 - ``flash_core``: PyTorch's CPU flash-attention kernel forward + backward
   (``torch.ops.aten._scaled_dot_product_flash_attention_for_cpu`` and its backward, the
-  kernels behind SDPA there) on the blocks the ``blocked`` engine hands it (query blocks of
-  ``b`` nodes against key windows of ``b + 2r``, under the engine's own mask), all blocks in
-  one call (the engine makes one per group of blocks: the same work);
+  kernels behind SDPA there) exactly as the ``blocked`` engine calls it: on its groups of
+  blocks (query blocks of ``b`` nodes against key windows of ``b + 2r``, under the engine's
+  own mask), read as views of q, k, v rows laid out as the stacked product lays them out,
+  all groups forward, then all backward; without the engine's copies of the results and its
+  fold of the key-window gradients;
 - ``layer``: ``MultiHeadAttentionConv(engine="blocked")`` on ``WindowGraph(N, radius)``.
 
 The parts and a float32 ``--matmul-size`` square matmul are timed in turn, ``--repeats``
@@ -78,26 +80,28 @@ def main(argv: list[str] | None = None) -> dict:
     w_out = torch.randn(d, d, requires_grad=True)
     b_out = torch.zeros(d, requires_grad=True)
 
+    g_qkv = torch.randn(n, 3 * d)
+    o = torch.randn(n, d, requires_grad=True)  # the attention output, input of the last product
+
     def projections():
-        q, k, v = F.linear(x, w_qkv, b_qkv).split(d, dim=1)
-        F.linear(q + k + v, w_out, b_out).backward(grad)
-        x.grad = None
-        for t in (w_qkv, b_qkv, w_out, b_out):
+        F.linear(x, w_qkv, b_qkv).backward(g_qkv)
+        F.linear(o, w_out, b_out).backward(grad)
+        for t in (x, o, w_qkv, b_qkv, w_out, b_out):
             t.grad = None
 
     plan = blocked._plan(graph, blocked.DEFAULT_BLOCK_SIZE, x.device)
-    nb, b, s = plan.num_blocks, plan.block, plan.span
-    mask = blocked._additive(plan.mask, torch.float32)
-    qb = torch.randn(nb, b, heads, dim).transpose(1, 2)  # the engine's block layouts
-    kb = torch.randn(nb, s, heads, dim).transpose(1, 2)
-    vb = torch.randn(nb, s, heads, dim).transpose(1, 2)
-    gb = torch.randn(nb, heads, b, dim)
+    b, s = plan.block, plan.span
+    q, k, v = torch.randn(n, 3, heads, dim).unbind(1)  # the stacked product's row layout
+    g_out = torch.randn(n, heads, dim)
     fwd = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     bwd = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
 
     def flash_core():
-        out, lse = fwd(qb, kb, vb, attn_mask=mask, scale=1.0)
-        bwd(gb, qb, kb, vb, out, lse, 0.0, False, attn_mask=mask, scale=1.0)
+        groups = list(blocked._groups(plan, q, k, v))
+        results = [fwd(rows, kw, vw, attn_mask=m, scale=1.0) for _, _, rows, kw, vw, m in groups]
+        for (g0, g1, rows, kw, vw, m), (out, lse) in zip(groups, results, strict=True):
+            g = blocked._query_rows(plan, g_out, g0, g1)
+            bwd(g, rows, kw, vw, out, lse, 0.0, False, attn_mask=m, scale=1.0)
 
     a = torch.randn(args.matmul_size, args.matmul_size)
     c = torch.randn(args.matmul_size, args.matmul_size)
