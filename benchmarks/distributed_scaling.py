@@ -8,8 +8,8 @@ Two parts, both on a generated economy (default 1M agents):
   cuts. One process; no training.
 - **throughput**: ``examples/distributed_training.py`` run as it would be by a user: one
   process without ``torchrun`` (all cores, and one thread: ``np1-t1``), and
-  ``torchrun --nproc_per_node 2`` with a METIS and with a random partition (cores / 2 threads
-  each), every configuration in its own processes.
+  ``torchrun --standalone --nproc_per_node 2`` with a METIS and with a random partition
+  (cores / 2 threads each), every configuration in its own processes.
   Per rank: median step time, graph edges per second (the whole graph's edges over the step
   time), peak resident memory during training, nodes and edges held.
 
@@ -127,6 +127,7 @@ def throughput(args: argparse.Namespace) -> list[dict]:
                     sys.executable,
                     "-m",
                     "torch.distributed.run",
+                    "--standalone",  # a free port: two runs at once do not meet on 29500
                     "--nproc_per_node",
                     "2",
                     str(EXAMPLE),

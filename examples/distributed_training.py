@@ -15,7 +15,7 @@ whole graph.
 
 Run (from the repository root)::
 
-    torchrun --nproc_per_node 2 examples/distributed_training.py      # 2 processes (gloo)
+    torchrun --standalone --nproc_per_node 2 examples/distributed_training.py  # 2 processes
     python examples/distributed_training.py                           # 1 process
     python examples/distributed_training.py --quick                   # 20k agents, 30 steps
 

@@ -64,6 +64,7 @@ def test_torchrun_two_processes_give_the_single_process_losses(tmp_path):
             sys.executable,
             "-m",
             "torch.distributed.run",
+            "--standalone",  # a free port: two runs at once do not meet on 29500
             "--nproc_per_node",
             "2",
             example,
