@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..patterns import EdgeList, Pattern
+from ._finite import static_mode
 
 __all__ = [
     "AttentionRequest",
@@ -175,30 +176,27 @@ def joint_columns(*tensors: Tensor) -> Tensor | None:
     concatenation can be skipped. Never under ``torch.compile`` or ``torch.func`` (no
     addresses there).
     """
-    if not tensors or torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+    if not tensors or static_mode() or any(t.dim() == 0 or t.is_sparse for t in tensors):
         return None
     first = tensors[0]
     rows = first.size(0)
-    widths = [t[0].numel() if t.dim() > 0 and rows > 0 else -1 for t in tensors]
+    if rows < 2 or any(t.size(0) != rows for t in tensors):
+        return None  # one row: its stride says nothing about the layout
+    widths = [t[0].numel() for t in tensors]
     total = sum(widths)
-    if rows < 2 or min(widths) <= 0:
-        return None
-    size = first.element_size()
-    storage = first.untyped_storage().data_ptr()
-    address = first.data_ptr()
+    storage, address = first.untyped_storage().data_ptr(), first.data_ptr()
     for t, width in zip(tensors, widths, strict=True):
         if (
             t.layout != torch.strided
             or t.dtype != first.dtype
             or t.device != first.device
-            or t.size(0) != rows
             or t.stride(0) != total
             or not t[0].is_contiguous()
             or t.untyped_storage().data_ptr() != storage
             or t.data_ptr() != address
         ):
             return None
-        address += width * size
+        address += width * first.element_size()
     return first.as_strided((rows, total), (total, 1))
 
 
