@@ -82,6 +82,72 @@ def test_shape_selects_build():
     assert K.select(SPECIAL_HEADS, SPECIAL_DIM, 7, f32, big) is K._generic()
 
 
+def test_expf_matches_exp_and_keeps_special_values():
+    from numba import njit
+
+    @njit
+    def expf(a):
+        out = np.empty_like(a)
+        for i in range(a.size):
+            out[i] = K._expf(a[i])
+        return out
+
+    grid = np.linspace(-87.3, 88.72, 400_001, dtype=np.float32)
+    exact = np.exp(grid.astype(np.float64))
+    assert np.max(np.abs(expf(grid) - exact) / exact) < 4e-7
+    special = np.array([-np.inf, -1e4, -87.4, 0.0, -0.0, 88.73, 1e4, np.inf, np.nan], np.float32)
+    got = expf(special)
+    np.testing.assert_array_equal(got[:3], 0.0)  # -inf and below the normal floats: 0
+    np.testing.assert_array_equal(got[3:5], 1.0)
+    np.testing.assert_array_equal(got[5:8], np.inf)
+    assert np.isnan(got[8])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_of_infinite_and_nan_scores(dtype):
+    from numba import njit
+
+    @njit
+    def weight(score, offset, zero):
+        return K._weight(score, offset, zero)
+
+    inf, nan, one, zero = dtype(np.inf), dtype(np.nan), dtype(1.0), dtype(0.0)
+    assert weight(-inf, -inf, zero) == 0.0  # a masked edge of a node whose edges all are
+    assert weight(-inf, one, zero) == 0.0
+    assert weight(one, one, zero) == 1.0
+    assert np.isclose(weight(dtype(0.5), one, zero), np.exp(-0.5), rtol=1e-6)
+    assert np.isnan(weight(nan, one, zero)) and np.isnan(weight(one, nan, zero))
+    assert np.isnan(weight(-inf, nan, zero))
+    assert np.isnan(weight(inf, inf, zero))  # a +inf score makes its node NaN, as in the reference
+
+
+def test_kernel_compiles_new_signatures_with_slp_only(monkeypatch):
+    from numba import njit
+    from numba.core import config
+
+    @njit
+    def total(a):
+        return a.sum()
+
+    kernel = K.Kernel(total)
+    seen = []
+    compile_ = total.compile
+
+    def spy(signature):
+        seen.append(config.SLP_VECTORIZE)
+        return compile_(signature)
+
+    monkeypatch.setattr(total, "compile", spy)
+    before = config.SLP_VECTORIZE
+    assert kernel(np.ones(3)) == 3.0  # first signature: compiled by the wrapper
+    assert kernel(np.ones(4)) == 4.0  # known: straight to the dispatcher
+    assert kernel(np.ones(2, np.float32)) == 2.0  # a new one: compiled again
+    assert seen == [1, 1] and len(total.signatures) == 2
+    assert config.SLP_VECTORIZE == before  # restored: other numba code is not affected
+    with pytest.raises(Exception, match="(?i)typ"):  # numba's own typing error propagates
+        kernel("not an array")
+
+
 @pytest.mark.parametrize("kind", ["none", "both"])
 def test_specialised_build_matches_reference(graph_case, generator, kind, specialise):
     q, k, v = random_qkv(graph_case.num_nodes, SPECIAL_HEADS, SPECIAL_DIM, generator=generator)

@@ -30,9 +30,12 @@ current one is computed: on graphs without locality the kernels are bound by the
 row reads, not by arithmetic. Scores are then computed tile by tile with one softmax
 rescaling per tile (not per edge). The kernels are compiled per head count and size
 (:func:`kernels`): sizes known at compile time let LLVM unroll and vectorise the per-head
-loops (``python benchmarks/fused_kernels.py`` compares the two builds). The by-source pass
-reads a target's log-sum-exp and ``delta`` from one packed row ``ld [N, 2H]`` (one cache line
-per edge instead of two).
+loops (``python benchmarks/fused_kernels.py`` compares the two builds); :class:`Kernel`
+compiles them with LLVM's SLP vectoriser on, which numba leaves off, and the softmax weights
+come from branch-free loops with a polynomial float32 ``exp`` (:func:`_expf`), so that the
+unrolled per-head dot products, weights and row updates become vector instructions. The
+by-source pass reads a target's log-sum-exp and ``delta`` from one packed row ``ld [N, 2H]``
+(one cache line per edge instead of two).
 
 Dropout is computed inside the kernels from a counter-based hash of ``(seed, edge, head)``,
 so the backward recomputes exactly the mask of the forward without storing it.
@@ -44,8 +47,11 @@ from types import SimpleNamespace
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, typeof, types
 from numba.core import cgutils
+from numba.core import config as numba_config
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.typing.typeof import Purpose
 from numba.extending import intrinsic, overload
 
 # Reassociation lets LLVM vectorise the per-head dot products and row updates; no flag that
@@ -206,6 +212,18 @@ def _pair_dots(a, tile, nt, out, heads, dim, zero):
 
 
 @njit(inline="always")
+def _apply_dropout(a, et, nt, heads, drop):
+    """Scale ``a[t, h]`` for the tile's edges by their dropout factors (``1 / (1 - p)`` or
+    0). Nothing without dropout (every factor is then exactly 1), so that the loops around
+    it stay free of the hash and vectorise."""
+    if drop.p > 0.0:
+        for t in range(nt):
+            e = et[t]
+            for h in range(heads):
+                a[t, h] *= _drop_factor(drop, e, heads, h)
+
+
+@njit(inline="always")
 def _mask_scores(s, et, nt, heads, terms):
     """The scores of masked edges become ``-inf`` (they take no part in the softmax).
 
@@ -220,14 +238,89 @@ def _mask_scores(s, et, nt, heads, terms):
     return masked
 
 
+@intrinsic
+def _bits_to_f32(typingctx, bits):
+    """The float32 whose bits are the int32 ``bits``."""
+    if not (isinstance(bits, types.Integer) and bits.bitwidth == 32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(bits), codegen
+
+
+@intrinsic
+def _select(typingctx, cond, a, b):
+    """``a if cond else b`` as one LLVM ``select`` (no branch, so loops over it vectorise)."""
+    if not isinstance(cond, types.Boolean) or a != b:
+        return None
+
+    def codegen(context, builder, signature, args):
+        flag = context.cast(builder, args[0], signature.args[0], types.boolean)
+        if flag.type != ir.IntType(1):  # numba's booleans are i1 as values; i8 in memory
+            flag = builder.trunc(flag, ir.IntType(1))
+        return builder.select(flag, args[1], args[2])
+
+    return a(cond, a, b), codegen
+
+
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693359375)  # ln 2 = _LN2_HI + _LN2_LO, _LN2_HI exact in few bits
+_LN2_LO = np.float32(-2.12194440e-4)
+_EXP_POLY = tuple(
+    np.float32(c)
+    for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+              1.6666665459e-1, 5.0000001201e-1)
+)  # fmt: skip
+_EXP_LO = np.float32(-87.33654)  # below: exp(x) is subnormal; returned as 0
+_EXP_HI = np.float32(88.72283)  # above: exp(x) overflows float32
+
+
+@njit(inline="always", fastmath=_FASTMATH)
+def _expf(x):
+    """``exp(x)`` for float32 without a library call, so that LLVM can vectorise the loops that
+    call it (numba calls libm's scalar ``expf`` otherwise).
+
+    Cephes' ``expf``: ``2**n * p(r)`` with ``r = x - n ln 2`` (``|r| <= ln(2) / 2`` but near
+    overflow); relative error below 4e-7. ``-inf`` and results below the smallest normal
+    float give 0, ``+inf`` and overflows ``inf``; NaN stays NaN."""
+    c = min(max(x, _EXP_LO), _EXP_HI)
+    n = min(np.floor(c * _LOG2E + np.float32(0.5)), np.float32(127.0))  # 2**n finite
+    r = c - n * _LN2_HI - n * _LN2_LO
+    y = _EXP_POLY[0]
+    y = y * r + _EXP_POLY[1]
+    y = y * r + _EXP_POLY[2]
+    y = y * r + _EXP_POLY[3]
+    y = y * r + _EXP_POLY[4]
+    y = y * r + _EXP_POLY[5]
+    y = y * r * r + r + np.float32(1.0)
+    y = y * _bits_to_f32(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
+    y = _select(x < _EXP_LO, np.float32(0.0), y)
+    y = _select(x > _EXP_HI, np.float32(np.inf), y)
+    return _select(x != x, x, y)
+
+
+def _exp(x):  # pragma: no cover - replaced by the overload below inside numba
+    """``exp(x)``: :func:`_expf` for float32, ``np.exp`` otherwise."""
+    raise NotImplementedError
+
+
+@overload(_exp, inline="always")
+def _exp_impl(x):
+    if x == types.float32:
+        return lambda x: _expf(x)
+    return lambda x: np.exp(x)
+
+
 @njit(inline="always")
 def _weight(score, offset, zero):
     """``exp(score - offset)``, and 0 for a ``-inf`` score even when ``offset`` is ``-inf``;
     NaN whenever ``offset`` is NaN (a softmax that met a NaN or ``+inf`` score is NaN for
-    every edge of its node, as in the reference)."""
-    if score == -np.inf and not np.isnan(offset):
-        return zero
-    return np.exp(score - offset)
+    every edge of its node, as in the reference). Branch-free, so that loops over it
+    vectorise."""
+    w = _exp(score - offset)
+    return _select((score == -np.inf) & (offset == offset), zero, w)
 
 
 @njit(inline="always")
@@ -298,6 +391,7 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
         s = np.empty((TILE, heads), dtype=out.dtype)
         et = np.empty(TILE, dtype=np.int64)
         m = np.empty(heads, dtype=out.dtype)
+        mt = np.empty(heads, dtype=out.dtype)
         l = np.empty(heads, dtype=out.dtype)
         acc = np.empty(heads * dim_v, dtype=out.dtype)
         for i in range(lo, hi):
@@ -319,23 +413,27 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 _kv_tile(t0, nt, stop, csr, k, v, terms, kt, vt, et, heads * dim, heads * dim_v)
                 _row_dots(q, i, kt, nt, s, heads, dim, zero)
                 live -= _mask_scores(s, et, nt, heads, terms)
+                for h in range(heads):
+                    mt[h] = m[h]
+                for t in range(nt):  # the tile's maximum (vectorised over heads)
+                    for h in range(heads):
+                        mt[h] = _select(s[t, h] > mt[h], s[t, h], mt[h])
                 for h in range(heads):  # one rescale per tile, by the tile's new maximum
-                    mx = m[h]
-                    for t in range(nt):
-                        if s[t, h] > mx:
-                            mx = s[t, h]
-                    if mx > m[h]:
-                        c = np.exp(m[h] - mx)
+                    if mt[h] > m[h]:
+                        c = _exp(m[h] - mt[h])
                         l[h] *= c
                         for x in range(h * dim_v, (h + 1) * dim_v):
                             acc[x] *= c
-                        m[h] = mx
-                for t in range(nt):
-                    e = et[t]
+                        m[h] = mt[h]
+                for t in range(nt):  # s <- weights (branch-free: vectorised)
                     for h in range(heads):
                         w = _weight(s[t, h], m[h], zero)
                         l[h] += w
-                        w = w * _drop_factor(drop, e, heads, h)
+                        s[t, h] = w
+                _apply_dropout(s, et, nt, heads, drop)
+                for t in range(nt):
+                    for h in range(heads):
+                        w = s[t, h]
                         for x in range(h * dim_v, (h + 1) * dim_v):
                             acc[x] += w * vt[t, x]
             for h in range(heads):
@@ -407,13 +505,15 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
         dp = np.empty((TILE, heads), dtype=dq.dtype)
         et = np.empty(TILE, dtype=np.int64)
         dl = np.empty(heads, dtype=dq.dtype)
+        lr = np.empty(heads, dtype=dq.dtype)
         dqa = np.empty(heads * dim, dtype=dq.dtype)
         for i in range(lo, hi):
             start = csr.ptr[i]
             stop = csr.ptr[i + 1]
             _prefetch_next_node(i, n, csr, k, v, terms)
             for h in range(heads):
-                ld[i, h] = lse[i, h]
+                lr[h] = lse[i, h]
+                ld[i, h] = lr[h]
             if start == stop:
                 for h in range(heads):
                     ld[i, heads + h] = zero
@@ -433,13 +533,14 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 _row_dots(q, i, kt, nt, s, heads, dim, zero)
                 _mask_scores(s, et, nt, heads, terms)
                 _row_dots(gout, i, vt, nt, dp, heads, dim_v, zero)
-                for t in range(nt):  # s <- ds, dp <- P * M
-                    e = et[t]
+                # s <- ds = P (M dp - delta), dp <- P M (branch-free loop: vectorised)
+                _apply_dropout(dp, et, nt, heads, drop)
+                for t in range(nt):
                     for h in range(heads):
-                        p = _weight(s[t, h], lse[i, h], zero)
-                        mfac = _drop_factor(drop, e, heads, h)
-                        s[t, h] = p * (dp[t, h] * mfac - dl[h])
-                        dp[t, h] = p * mfac
+                        p = _weight(s[t, h], lr[h], zero)
+                        s[t, h] = p * (dp[t, h] - dl[h])
+                        dp[t, h] = p
+                _apply_dropout(dp, et, nt, heads, drop)
                 for t in range(nt):
                     for h in range(heads):
                         dsh = s[t, h]
@@ -536,13 +637,18 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                     _pair_dots(gt, vt, nt, dp, heads, dim_v, zero)
                 else:
                     _row_dots(v, j, gt, nt, dp, heads, dim_v, zero)
+                # s <- ds = P (M dp - delta), dp <- P M (branch-free loop: vectorised)
+                _apply_dropout(dp, et, nt, heads, drop)
                 for t in range(nt):
-                    e = et[t]
                     for h in range(heads):
                         p = _weight(s[t, h], lt[t, h], zero)
-                        mfac = _drop_factor(drop, e, heads, h)
-                        dsh = p * (dp[t, h] * mfac - dlt[t, h])
-                        pmh = p * mfac
+                        s[t, h] = p * (dp[t, h] - dlt[t, h])
+                        dp[t, h] = p
+                _apply_dropout(dp, et, nt, heads, drop)
+                for t in range(nt):
+                    for h in range(heads):
+                        dsh = s[t, h]
+                        pmh = dp[t, h]
                         for x in range(h * dim, (h + 1) * dim):
                             dka[x] += dsh * qt[t, x]
                         for x in range(h * dim_v, (h + 1) * dim_v):
@@ -553,11 +659,55 @@ def _build(heads_c: int, dim_c: int, dim_v_c: int) -> SimpleNamespace:
                 dv[j, x] = dva[x]
 
     return SimpleNamespace(
-        forward=forward,
-        weights=weights,
-        backward_target=backward_target,
-        backward_source=backward_source,
+        forward=Kernel(forward),
+        weights=Kernel(weights),
+        backward_target=Kernel(backward_target),
+        backward_source=Kernel(backward_source),
     )
+
+
+_REFUSALS = ("No matching definition", "compilation disabled")
+
+
+class Kernel:
+    """A kernel's numba dispatcher, compiled with LLVM's SLP vectoriser on.
+
+    numba turns the SLP vectoriser off by default (numba/numba#8852: miscompilations seen
+    with older LLVMs), and with it off the per-head loops, which LLVM unrolls fully once the
+    head size is a compile-time constant, stay scalar. The dispatcher's own compilation is
+    disabled; a call with a new signature (which numba then refuses) compiles it here, under
+    numba's compiler lock with ``SLP_VECTORIZE`` set for that compile only, so no other numba
+    code in the process is affected (a build found in numba's on-disk cache is loaded, not
+    compiled). Calls with known signatures go straight to the dispatcher. The engine's tests
+    compare every build with the reference.
+    """
+
+    def __init__(self, dispatcher):
+        self.dispatcher = dispatcher
+        self.__name__ = dispatcher.__name__
+        dispatcher._can_compile = False  # what disable_compile() sets (it wants a signature)
+
+    def __call__(self, *args):
+        try:
+            return self.dispatcher(*args)
+        except (TypeError, RuntimeError) as error:  # numba's answers when it may not compile:
+            # no signature matched, or there was none yet
+            if not any(m in str(error) for m in _REFUSALS):
+                raise
+        self.compile(tuple(typeof(a, Purpose.argument) for a in args))
+        return self.dispatcher(*args)
+
+    def compile(self, signature: tuple) -> None:
+        """Compile (or load from numba's cache) the kernel for ``signature``, with SLP on."""
+        with global_compiler_lock:
+            previous = numba_config.SLP_VECTORIZE
+            numba_config.SLP_VECTORIZE = 1
+            self.dispatcher._can_compile = True
+            try:
+                self.dispatcher.compile(signature)
+            finally:
+                self.dispatcher._can_compile = False
+                numba_config.SLP_VECTORIZE = previous
 
 
 @cache
