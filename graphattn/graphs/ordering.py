@@ -106,7 +106,7 @@ def _metis(edge_index: Tensor, num_nodes: int) -> np.ndarray:
     sym = (adj + adj.T).tocsr()
     sym.setdiag(0)  # METIS takes no self-loops
     sym.eliminate_zeros()
-    perm, _ = pymetis.nested_dissection(xadj=sym.indptr, adjncy=sym.indices)
+    perm, _ = pymetis.nested_dissection(pymetis.CSRAdjacency(sym.indptr, sym.indices))
     return np.asarray(perm)
 
 
