@@ -28,6 +28,7 @@ step time, throughput, peak memory), ``TAG-steps.csv`` (loss and time per step),
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -341,6 +342,16 @@ def main(argv: list[str] | None = None) -> dict:
         )
         print(f"wrote {args.out}/{tag}-{{ranks,steps,summary}}.csv and {tag}-loss.png")
     if ctx.world_size > 1:
+        # Free DDP (and its reducer) while the process group is still registered, then
+        # destroy the group. Otherwise the reducer, freed with this frame, holds the group's
+        # last reference and runs gloo's destructor while holding the GIL; that destructor
+        # joins gloo's threads, one of which may still be freeing a Python-owned tensor of the
+        # all_gather above and waits for the GIL forever (seen here: a rank hung at exit after
+        # writing its results, in about half of the two-process runs; the same stack as
+        # pytorch/pytorch#190489). The group's own Python binding releases the GIL when it
+        # is destroyed.
+        del model, opt
+        gc.collect()
         dist.destroy_process_group()
     return summary
 
