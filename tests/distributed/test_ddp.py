@@ -3,6 +3,7 @@ loss and gradients of one process on the whole graph, for METIS and random parti
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import time
@@ -122,6 +123,10 @@ def _worker(rank: int, port: int, data: Data, state: dict, out: Path) -> None:
             num_global=int(num_global),
         )
     torch.save(results, out / f"rank{rank}.pt")
+    # DDP first: a reducer that holds the gloo group's last reference deadlocks at exit
+    # (docs/distributed.md)
+    del ddp, opt
+    gc.collect()
     dist.destroy_process_group()
 
 
