@@ -397,7 +397,7 @@ class MultiHeadAttentionConv(MessagePassing):
         v = _cast(v.view(-1, heads, dim), rows)  # (N_src, H, D)
         terms = self._edge_terms(graph, edge_attr, edge_type, compute)
         if not static_mode():  # a value check needs a sync, and a branch that compile breaks on
-            _check_logit_range(q, k, terms, compute)
+            _check_logit_range(q, k, terms, compute, joint_columns(q, k, v))
 
         with torch.autocast(x_dst.device.type, enabled=False):  # engines compute in `compute`
             out, weights = engine(
@@ -710,16 +710,27 @@ def _cast(t: Tensor, dtype: torch.dtype | None) -> Tensor:
 
 
 def _largest(*tensors: Tensor | None) -> float:
-    """The largest absolute value in ``tensors`` (0 for none; NaN or inf if one is there)."""
+    """The sum of the largest absolute values of ``tensors`` (0 for none; NaN or inf if one is
+    there)."""
     largest = 0.0
     for t in tensors:
         if t is not None and t.numel() > 0:
-            lo, hi = torch.aminmax(t.detach())
+            t = t.detach()
+            if t.is_contiguous():
+                lo, hi = torch.aminmax(t)  # one pass (it copies a strided tensor first)
+            else:
+                lo, hi = t.amin(), t.amax()
             largest += max(-float(lo), float(hi))
     return largest
 
 
-def _check_logit_range(q: Tensor, k: Tensor, terms: EdgeTerms | None, compute: torch.dtype) -> None:
+def _check_logit_range(
+    q: Tensor,
+    k: Tensor,
+    terms: EdgeTerms | None,
+    compute: torch.dtype,
+    joint: Tensor | None = None,
+) -> None:
     """A ``ValueError`` when finite inputs could give attention logits beyond the compute
     dtype's range, where every engine (the reference too) would return NaN.
 
@@ -727,11 +738,19 @@ def _check_logit_range(q: Tensor, k: Tensor, terms: EdgeTerms | None, compute: t
     ``q`` and ``k``); only when that bound is exceeded is the exact per-head Cauchy-Schwarz
     bound ``max_i |q_i^h| max_j |k_j^h + e^h|`` computed, in float64. Non-finite inputs are
     left to the engines (a NaN or inf reaches exactly the nodes that attend to it).
+
+    ``joint``: the stacked projection ``[N, 3C]`` whose columns ``q`` and ``k`` are, if they
+    are: its largest value bounds both maxima in one contiguous pass; only when that is not
+    enough to pass (or is not finite) are ``q`` and ``k`` scanned apart.
     """
     if q.numel() == 0 or k.numel() == 0:
         return
     limit = torch.finfo(compute).max  # 16-bit rows are computed in float32
     key_terms = () if terms is None else (terms.key, terms.rel_key)
+    if joint is not None:
+        both = _largest(joint)
+        if math.isfinite(both) and both * (both + _largest(*key_terms)) * q.size(-1) < limit:
+            return
     q_max, k_max = _largest(q), _largest(k, *key_terms)
     if not (math.isfinite(q_max) and math.isfinite(k_max)):
         return  # non-finite values: their documented semantics, not an overflow

@@ -377,6 +377,36 @@ def test_overflowing_logits_are_a_clear_error_not_nan():
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("engine", ["scatter", "blocked", "fused"])
+def test_logit_range_check_on_one_stacked_buffer(engine):
+    """scatter and blocked take q, k, v as the columns of one stacked product, whose largest value
+    bounds the logits in one pass; a bound that this cannot settle (huge values, here in the
+    value columns only) falls back to q and k apart, and overflowing logits still raise."""
+    graph = WindowGraph(40, radius=3)
+    conv, _ = _pair(engine)
+    x = torch.randn(40, 8)
+    with torch.no_grad():
+        conv.lin_value.weight.mul_(1e30)  # v ~ 1e30: finite, logits unchanged
+    out = conv(x, graph)
+    assert torch.isfinite(out).all()
+    with torch.no_grad():
+        conv.lin_key.weight.mul_(1e30)  # logits ~ 1e30 * |q|: still fine in float32
+        conv.lin_query.weight.mul_(1e10)  # ~ 1e40: beyond float32
+    with pytest.raises(ValueError, match="beyond the range of torch.float32"):
+        conv(x, graph)
+
+
+def test_largest_of_strided_columns_equals_contiguous():
+    from graphattn.conv import _largest
+
+    base = torch.randn(50, 12)
+    base[7, 5] = -9.0
+    for t in base.split(4, dim=1):
+        assert _largest(t) == _largest(t.contiguous()) == float(t.abs().max())
+    both = float(base[:, 4:8].abs().max()) + float(base[:, :4].abs().max())  # a sum over tensors
+    assert _largest(base[:, 4:8], base[:, :4]) == pytest.approx(both)
+
+
 # ---- the fuzz suite -----------------------------------------------------------------------
 
 FUZZ = settings(

@@ -173,11 +173,13 @@ def joint_columns(*tensors: Tensor) -> Tensor | None:
     contiguous) that share one storage, dtype and row stride ``C_1 + ... + C_k``, each
     starting where the previous one ends: the q, k, v columns of one stacked projection, or
     gradients an engine wrote into one buffer. Such views are one tensor already, so a
-    concatenation can be skipped. Never under ``torch.compile`` or ``torch.func`` (no
-    addresses there).
+    concatenation can be skipped. Never under ``torch.compile`` or ``torch.func``, nor for
+    tensor subclasses (the fake tensors of a trace): no addresses there.
     """
     if not tensors or static_mode() or any(t.dim() == 0 or t.is_sparse for t in tensors):
         return None
+    if any(type(t) not in (Tensor, torch.nn.Parameter) for t in tensors):
+        return None  # a tensor subclass (fake, functional: traced) may have no address
     first = tensors[0]
     rows = first.size(0)
     if rows < 2 or any(t.size(0) != rows for t in tensors):
