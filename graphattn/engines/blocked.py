@@ -307,14 +307,33 @@ def _pieces(s: int, b: int) -> int:
     return -(-s // b)
 
 
-def _add_windows(total: Tensor, grad: Tensor, first: int, s: int, b: int) -> None:
+def _add_windows(
+    total: Tensor, grad: Tensor, first: int, s: int, b: int, assign_last: bool = False
+) -> None:
     """Add the gradients ``grad [G, s, H, C]`` of the windows of blocks ``first ..`` into
     ``total [chunks, b, H, C]``, the padded rows in chunks of ``b``: window row ``j * b + i``
-    of block ``n`` is padded row ``(n + j) * b + i``, so each piece is one shifted slice."""
+    of block ``n`` is padded row ``(n + j) * b + i``, so each piece is one shifted slice.
+
+    ``assign_last``: the last piece (a whole block: ``b`` divides ``s``) is copied, not added,
+    and first, for groups folded in increasing block order: chunk ``c`` first hears from block
+    ``c - last``'s last piece, so no chunk from ``last`` on needs zeroing beforehand (see
+    :func:`_fold_zeroes`)."""
     count = grad.size(0)
-    for j in range(_pieces(s, b)):
+    pieces = _pieces(s, b)
+    if assign_last:
+        j = pieces - 1
+        total[first + j : first + j + count].copy_(grad[:, j * b : (j + 1) * b])
+        pieces = j
+    for j in range(pieces):
         width = min(b, s - j * b)
         total[first + j : first + j + count, :width] += grad[:, j * b : j * b + width]
+
+
+def _fold_zeroes(s: int, b: int) -> int | None:
+    """The chunks to zero before folding window gradients with ``assign_last`` (those before
+    the first that a last piece reaches), or :obj:`None` when ``b`` does not divide ``s``
+    (a partial last piece: everything is zeroed and added)."""
+    return None if s % b else _pieces(s, b) - 1
 
 
 class _KeyWindows(torch.autograd.Function):
@@ -438,7 +457,8 @@ class _GroupedWindows(torch.autograd.Function):
         # dq, dk, dv side by side in one buffer of padded rows, as the columns of the layer's
         # stacked projection: its backward then takes them without a concatenation
         buf = q.new_empty(chunks * b, 3, *q.shape[1:])
-        buf[:, 1:].zero_()
+        zeroes = _fold_zeroes(s, b)  # the chunks that no copy reaches first
+        buf[: chunks * b if zeroes is None else zeroes * b, 1:].zero_()
         dq, dk, dv = (buf[front : front + n, i] for i in range(3))
         dk_chunks, dv_chunks = (buf[:, i].view(chunks, b, *q.shape[1:]) for i in (1, 2))
         grad = grad.contiguous()
@@ -446,8 +466,9 @@ class _GroupedWindows(torch.autograd.Function):
             go, o = (_query_rows(plan, t, g0, g1) for t in (grad, out))
             gq, gk, gv = bwd(go, rows, kw, vw, o, lse[i], 0.0, False, attn_mask=m, scale=1.0)
             _put_blocks(dq, plan, g0, gq)
-            _add_windows(dk_chunks, gk.transpose(1, 2), g0, s, b)  # (G, s, H, D) windows
-            _add_windows(dv_chunks, gv.transpose(1, 2), g0, s, b)
+            # (G, s, H, D) windows; groups come in increasing block order, as assigning needs
+            _add_windows(dk_chunks, gk.transpose(1, 2), g0, s, b, zeroes is not None)
+            _add_windows(dv_chunks, gv.transpose(1, 2), g0, s, b, zeroes is not None)
         return dq, dk, dv, None
 
 
