@@ -133,6 +133,17 @@ def test_joint_columns_finds_only_side_by_side_views():
     assert joint_columns(q, k, v.double()) is None
 
 
+def test_joint_columns_of_fake_tensors_is_none():
+    """A traced (fake) tensor has no address to compare: not one buffer, and no error."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from graphattn.engines.base import joint_columns
+
+    with FakeTensorMode():
+        base = torch.randn(6, 12)
+        assert joint_columns(*base.split(4, dim=1)) is None
+
+
 @pytest.mark.parametrize("engine", ["blocked", "scatter"])
 def test_stacked_projection_gradients_with_and_without_one_buffer(engine, monkeypatch):
     """The blocked engine hands back dq, dk, dv side by side in one buffer, which the stacked
