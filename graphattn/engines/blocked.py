@@ -314,10 +314,10 @@ def _add_windows(
     ``total [chunks, b, H, C]``, the padded rows in chunks of ``b``: window row ``j * b + i``
     of block ``n`` is padded row ``(n + j) * b + i``, so each piece is one shifted slice.
 
-    ``assign_last``: the last piece (a whole block: ``b`` divides ``s``) is copied, not added,
-    and first, for groups folded in increasing block order: chunk ``c`` first hears from block
-    ``c - last``'s last piece, so no chunk from ``last`` on needs zeroing beforehand (see
-    :func:`_fold_zeroes`)."""
+    ``assign_last`` (only when ``b`` divides ``s``, so the last piece is a whole block): that
+    piece is copied, not added, and first. Folded group by group in increasing block order,
+    chunk ``c`` first hears from block ``c - last``'s last piece, so only the chunks before
+    ``last = s // b - 1`` need zeroing beforehand."""
     count = grad.size(0)
     pieces = _pieces(s, b)
     if assign_last:
@@ -327,13 +327,6 @@ def _add_windows(
     for j in range(pieces):
         width = min(b, s - j * b)
         total[first + j : first + j + count, :width] += grad[:, j * b : j * b + width]
-
-
-def _fold_zeroes(s: int, b: int) -> int | None:
-    """The chunks to zero before folding window gradients with ``assign_last`` (those before
-    the first that a last piece reaches), or :obj:`None` when ``b`` does not divide ``s``
-    (a partial last piece: everything is zeroed and added)."""
-    return None if s % b else _pieces(s, b) - 1
 
 
 class _KeyWindows(torch.autograd.Function):
@@ -457,8 +450,8 @@ class _GroupedWindows(torch.autograd.Function):
         # dq, dk, dv side by side in one buffer of padded rows, as the columns of the layer's
         # stacked projection: its backward then takes them without a concatenation
         buf = q.new_empty(chunks * b, 3, *q.shape[1:])
-        zeroes = _fold_zeroes(s, b)  # the chunks that no copy reaches first
-        buf[: chunks * b if zeroes is None else zeroes * b, 1:].zero_()
+        assign = s % b == 0  # copy each window's last piece (see _add_windows)
+        buf[: (s - b if assign else chunks * b), 1:].zero_()  # the chunks no copy reaches
         dq, dk, dv = (buf[front : front + n, i] for i in range(3))
         dk_chunks, dv_chunks = (buf[:, i].view(chunks, b, *q.shape[1:]) for i in (1, 2))
         grad = grad.contiguous()
@@ -467,8 +460,8 @@ class _GroupedWindows(torch.autograd.Function):
             gq, gk, gv = bwd(go, rows, kw, vw, o, lse[i], 0.0, False, attn_mask=m, scale=1.0)
             _put_blocks(dq, plan, g0, gq)
             # (G, s, H, D) windows; groups come in increasing block order, as assigning needs
-            _add_windows(dk_chunks, gk.transpose(1, 2), g0, s, b, zeroes is not None)
-            _add_windows(dv_chunks, gv.transpose(1, 2), g0, s, b, zeroes is not None)
+            _add_windows(dk_chunks, gk.transpose(1, 2), g0, s, b, assign)
+            _add_windows(dv_chunks, gv.transpose(1, 2), g0, s, b, assign)
         return dq, dk, dv, None
 
 
