@@ -18,7 +18,7 @@ from .patterns import (
     WindowGraph,
 )
 
-__version__ = "0.3.5"
+__version__ = "0.3.6"
 
 __all__ = [
     "AttentionOutput",
