@@ -305,8 +305,9 @@ def test_gradcheck_on_catalogue(graph_case, generator):
         return fused_attention(q, k, v, edges, terms=t)[0]
 
     inputs = (q, k, v, terms.key, terms.value, terms.rel_key, terms.rel_value)
-    # fast mode checks random projections of the Jacobian (a full check is done above)
-    assert torch.autograd.gradcheck(fn, inputs, fast_mode=True)
+    # fast mode checks random projections of the Jacobian (a full check is done above), with
+    # tolerances tightened to float64 finite differences (the defaults miss 0.1% errors)
+    assert torch.autograd.gradcheck(fn, inputs, fast_mode=True, atol=1e-8, rtol=1e-6)
 
 
 def test_gradcheck_with_dropout(generator):
