@@ -93,3 +93,11 @@ def test_head_outputs_of_a_model_follow_its_layers():
         head_outputs(torch.nn.Linear(2, 2), torch.randn(1, 2))
     with pytest.raises(TypeError, match="`module`"):
         attention_layers("model")
+
+
+def test_head_outputs_without_an_output_projection_are_the_layer_output():
+    conv = MultiHeadAttentionConv(5, 6, heads=2, out_projection=False)
+    x, edge_index = torch.randn(4, 5), torch.tensor([[0, 1, 3], [1, 2, 2]])
+    (captured,) = head_outputs(conv, x, edge_index)
+    assert captured.shape == (4, 2, 3)
+    torch.testing.assert_close(captured.reshape(4, 6), conv(x, edge_index))

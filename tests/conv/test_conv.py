@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.dense.linear import Linear
 
 from graphattn import AttentionOutput, FullGraph, MultiHeadAttentionConv, available_engines
 
@@ -149,6 +150,35 @@ def test_duplicate_edges_count_twice():
     w0, w1 = att_once.weights[0], att_once.weights[1]
     torch.testing.assert_close(att.weights[0] + att.weights[1], 2 * w0 / (2 * w0 + w1))
     assert not torch.allclose(conv(x, twice)[2], out_once[2])
+
+
+def test_without_out_projection_heads_are_concatenated_as_they_are(graph_case):
+    """``out_projection=False``: the output is the heads' weighted values side by side (PyG's
+    ``GATConv``/``TransformerConv`` form), on every engine, and the parameters lose W_O."""
+    conv = make_conv(torch.float64, out_projection=False)
+    assert not any(name.startswith("lin_out") for name, _ in conv.named_parameters())
+    assert repr(conv).endswith("out_projection=False)")
+    x = features(graph_case.num_nodes, torch.float64)
+    out, att = conv(x, graph_case.edge_index, return_attention=True)
+    source, target = att.edge_index
+    value = conv.lin_value(x).view(-1, HEADS, OUT_CHANNELS // HEADS)  # (N, H, D)
+    expected = torch.zeros_like(value).index_add_(
+        0, target, att.weights.unsqueeze(-1) * value[source]
+    )
+    torch.testing.assert_close(out, expected.view(-1, OUT_CHANNELS))
+    graph = graph_case.pattern if graph_case.pattern is not None else graph_case.edge_index
+    for engine in available_engines():
+        conv.engine = engine
+        try:
+            torch.testing.assert_close(conv(x, graph), out)
+        except ValueError as err:  # a forced engine that cannot serve the graph says so
+            assert "cannot run this call" in str(err), err
+
+
+def test_out_projection_is_checked_and_kept_by_default():
+    with pytest.raises(TypeError, match="out_projection"):
+        MultiHeadAttentionConv(4, 8, 2, out_projection="no")
+    assert isinstance(MultiHeadAttentionConv(4, 8, 2).lin_out, Linear)
 
 
 def test_self_edge_only_returns_projected_value():
