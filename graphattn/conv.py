@@ -20,8 +20,18 @@ from ._checks import (
     check_positive_int,
     check_probability,
     check_same_device,
+    static_int,
+    tracing,
 )
-from ._inputs import GraphInput, check_flow, normalize_graph
+from ._inputs import (
+    GraphInput,
+    check_fill_value,
+    check_flow,
+    loop_edge_attr,
+    loop_nodes,
+    normalize_graph,
+    weights_in_input_form,
+)
 from .engines._finite import static_mode
 from .engines.base import AttentionRequest, EdgeTerms, Engine, joint_columns
 from .engines.registry import get_engine, resolve_engine
@@ -30,6 +40,15 @@ from .engines.scatter import attention_alpha, attention_message
 __all__ = ["AttentionOutput", "MultiHeadAttentionConv"]
 
 _HALF = (torch.float16, torch.bfloat16)
+
+NOT_SCRIPTABLE = (
+    "MultiHeadAttentionConv cannot be compiled by torch.jit.script: its forward dispatches in "
+    "Python on the graph's form (edge_index, EdgeIndex, sparse adj_t, patterns) and on the "
+    "engine (numba custom ops, structures cached on the graph), which TorchScript cannot "
+    "express. For a TorchScript module on edge lists use torch.jit.trace(model, (x, "
+    "edge_index)) (it saves and loads with torch.jit.save / torch.jit.load); for a portable "
+    "graph, torch.export.export(model, (x, edge_index)); in Python, torch.compile(model)."
+)
 
 # PyG's hook registries on MessagePassing: a registered hook needs the real message passing.
 _HOOKS = (
@@ -192,7 +211,9 @@ class MultiHeadAttentionConv(MessagePassing):
         edge_dim: int | None = None,
         num_relations: int | None = None,
         add_self_loops: bool = True,
+        fill_value: float | Tensor | str | None = 0.0,
         root_weight: bool = False,
+        residual: bool = False,
         beta: bool = False,
         engine: str = "auto",
         **kwargs,
@@ -207,15 +228,20 @@ class MultiHeadAttentionConv(MessagePassing):
             )
         dropout = check_probability("dropout", dropout)
         check_bool("bias", bias)
-        if edge_dim is not None:
+        if edge_dim is not None and edge_dim != -1:
             check_positive_int("edge_dim", edge_dim)
         if num_relations is not None:
             check_positive_int("num_relations", num_relations)
         check_bool("add_self_loops", add_self_loops)
+        fill_value = check_fill_value(fill_value)
         check_bool("root_weight", root_weight)
+        root_weight = root_weight or check_bool("residual", residual)  # GATConv's spelling
         check_bool("beta", beta)
         if beta and not root_weight:
-            raise ValueError("`beta=True` gates the skip connection: it needs `root_weight=True`")
+            raise ValueError(
+                "`beta=True` gates the skip connection: it needs `root_weight=True` "
+                "(or GATConv's spelling, `residual=True`)"
+            )
         _check_engine_name(engine)
         check_flow(kwargs.get("flow", "source_to_target"))
         kwargs.setdefault("aggr", "add")
@@ -229,6 +255,7 @@ class MultiHeadAttentionConv(MessagePassing):
         self.edge_dim = edge_dim
         self.num_relations = num_relations
         self.add_self_loops = add_self_loops
+        self.fill_value = fill_value
         self.root_weight = root_weight
         self.engine = engine
 
@@ -268,6 +295,11 @@ class MultiHeadAttentionConv(MessagePassing):
         for emb in (self.rel_key, self.rel_value):
             if emb is not None:
                 nn.init.normal_(emb, std=self.out_channels**-0.5)
+
+    def __prepare_scriptable__(self):
+        # torch.jit.script calls this on every submodule first: a clear refusal that names
+        # what works instead, rather than TorchScript's parse error on `forward`
+        raise RuntimeError(NOT_SCRIPTABLE)
 
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention, **kwargs) -> MultiHeadAttentionConv:
@@ -375,12 +407,12 @@ class MultiHeadAttentionConv(MessagePassing):
         """
         want = _want_weights(return_attention, return_attention_weights)
         x_src, x_dst, homogeneous = self._split_x(x, size)
-        self._materialize(x_src, x_dst)
         graph = normalize_graph(
             edge_index, x_src.size(0), x_dst.size(0), x_dst.device, flow=self.flow,
             add_self_loops=self.add_self_loops and homogeneous,
         )  # fmt: skip
         edge_attr, edge_type = self._check_edge_inputs(graph, x_dst, edge_attr, edge_type)
+        self._materialize(x_src, x_dst, edge_attr)
         mask = self._check_head_mask(head_mask, x_dst)
         heads, dim = self.heads, self.head_dim
         compute = torch.float32 if x_dst.dtype in _HALF else x_dst.dtype
@@ -417,6 +449,10 @@ class MultiHeadAttentionConv(MessagePassing):
         if not want:
             return out
         assert weights is not None
+        if return_attention_weights:  # PyG's spelling: PyG's container for the input form
+            return out, AttentionOutput(
+                *weights_in_input_form(edge_index, graph, weights, x_dst.device)
+            )
         return out, AttentionOutput(graph.caller_edge_index(x_dst.device), weights)
 
     def engine_for(
@@ -431,12 +467,12 @@ class MultiHeadAttentionConv(MessagePassing):
     ) -> str:
         """The name of the engine that ``forward`` would run for these inputs."""
         x_src, x_dst, homogeneous = self._split_x(x, size)
-        self._materialize(x_src, x_dst)
         graph = normalize_graph(
             edge_index, x_src.size(0), x_dst.size(0), x_dst.device, flow=self.flow,
             add_self_loops=self.add_self_loops and homogeneous,
         )  # fmt: skip
         edge_attr, edge_type = self._check_edge_inputs(graph, x_dst, edge_attr, edge_type)
+        self._materialize(x_src, x_dst, edge_attr)
         compute = torch.float32 if x_dst.dtype in _HALF else x_dst.dtype
         return self._resolve(
             graph, x_dst.device, compute, edge_attr, edge_type, return_attention
@@ -503,7 +539,7 @@ class MultiHeadAttentionConv(MessagePassing):
         for name, t, width in ((names[0], x_src, in_src), (names[1], x_dst, in_dst)):
             check_features(name, t, self)  # a floating tensor in the parameters' dtype
             check_not_meta(name, t)
-            if t.dim() != 2 or (width != -1 and t.size(1) != width):
+            if t.dim() != 2 or (width != -1 and static_int(t.size(1)) != width):
                 expected = "in_channels" if width == -1 else width
                 raise ValueError(
                     f"`{name}` must have shape [num_nodes, {expected}], got {list(t.shape)}"
@@ -528,7 +564,7 @@ class MultiHeadAttentionConv(MessagePassing):
                 )
         return x_src, x_dst, homogeneous
 
-    def _materialize(self, x_src: Tensor, x_dst: Tensor) -> None:
+    def _materialize(self, x_src: Tensor, x_dst: Tensor, edge_attr: Tensor | None) -> None:
         """Infer lazy (``-1``) input sizes on the first call (PyG's ``Linear`` does it)."""
         lazy = [
             (lin, inp)
@@ -537,8 +573,12 @@ class MultiHeadAttentionConv(MessagePassing):
                 (self.lin_key, x_src),
                 (self.lin_value, x_src),
                 (self.lin_skip, x_dst),
+                (self.lin_edge_key, edge_attr),
+                (self.lin_edge_value, edge_attr),
             )  # fmt: skip
-            if lin is not None and isinstance(getattr(lin, "weight", None), UninitializedParameter)
+            if lin is not None
+            and inp is not None
+            and isinstance(getattr(lin, "weight", None), UninitializedParameter)
         ]
         if lazy:
             with torch.no_grad():
@@ -557,11 +597,16 @@ class MultiHeadAttentionConv(MessagePassing):
         else:
             if not isinstance(edge_attr, Tensor) or not edge_attr.is_floating_point():
                 raise TypeError("`edge_attr` must be a floating-point tensor")
-            if edge_attr.dim() == 1 and self.edge_dim == 1:
+            width = self.lin_edge_key.in_channels  # -1 until a lazy layer's first call
+            if edge_attr.dim() == 1 and width in (1, -1):
                 edge_attr = edge_attr.unsqueeze(-1)  # (E,) -> (E, 1)
-            if edge_attr.dim() != 2 or list(edge_attr.shape) != [num_edges, self.edge_dim]:
+            if edge_attr.dim() != 2 or (
+                static_int(edge_attr.size(0)) != num_edges
+                or width not in (-1, static_int(edge_attr.size(1)))
+            ):
+                expected = "edge_dim" if width == -1 else width
                 raise ValueError(
-                    f"`edge_attr` must have shape [{num_edges}, {self.edge_dim}] "
+                    f"`edge_attr` must have shape [{num_edges}, {expected}] "
                     f"(one row per edge), got {list(edge_attr.shape)}"
                 )
             check_same_device("edge_attr", edge_attr, x)
@@ -580,13 +625,13 @@ class MultiHeadAttentionConv(MessagePassing):
             )
         else:
             check_index_tensor("edge_type", edge_type)
-            if edge_type.dim() != 1 or edge_type.numel() != num_edges:
+            if edge_type.dim() != 1 or static_int(edge_type.size(0)) != num_edges:
                 raise ValueError(
                     f"`edge_type` must have shape [{num_edges}] (one per edge), "
                     f"got {list(edge_type.shape)}"
                 )
             check_same_device("edge_type", edge_type, x)
-            if num_edges > 0 and not torch.compiler.is_compiling():  # value checks need a sync
+            if num_edges > 0 and not tracing():  # value checks need a sync
                 lo, hi = int(edge_type.min()), int(edge_type.max())
                 if lo < 0 or hi >= self.num_relations:
                     raise ValueError(
@@ -627,16 +672,18 @@ class MultiHeadAttentionConv(MessagePassing):
         loops = graph.num_loops
         key = value = rel_key = rel_value = None
         if edge_attr is not None:
-            if loops:
-                edge_attr = torch.cat([edge_attr, edge_attr.new_zeros(loops, edge_attr.size(1))])
+            if loops:  # GATConv's fill_value
+                edge_attr = torch.cat(
+                    [edge_attr, loop_edge_attr(graph, edge_attr, self.fill_value)]
+                )
             key = self.lin_edge_key(edge_attr).view(-1, heads, dim).to(compute)  # (E', H, D)
             value = self.lin_edge_value(edge_attr).view(-1, heads, dim).to(compute)
         if edge_type is not None:
             rel_key = self.rel_key.to(compute)  # (R, C)
             rel_value = self.rel_value.to(compute)
             if loops:  # an extra all-zero relation for the appended self-loops
-                none = self.num_relations
-                edge_type = torch.cat([edge_type, edge_type.new_full((loops,), none)])
+                none = torch.full_like(loop_nodes(graph, edge_type.size(0)), self.num_relations)
+                edge_type = torch.cat([edge_type, none])
                 rel_key = torch.cat([rel_key, rel_key.new_zeros(1, rel_key.size(1))])
                 rel_value = torch.cat([rel_value, rel_value.new_zeros(1, rel_value.size(1))])
             rel_key = rel_key.view(-1, heads, dim)  # (R, H, D)
