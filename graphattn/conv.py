@@ -74,10 +74,14 @@ class AttentionOutput(NamedTuple):
     Attributes:
         edge_index: ``[2, E]`` edges the weights belong to, in the caller's orientation (its
             ``flow``): the caller's edges, or a pattern's materialized edges, followed by any
-            self-loops the layer added.
+            self-loops the layer added. With PyG's spelling ``return_attention_weights=True``
+            it takes the form PyG's layers give for the input: an ``EdgeIndex`` for an
+            ``EdgeIndex``, and for a ``torch.sparse`` ``adj_t`` a sparse ``[N_dst, N_src, H]``
+            tensor of the same layout holding the weights, as ``GATConv`` returns it.
         weights: ``[E, H]`` weights taken before dropout, in float32 or float64; for every
             target node and head they sum to 1 over its incoming edges. They carry gradients
-            when the inputs do.
+            when the inputs do. (For a sparse ``adj_t``: the sparse tensor's values, in its
+            storage order.)
     """
 
     edge_index: Tensor
@@ -131,9 +135,10 @@ class MultiHeadAttentionConv(MessagePassing):
 
     **A node's own features.** As in PyG's ``GATConv``, ``add_self_loops=True`` (the default)
     lets every node attend to itself: existing self-loops of an edge list are removed and one
-    per node is appended (with zero edge-feature and relation terms). Patterns already hold
-    exactly one self-loop per node, so they are unchanged, and a bipartite input
-    (``x = (x_src, x_dst)``) gets none. ``root_weight=True`` adds ``TransformerConv``'s skip
+    per node is appended, with the edge features ``fill_value`` gives them (``GATConv``'s
+    argument) and no relation term. Patterns already hold exactly one self-loop per node, so
+    they are unchanged, and a bipartite input (``x = (x_src, x_dst)``) gets none.
+    ``root_weight=True`` (``GATConv``'s ``residual=True``) adds ``TransformerConv``'s skip
     projection :math:`W_\text{skip} x_i` to the output, and ``beta=True`` its learned gate
     :math:`\beta_i x_r + (1 - \beta_i) x'_i`.
 
@@ -149,6 +154,13 @@ class MultiHeadAttentionConv(MessagePassing):
     hooks and explainers (calls that need them run on the ``scatter`` engine, the layer's own
     ``propagate``).
 
+    **Deployment.** ``torch.export.export`` records the layer on edge lists (dynamic node and
+    edge counts included) with the default engine, and on patterns with ``strict=True`` (the
+    default non-strict mode is refused with a message saying so). ``torch.jit.trace`` records
+    it on edge lists, for other graphs as well (traces run the ``scatter`` engine).
+    ``torch.jit.script`` is not supported: it raises :data:`NOT_SCRIPTABLE`, which names
+    ``torch.jit.trace``, ``torch.export`` and ``torch.compile`` instead.
+
     Args:
         in_channels (int or tuple): size of each input node feature, ``-1`` to infer it on
             the first call, or a ``(source, target)`` pair for bipartite graphs.
@@ -158,13 +170,21 @@ class MultiHeadAttentionConv(MessagePassing):
             training. (default: :obj:`0.0`)
         bias (bool, optional): learn additive biases in the projections.
             (default: :obj:`True`)
-        edge_dim (int, optional): size of edge features; when set, ``forward`` needs
-            ``edge_attr``. (default: :obj:`None`)
+        edge_dim (int, optional): size of edge features, or ``-1`` to infer it on the first
+            call; when set, ``forward`` needs ``edge_attr``. (default: :obj:`None`)
         num_relations (int, optional): number of relation types; when set, ``forward`` needs
             ``edge_type``. (default: :obj:`None`)
         add_self_loops (bool, optional): let every node attend to itself (see above).
             (default: :obj:`True`)
+        fill_value (float or Tensor or str, optional): the edge features of the appended
+            self-loops, with ``GATConv``'s meanings (PyG's ``add_self_loops``): a number or a
+            ``[edge_dim]`` tensor for every loop, :obj:`None` for ones, or ``"mean"``,
+            ``"add"``/``"sum"``, ``"max"``, ``"min"``, ``"mul"`` of the node's incoming edge
+            features (its own self-loops left out). ``GATConv``'s default is ``"mean"``.
+            (default: :obj:`0.0`)
         root_weight (bool, optional): add the skip projection of the target's own features.
+            (default: :obj:`False`)
+        residual (bool, optional): ``GATConv``'s spelling of ``root_weight=True``.
             (default: :obj:`False`)
         beta (bool, optional): gate the skip connection (needs ``root_weight``).
             (default: :obj:`False`)
@@ -400,8 +420,9 @@ class MultiHeadAttentionConv(MessagePassing):
             edge_type: int ``[E]`` relation types in ``[0, num_relations)`` (layers built with
                 ``num_relations``).
             size: ``(N_src, N_dst)``, checked against ``x`` when given.
-            return_attention: also return an :class:`AttentionOutput`.
-            return_attention_weights: PyG's spelling of ``return_attention``.
+            return_attention: also return an :class:`AttentionOutput` (``[2, E']`` edges).
+            return_attention_weights: PyG's spelling of ``return_attention``, with the edges
+                in PyG's form for the input (see :class:`AttentionOutput`).
             head_mask: ``[H]`` factor per head on its attention output (``0`` removes a
                 head, ``1`` keeps it), honoured by every engine.
         """
@@ -698,6 +719,8 @@ class MultiHeadAttentionConv(MessagePassing):
             extra += f", num_relations={self.num_relations}"
         if not self.add_self_loops:
             extra += ", add_self_loops=False"
+        if not (isinstance(self.fill_value, float) and self.fill_value == 0.0):
+            extra += f", fill_value={self.fill_value!r}"
         if self.root_weight:
             extra += ", root_weight=True"
         if self.lin_beta is not None:
