@@ -38,10 +38,10 @@ def _traced(module, example):
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("error", torch.jit.TracerWarning)  # a trace hazard fails
         traced = torch.jit.trace(module, example, check_trace=False)  # checked by the callers
-    buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
-    buffer.seek(0)
-    return torch.jit.load(buffer)
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
+        buffer.seek(0)
+        return torch.jit.load(buffer)
 
 
 class _AttentionGNN(BasicGNN):
