@@ -16,6 +16,7 @@ from ._checks import (
     check_bool,
     check_features,
     check_index_tensor,
+    check_int,
     check_not_meta,
     check_positive_int,
     check_probability,
@@ -248,8 +249,10 @@ class MultiHeadAttentionConv(MessagePassing):
             )
         dropout = check_probability("dropout", dropout)
         check_bool("bias", bias)
-        if edge_dim is not None and edge_dim != -1:
-            check_positive_int("edge_dim", edge_dim)
+        if edge_dim is not None and not (type(edge_dim) is int and edge_dim == -1):  # -1: lazy
+            check_int("edge_dim", edge_dim)
+            if edge_dim <= 0:
+                raise ValueError(f"`edge_dim` must be > 0 or -1 (lazy), got {edge_dim}")
         if num_relations is not None:
             check_positive_int("num_relations", num_relations)
         check_bool("add_self_loops", add_self_loops)

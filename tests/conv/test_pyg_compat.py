@@ -238,6 +238,10 @@ def test_lazy_edge_dim_infers_the_width_per_edge_type():
     torch.testing.assert_close(out, fixed(x, edge_index, attr))
     with pytest.raises(ValueError, match=r"`edge_attr` must have shape \[15, 3\]"):
         lazy(x, edge_index, torch.randn(15, 2).double())
+    with pytest.raises(ValueError, match=r"`edge_dim` must be > 0 or -1 \(lazy\)"):
+        MultiHeadAttentionConv(4, C, HEADS, edge_dim=-2)
+    with pytest.raises(TypeError, match="`edge_dim` must be an int"):
+        MultiHeadAttentionConv(4, C, HEADS, edge_dim=-1.0)
     one = MultiHeadAttentionConv(4, C, HEADS, edge_dim=-1).double()  # a 1-D edge_attr: width 1
     assert one(x, edge_index, attr[:, 0]).shape == (6, C) and one.lin_edge_key.in_channels == 1
 
