@@ -5,12 +5,32 @@ Every check raises a ``TypeError`` or ``ValueError`` whose message names the arg
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 _INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def tracing() -> bool:
+    """Whether the call is being recorded into a graph (``torch.compile``, ``torch.export``
+    or ``torch.jit.trace``): value checks (which need a sync) and branches on values are out,
+    since the recorded graph must hold for other inputs of the same kind."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+def static_int(size: int | Tensor) -> int:
+    """A size as a Python int. Under ``torch.jit.trace`` a module's tensor sizes are 0-dim
+    tensors, which the trace records where they enter a computation; this reads one for the
+    checks and bookkeeping that the trace does not record (the caller keeps the traced size
+    for the computation), without the tracer's warning about it."""
+    if isinstance(size, Tensor):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            return int(size)
+    return size
 
 
 def check_int(name: str, value: object, minimum: int | None = None) -> int:
@@ -21,7 +41,7 @@ def check_int(name: str, value: object, minimum: int | None = None) -> int:
         ...
     TypeError: `radius` must be an int, got float
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, (int, torch.SymInt)):
         raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}, got {value}")

@@ -14,17 +14,30 @@ in-place changes); a plain tensor is normalised on every call.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch_geometric import EdgeIndex
 from torch_geometric.typing import SparseTensor
+from torch_geometric.utils import coalesce, scatter, to_torch_sparse_tensor
 
-from ._checks import check_index_tensor
+from ._checks import check_index_tensor, static_int, tracing
 from .patterns import EdgeList, Pattern, building_cache
 
-__all__ = ["FLOWS", "GraphInput", "check_flow", "normalize_graph", "self_loops"]
+__all__ = [
+    "FILL_REDUCTIONS",
+    "FLOWS",
+    "GraphInput",
+    "check_fill_value",
+    "check_flow",
+    "loop_edge_attr",
+    "loop_nodes",
+    "normalize_graph",
+    "self_loops",
+    "weights_in_input_form",
+]
 
 FLOWS = ("source_to_target", "target_to_source")
 
@@ -71,10 +84,7 @@ def self_loops(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
     """
     loops = torch.arange(num_nodes, device=edge_index.device)
     replaced = torch.cat(
-        [
-            edge_index[0] == edge_index[1],
-            torch.zeros(num_nodes, dtype=torch.bool, device=loops.device),
-        ]
+        [edge_index[0] == edge_index[1], torch.zeros_like(loops, dtype=torch.bool)]
     )
     return torch.cat([edge_index, torch.stack([loops, loops])], dim=1), replaced
 
@@ -103,8 +113,8 @@ def _sparse_to_edge_index(adj_t: Tensor) -> Tensor:
 
 
 def _check_values(edge_index: Tensor, num_src: int, num_dst: int, *, transposed: bool) -> None:
-    """Range checks (skipped under ``torch.compile``: they need a device sync)."""
-    if edge_index.numel() == 0 or torch.compiler.is_compiling():
+    """Range checks (skipped when traced: they need a device sync)."""
+    if tracing() or edge_index.numel() == 0:
         return
     src, dst = (edge_index[1], edge_index[0]) if transposed else (edge_index[0], edge_index[1])
     lo = int(edge_index.min())
@@ -169,7 +179,7 @@ def _as_edge_index(graph: object, num_src: int, num_dst: int, transposed: bool) 
             )
         return _sparse_to_edge_index(graph)
     check_index_tensor("edge_index", graph)
-    if graph.dim() != 2 or graph.size(0) != 2:
+    if graph.dim() != 2 or static_int(graph.size(0)) != 2:
         raise ValueError(f"`edge_index` must have shape [2, E], got {list(graph.shape)}")
     _check_values(graph, num_src, num_dst, transposed=transposed)
     return graph if graph.dtype == torch.long else graph.long()
@@ -184,6 +194,8 @@ def _build(
     add_self_loops: bool,
 ) -> GraphInput:
     transposed = flow == "target_to_source"
+    traced_dst = num_dst  # under torch.jit.trace a traced size: the self-loops follow it
+    num_src, num_dst = static_int(num_src), static_int(num_dst)
     tensor = graph.edge_index if isinstance(graph, EdgeList) else graph
     if isinstance(tensor, Tensor) and tensor.device != device:
         raise ValueError(
@@ -219,14 +231,14 @@ def _build(
     else:
         origin = graph if isinstance(graph, EdgeIndex) else None
         edge_index = _as_edge_index(graph, num_src, num_dst, transposed)
-    num_input = edge_index.size(1)
+    num_input = static_int(edge_index.size(1))
     if transposed:
         edge_index = edge_index.flip(0)
     mask, num_loops = None, 0
     if add_self_loops:
-        edge_index, mask = self_loops(edge_index, num_dst)
+        edge_index, mask = self_loops(edge_index, traced_dst)
         num_loops, origin = num_dst, None
-        if not torch.compiler.is_compiling() and not bool(mask.any()):
+        if not tracing() and not bool(mask.any()):
             mask = None  # no self-loop to replace
     if isinstance(graph, EdgeList) and not transposed and not add_self_loops:
         edges = graph
@@ -254,6 +266,20 @@ def _stamp(t: Tensor) -> tuple:
     return (versions, t.data_ptr(), tuple(t.shape))
 
 
+def _check_not_faked(pattern: Pattern) -> None:
+    """A ``ValueError`` for a pattern under ``torch.export``'s default (non-strict) mode, whose
+    fake tensors would reach the structures cached on the pattern (its edges, block plans),
+    which must be computed from its rule. ``strict=True`` (TorchDynamo) computes them for
+    real, once, and records them as constants."""
+    if torch.compiler.is_exporting() and type(torch.empty(0)) is not Tensor:  # faked
+        raise ValueError(
+            f"a {type(pattern).__name__} under torch.export's non-strict mode: its cached "
+            "structures would be traced as fake tensors; export with "
+            "`torch.export.export(..., strict=True)`, or pass the pattern's edges "
+            "(`pattern.edge_index()`) as an edge_index tensor"
+        )
+
+
 def normalize_graph(
     graph: object,
     num_src: int,
@@ -269,8 +295,10 @@ def normalize_graph(
     ``device`` is the features' device.
     """
     check_flow(flow)  # also here: `conv.flow` may be assigned after construction
+    if isinstance(graph, Pattern):
+        _check_not_faked(graph)
     args = (graph, num_src, num_dst, device, flow, add_self_loops)
-    if torch.compiler.is_compiling():
+    if tracing():
         return _build(*args)
     key = ("graph_input", num_src, num_dst, device, flow, add_self_loops)
     if isinstance(graph, (Pattern, EdgeList)):
@@ -290,3 +318,118 @@ def normalize_graph(
         store[key] = (stamp, out)
         return out
     return _build(*args)
+
+
+# ---- edge features of the appended self-loops (GATConv's `fill_value`) ----------------------
+FILL_REDUCTIONS = ("add", "sum", "mean", "min", "max", "mul")
+
+
+def check_fill_value(fill_value: object) -> float | Tensor | str | None:
+    """GATConv's ``fill_value`` (the edge features of added self-loops), checked: :obj:`None`
+    (ones, as in PyG's ``add_self_loops``), a number, a tensor (one row, or a scalar), or
+    the name of a reduction of each node's incoming edge features (:data:`FILL_REDUCTIONS`).
+    """
+    if fill_value is None or isinstance(fill_value, str) and fill_value in FILL_REDUCTIONS:
+        return fill_value
+    if isinstance(fill_value, str):
+        raise ValueError(
+            f"`fill_value` as a str must be one of {FILL_REDUCTIONS}, got {fill_value!r}"
+        )
+    if isinstance(fill_value, (int, float)) and not isinstance(fill_value, bool):
+        return float(fill_value)
+    if isinstance(fill_value, Tensor):
+        if fill_value.is_complex() or fill_value.dtype == torch.bool:
+            raise TypeError(f"`fill_value` as a tensor must be real, got dtype {fill_value.dtype}")
+        if fill_value.dim() > 2 or (fill_value.dim() == 2 and fill_value.size(0) != 1):
+            raise ValueError(
+                "`fill_value` as a tensor must be a scalar or one row of edge features "
+                f"([edge_dim] or [1, edge_dim]), got shape {list(fill_value.shape)}"
+            )
+        return fill_value
+    raise TypeError(
+        "`fill_value` must be a float, a tensor, None or one of "
+        f"{FILL_REDUCTIONS}, got {type(fill_value).__name__}"
+    )
+
+
+def loop_edge_attr(
+    graph: GraphInput, edge_attr: Tensor, fill_value: float | Tensor | str | None
+) -> Tensor:
+    """The edge features ``[N, D]`` of the self-loops the layer appended to ``graph`` (one per
+    target node), as PyG's ``add_self_loops`` gives them for GATConv's ``fill_value``: a
+    constant row, or a reduction over each node's incoming edges; the caller's own
+    self-loops, which the appended ones replace, are left out, as GATConv removes them first.
+
+    ``edge_attr`` ``[E, D]`` holds the caller's edges. Sizes are read from tensors, not
+    ints, so a graph recorded by ``torch.jit.trace`` holds for other graphs too.
+    """
+    edge_index = graph.graph.edge_index  # an EdgeList: patterns never get loops appended
+    num_edges = edge_attr.size(0)
+    loops = edge_index[1, num_edges:]  # (N,) the node of each appended loop
+    if not isinstance(fill_value, str):
+        if fill_value is None or isinstance(fill_value, float):
+            row = edge_attr.new_full(
+                (1, edge_attr.size(1)), 1.0 if fill_value is None else fill_value
+            )
+        else:
+            row = fill_value.to(edge_attr.device, edge_attr.dtype).reshape(1, -1)
+            if static_int(row.size(1)) not in (1, static_int(edge_attr.size(1))):
+                raise ValueError(
+                    f"`fill_value` has {row.size(1)} entries but the edge features have "
+                    f"{edge_attr.size(1)} columns"
+                )
+        return row.expand(loops.size(0), edge_attr.size(1))
+    target = edge_index[1, :num_edges]
+    own = None if graph.mask is None else graph.mask[:num_edges]  # the caller's self-loops
+    if own is None:
+        return scatter(edge_attr, target, 0, loops.size(0), fill_value)
+    # leave the caller's own self-loops out with the reduction's neutral value, and give
+    # a node with no other incoming edge 0, as a scatter over no edges does
+    neutral = {"min": math.inf, "max": -math.inf, "mul": 1.0}.get(fill_value, 0.0)
+    kept = edge_attr.masked_fill(own.unsqueeze(-1), neutral)
+    count = scatter((~own).to(edge_attr.dtype), target, 0, loops.size(0), "sum").unsqueeze(-1)
+    if fill_value == "mean":
+        return scatter(kept, target, 0, loops.size(0), "sum") / count.clamp_min(1)
+    return scatter(kept, target, 0, loops.size(0), fill_value).masked_fill(count == 0, 0.0)
+
+
+def loop_nodes(graph: GraphInput, num_edges: int | Tensor) -> Tensor:
+    """The node ``[N]`` of every self-loop the layer appended after the caller's
+    ``num_edges`` edges (its length read from a tensor, so that traces generalise)."""
+    return graph.graph.edge_index[1, num_edges:]
+
+
+# ---- returned attention weights in the caller's input form -------------------------------
+def weights_in_input_form(
+    graph: object, normalized: GraphInput, weights: Tensor, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """``(edges, weights)`` as PyG's attention layers return them for the input ``graph``
+    (``return_attention_weights=True``):
+
+    - an integer tensor (or a pattern, an ``EdgeList``): the ``[2, E']`` edges in the caller's
+      orientation, the caller's own edges first, then the self-loops the layer appended;
+    - a PyG ``EdgeIndex``: the same as an ``EdgeIndex`` (the caller's own object when no
+      self-loops were appended, as ``TransformerConv`` returns it);
+    - a ``torch.sparse`` ``adj_t``: as ``GATConv`` returns it, a sparse tensor of the same
+      layout, ``[N_dst, N_src, H]``, whose values are the weights, with ``weights`` those
+      values ``[nnz, H]`` in its storage order; coalesced, so the caller's own self-loops
+      (weight 0) merge into the appended ones and the weights of duplicate entries add up.
+    """
+    edge_index = normalized.caller_edge_index(device)
+    if isinstance(graph, EdgeIndex):
+        if normalized.num_loops == 0:
+            return graph, weights
+        return EdgeIndex(edge_index, sparse_size=graph.sparse_size()), weights
+    if not isinstance(graph, Tensor) or graph.layout == torch.strided:
+        return edge_index, weights
+    num_dst, num_src = graph.shape  # adj_t: targets x sources (flow is source_to_target)
+    index = edge_index.flip(0)  # (target, source): rows and columns of adj_t
+    by_row = graph.layout != torch.sparse_csc
+    index, values = coalesce(index, weights, max(num_dst, num_src), sort_by_row=by_row)
+    size = (num_dst, num_src, weights.size(1))
+    if graph.layout == torch.sparse_coo:
+        return torch.sparse_coo_tensor(index, values, size).coalesce(), values
+    adj = to_torch_sparse_tensor(
+        index, values, (num_dst, num_src), is_coalesced=True, layout=graph.layout
+    )
+    return adj, values

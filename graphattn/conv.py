@@ -16,12 +16,23 @@ from ._checks import (
     check_bool,
     check_features,
     check_index_tensor,
+    check_int,
     check_not_meta,
     check_positive_int,
     check_probability,
     check_same_device,
+    static_int,
+    tracing,
 )
-from ._inputs import GraphInput, check_flow, normalize_graph
+from ._inputs import (
+    GraphInput,
+    check_fill_value,
+    check_flow,
+    loop_edge_attr,
+    loop_nodes,
+    normalize_graph,
+    weights_in_input_form,
+)
 from .engines._finite import static_mode
 from .engines.base import AttentionRequest, EdgeTerms, Engine, joint_columns
 from .engines.registry import get_engine, resolve_engine
@@ -30,6 +41,15 @@ from .engines.scatter import attention_alpha, attention_message
 __all__ = ["AttentionOutput", "MultiHeadAttentionConv"]
 
 _HALF = (torch.float16, torch.bfloat16)
+
+NOT_SCRIPTABLE = (
+    "MultiHeadAttentionConv cannot be compiled by torch.jit.script: its forward dispatches in "
+    "Python on the graph's form (edge_index, EdgeIndex, sparse adj_t, patterns) and on the "
+    "engine (numba custom ops, structures cached on the graph), which TorchScript cannot "
+    "express. For a TorchScript module on edge lists use torch.jit.trace(model, (x, "
+    "edge_index)) (it saves and loads with torch.jit.save / torch.jit.load); for a portable "
+    "graph, torch.export.export(model, (x, edge_index)); in Python, torch.compile(model)."
+)
 
 # PyG's hook registries on MessagePassing: a registered hook needs the real message passing.
 _HOOKS = (
@@ -55,10 +75,14 @@ class AttentionOutput(NamedTuple):
     Attributes:
         edge_index: ``[2, E]`` edges the weights belong to, in the caller's orientation (its
             ``flow``): the caller's edges, or a pattern's materialized edges, followed by any
-            self-loops the layer added.
+            self-loops the layer added. With PyG's spelling ``return_attention_weights=True``
+            it takes the form PyG's layers give for the input: an ``EdgeIndex`` for an
+            ``EdgeIndex``, and for a ``torch.sparse`` ``adj_t`` a sparse ``[N_dst, N_src, H]``
+            tensor of the same layout holding the weights, as ``GATConv`` returns it.
         weights: ``[E, H]`` weights taken before dropout, in float32 or float64; for every
             target node and head they sum to 1 over its incoming edges. They carry gradients
-            when the inputs do.
+            when the inputs do. (For a sparse ``adj_t``: the sparse tensor's values, in its
+            storage order.)
     """
 
     edge_index: Tensor
@@ -113,9 +137,10 @@ class MultiHeadAttentionConv(MessagePassing):
 
     **A node's own features.** As in PyG's ``GATConv``, ``add_self_loops=True`` (the default)
     lets every node attend to itself: existing self-loops of an edge list are removed and one
-    per node is appended (with zero edge-feature and relation terms). Patterns already hold
-    exactly one self-loop per node, so they are unchanged, and a bipartite input
-    (``x = (x_src, x_dst)``) gets none. ``root_weight=True`` adds ``TransformerConv``'s skip
+    per node is appended, with the edge features ``fill_value`` gives them (``GATConv``'s
+    argument) and no relation term. Patterns already hold exactly one self-loop per node, so
+    they are unchanged, and a bipartite input (``x = (x_src, x_dst)``) gets none.
+    ``root_weight=True`` (``GATConv``'s ``residual=True``) adds ``TransformerConv``'s skip
     projection :math:`W_\text{skip} x_i` to the output, and ``beta=True`` its learned gate
     :math:`\beta_i x_r + (1 - \beta_i) x'_i`.
 
@@ -131,6 +156,13 @@ class MultiHeadAttentionConv(MessagePassing):
     hooks and explainers (calls that need them run on the ``scatter`` engine, the layer's own
     ``propagate``).
 
+    **Deployment.** ``torch.export.export`` records the layer on edge lists (dynamic node and
+    edge counts included) with the default engine, and on patterns with ``strict=True`` (the
+    default non-strict mode is refused with a message saying so). ``torch.jit.trace`` records
+    it on edge lists, for other graphs as well (traces run the ``scatter`` engine).
+    ``torch.jit.script`` is not supported: it raises :data:`NOT_SCRIPTABLE`, which names
+    ``torch.jit.trace``, ``torch.export`` and ``torch.compile`` instead.
+
     Args:
         in_channels (int or tuple): size of each input node feature, ``-1`` to infer it on
             the first call, or a ``(source, target)`` pair for bipartite graphs.
@@ -140,13 +172,21 @@ class MultiHeadAttentionConv(MessagePassing):
             training. (default: :obj:`0.0`)
         bias (bool, optional): learn additive biases in the projections.
             (default: :obj:`True`)
-        edge_dim (int, optional): size of edge features; when set, ``forward`` needs
-            ``edge_attr``. (default: :obj:`None`)
+        edge_dim (int, optional): size of edge features, or ``-1`` to infer it on the first
+            call; when set, ``forward`` needs ``edge_attr``. (default: :obj:`None`)
         num_relations (int, optional): number of relation types; when set, ``forward`` needs
             ``edge_type``. (default: :obj:`None`)
         add_self_loops (bool, optional): let every node attend to itself (see above).
             (default: :obj:`True`)
+        fill_value (float or Tensor or str, optional): the edge features of the appended
+            self-loops, with ``GATConv``'s meanings (PyG's ``add_self_loops``): a number or a
+            ``[edge_dim]`` tensor for every loop, :obj:`None` for ones, or ``"mean"``,
+            ``"add"``/``"sum"``, ``"max"``, ``"min"``, ``"mul"`` of the node's incoming edge
+            features (its own self-loops left out). ``GATConv``'s default is ``"mean"``.
+            (default: :obj:`0.0`)
         root_weight (bool, optional): add the skip projection of the target's own features.
+            (default: :obj:`False`)
+        residual (bool, optional): ``GATConv``'s spelling of ``root_weight=True``.
             (default: :obj:`False`)
         beta (bool, optional): gate the skip connection (needs ``root_weight``).
             (default: :obj:`False`)
@@ -199,7 +239,9 @@ class MultiHeadAttentionConv(MessagePassing):
         edge_dim: int | None = None,
         num_relations: int | None = None,
         add_self_loops: bool = True,
+        fill_value: float | Tensor | str | None = 0.0,
         root_weight: bool = False,
+        residual: bool = False,
         beta: bool = False,
         out_projection: bool = True,
         engine: str = "auto",
@@ -215,16 +257,23 @@ class MultiHeadAttentionConv(MessagePassing):
             )
         dropout = check_probability("dropout", dropout)
         check_bool("bias", bias)
-        if edge_dim is not None:
-            check_positive_int("edge_dim", edge_dim)
+        if edge_dim is not None and not (type(edge_dim) is int and edge_dim == -1):  # -1: lazy
+            check_int("edge_dim", edge_dim)
+            if edge_dim <= 0:
+                raise ValueError(f"`edge_dim` must be > 0 or -1 (lazy), got {edge_dim}")
         if num_relations is not None:
             check_positive_int("num_relations", num_relations)
         check_bool("add_self_loops", add_self_loops)
+        fill_value = check_fill_value(fill_value)
         check_bool("root_weight", root_weight)
+        root_weight = root_weight or check_bool("residual", residual)  # GATConv's spelling
         check_bool("beta", beta)
         check_bool("out_projection", out_projection)
         if beta and not root_weight:
-            raise ValueError("`beta=True` gates the skip connection: it needs `root_weight=True`")
+            raise ValueError(
+                "`beta=True` gates the skip connection: it needs `root_weight=True` "
+                "(or GATConv's spelling, `residual=True`)"
+            )
         _check_engine_name(engine)
         check_flow(kwargs.get("flow", "source_to_target"))
         kwargs.setdefault("aggr", "add")
@@ -238,6 +287,7 @@ class MultiHeadAttentionConv(MessagePassing):
         self.edge_dim = edge_dim
         self.num_relations = num_relations
         self.add_self_loops = add_self_loops
+        self.fill_value = fill_value
         self.root_weight = root_weight
         self.out_projection = out_projection
         self.engine = engine
@@ -280,6 +330,11 @@ class MultiHeadAttentionConv(MessagePassing):
         for emb in (self.rel_key, self.rel_value):
             if emb is not None:
                 nn.init.normal_(emb, std=self.out_channels**-0.5)
+
+    def __prepare_scriptable__(self):
+        # torch.jit.script calls this on every submodule first: a clear refusal that names
+        # what works instead, rather than TorchScript's parse error on `forward`
+        raise RuntimeError(NOT_SCRIPTABLE)
 
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention, **kwargs) -> MultiHeadAttentionConv:
@@ -380,19 +435,20 @@ class MultiHeadAttentionConv(MessagePassing):
             edge_type: int ``[E]`` relation types in ``[0, num_relations)`` (layers built with
                 ``num_relations``).
             size: ``(N_src, N_dst)``, checked against ``x`` when given.
-            return_attention: also return an :class:`AttentionOutput`.
-            return_attention_weights: PyG's spelling of ``return_attention``.
+            return_attention: also return an :class:`AttentionOutput` (``[2, E']`` edges).
+            return_attention_weights: PyG's spelling of ``return_attention``, with the edges
+                in PyG's form for the input (see :class:`AttentionOutput`).
             head_mask: ``[H]`` factor per head on its attention output (``0`` removes a
                 head, ``1`` keeps it), honoured by every engine.
         """
         want = _want_weights(return_attention, return_attention_weights)
         x_src, x_dst, homogeneous = self._split_x(x, size)
-        self._materialize(x_src, x_dst)
         graph = normalize_graph(
             edge_index, x_src.size(0), x_dst.size(0), x_dst.device, flow=self.flow,
             add_self_loops=self.add_self_loops and homogeneous,
         )  # fmt: skip
         edge_attr, edge_type = self._check_edge_inputs(graph, x_dst, edge_attr, edge_type)
+        self._materialize(x_src, x_dst, edge_attr)
         mask = self._check_head_mask(head_mask, x_dst)
         heads, dim = self.heads, self.head_dim
         compute = torch.float32 if x_dst.dtype in _HALF else x_dst.dtype
@@ -429,6 +485,10 @@ class MultiHeadAttentionConv(MessagePassing):
         if not want:
             return out
         assert weights is not None
+        if return_attention_weights:  # PyG's spelling: PyG's container for the input form
+            return out, AttentionOutput(
+                *weights_in_input_form(edge_index, graph, weights, x_dst.device)
+            )
         return out, AttentionOutput(graph.caller_edge_index(x_dst.device), weights)
 
     def engine_for(
@@ -443,12 +503,12 @@ class MultiHeadAttentionConv(MessagePassing):
     ) -> str:
         """The name of the engine that ``forward`` would run for these inputs."""
         x_src, x_dst, homogeneous = self._split_x(x, size)
-        self._materialize(x_src, x_dst)
         graph = normalize_graph(
             edge_index, x_src.size(0), x_dst.size(0), x_dst.device, flow=self.flow,
             add_self_loops=self.add_self_loops and homogeneous,
         )  # fmt: skip
         edge_attr, edge_type = self._check_edge_inputs(graph, x_dst, edge_attr, edge_type)
+        self._materialize(x_src, x_dst, edge_attr)
         compute = torch.float32 if x_dst.dtype in _HALF else x_dst.dtype
         return self._resolve(
             graph, x_dst.device, compute, edge_attr, edge_type, return_attention
@@ -515,7 +575,7 @@ class MultiHeadAttentionConv(MessagePassing):
         for name, t, width in ((names[0], x_src, in_src), (names[1], x_dst, in_dst)):
             check_features(name, t, self)  # a floating tensor in the parameters' dtype
             check_not_meta(name, t)
-            if t.dim() != 2 or (width != -1 and t.size(1) != width):
+            if t.dim() != 2 or (width != -1 and static_int(t.size(1)) != width):
                 expected = "in_channels" if width == -1 else width
                 raise ValueError(
                     f"`{name}` must have shape [num_nodes, {expected}], got {list(t.shape)}"
@@ -540,7 +600,7 @@ class MultiHeadAttentionConv(MessagePassing):
                 )
         return x_src, x_dst, homogeneous
 
-    def _materialize(self, x_src: Tensor, x_dst: Tensor) -> None:
+    def _materialize(self, x_src: Tensor, x_dst: Tensor, edge_attr: Tensor | None) -> None:
         """Infer lazy (``-1``) input sizes on the first call (PyG's ``Linear`` does it)."""
         lazy = [
             (lin, inp)
@@ -549,8 +609,12 @@ class MultiHeadAttentionConv(MessagePassing):
                 (self.lin_key, x_src),
                 (self.lin_value, x_src),
                 (self.lin_skip, x_dst),
+                (self.lin_edge_key, edge_attr),
+                (self.lin_edge_value, edge_attr),
             )  # fmt: skip
-            if lin is not None and isinstance(getattr(lin, "weight", None), UninitializedParameter)
+            if lin is not None
+            and inp is not None
+            and isinstance(getattr(lin, "weight", None), UninitializedParameter)
         ]
         if lazy:
             with torch.no_grad():
@@ -569,11 +633,16 @@ class MultiHeadAttentionConv(MessagePassing):
         else:
             if not isinstance(edge_attr, Tensor) or not edge_attr.is_floating_point():
                 raise TypeError("`edge_attr` must be a floating-point tensor")
-            if edge_attr.dim() == 1 and self.edge_dim == 1:
+            width = self.lin_edge_key.in_channels  # -1 until a lazy layer's first call
+            if edge_attr.dim() == 1 and width in (1, -1):
                 edge_attr = edge_attr.unsqueeze(-1)  # (E,) -> (E, 1)
-            if edge_attr.dim() != 2 or list(edge_attr.shape) != [num_edges, self.edge_dim]:
+            if edge_attr.dim() != 2 or (
+                static_int(edge_attr.size(0)) != num_edges
+                or width not in (-1, static_int(edge_attr.size(1)))
+            ):
+                expected = "edge_dim" if width == -1 else width
                 raise ValueError(
-                    f"`edge_attr` must have shape [{num_edges}, {self.edge_dim}] "
+                    f"`edge_attr` must have shape [{num_edges}, {expected}] "
                     f"(one row per edge), got {list(edge_attr.shape)}"
                 )
             check_same_device("edge_attr", edge_attr, x)
@@ -592,13 +661,13 @@ class MultiHeadAttentionConv(MessagePassing):
             )
         else:
             check_index_tensor("edge_type", edge_type)
-            if edge_type.dim() != 1 or edge_type.numel() != num_edges:
+            if edge_type.dim() != 1 or static_int(edge_type.size(0)) != num_edges:
                 raise ValueError(
                     f"`edge_type` must have shape [{num_edges}] (one per edge), "
                     f"got {list(edge_type.shape)}"
                 )
             check_same_device("edge_type", edge_type, x)
-            if num_edges > 0 and not torch.compiler.is_compiling():  # value checks need a sync
+            if num_edges > 0 and not tracing():  # value checks need a sync
                 lo, hi = int(edge_type.min()), int(edge_type.max())
                 if lo < 0 or hi >= self.num_relations:
                     raise ValueError(
@@ -639,16 +708,18 @@ class MultiHeadAttentionConv(MessagePassing):
         loops = graph.num_loops
         key = value = rel_key = rel_value = None
         if edge_attr is not None:
-            if loops:
-                edge_attr = torch.cat([edge_attr, edge_attr.new_zeros(loops, edge_attr.size(1))])
+            if loops:  # GATConv's fill_value
+                edge_attr = torch.cat(
+                    [edge_attr, loop_edge_attr(graph, edge_attr, self.fill_value)]
+                )
             key = self.lin_edge_key(edge_attr).view(-1, heads, dim).to(compute)  # (E', H, D)
             value = self.lin_edge_value(edge_attr).view(-1, heads, dim).to(compute)
         if edge_type is not None:
             rel_key = self.rel_key.to(compute)  # (R, C)
             rel_value = self.rel_value.to(compute)
             if loops:  # an extra all-zero relation for the appended self-loops
-                none = self.num_relations
-                edge_type = torch.cat([edge_type, edge_type.new_full((loops,), none)])
+                none = torch.full_like(loop_nodes(graph, edge_type.size(0)), self.num_relations)
+                edge_type = torch.cat([edge_type, none])
                 rel_key = torch.cat([rel_key, rel_key.new_zeros(1, rel_key.size(1))])
                 rel_value = torch.cat([rel_value, rel_value.new_zeros(1, rel_value.size(1))])
             rel_key = rel_key.view(-1, heads, dim)  # (R, H, D)
@@ -663,6 +734,8 @@ class MultiHeadAttentionConv(MessagePassing):
             extra += f", num_relations={self.num_relations}"
         if not self.add_self_loops:
             extra += ", add_self_loops=False"
+        if not (isinstance(self.fill_value, float) and self.fill_value == 0.0):
+            extra += f", fill_value={self.fill_value!r}"
         if self.root_weight:
             extra += ", root_weight=True"
         if self.lin_beta is not None:

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
 from torch import Tensor
 
-from ._checks import check_bool, check_index_tensor, check_int, check_sizes
+from ._checks import check_bool, check_index_tensor, check_int, check_sizes, static_int, tracing
 
 __all__ = [
     "CausalFullGraph",
@@ -132,6 +133,12 @@ class Pattern(_Frozen):
     def __init__(self, num_nodes: int | None = None, ptr: Tensor | Sequence[int] | None = None):
         self._init_cache()
         self._set(_ptr=_as_ptr(num_nodes, ptr))
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A pattern is a value: torch.export takes it as a constant input (the exported
+        # program holds for that pattern, as it holds the pattern's edges).
+        pytree.register_constant(cls)
 
     # ---- construction helpers -------------------------------------------------------------
     @classmethod
@@ -553,11 +560,11 @@ class EdgeList(_Frozen):
 
     def __init__(self, edge_index: Tensor, num_src: int, num_dst: int | None = None):
         check_index_tensor("edge_index", edge_index)
-        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        if edge_index.dim() != 2 or static_int(edge_index.size(0)) != 2:
             raise ValueError(f"`edge_index` must have shape [2, E], got {list(edge_index.shape)}")
         num_src = check_int("num_src", num_src, 0)
         num_dst = num_src if num_dst is None else check_int("num_dst", num_dst, 0)
-        if edge_index.numel() and not torch.compiler.is_compiling():  # a value check: eager
+        if not tracing() and edge_index.numel():  # a value check: eager
             lo, hi_src, hi_dst = (
                 int(edge_index.min()),
                 int(edge_index[0].max()),
@@ -569,7 +576,7 @@ class EdgeList(_Frozen):
                     f"min {lo}, max source {hi_src}, max target {hi_dst}"
                 )
         edge_index = edge_index.long()
-        if not torch.compiler.is_compiling() and edge_index.is_inference():
+        if not tracing() and edge_index.is_inference():
             # made in inference mode: a normal copy, which later training can save for its
             # backward
             with torch.inference_mode(False):

@@ -36,6 +36,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from .._checks import tracing
+
 __all__ = ["Neighbours", "all_finite", "first_order", "guarded_attention", "static_mode"]
 
 _NAN = float("nan")
@@ -47,8 +49,9 @@ def transforms_active() -> bool:
 
 
 def static_mode() -> bool:
-    """Whether value-dependent branches are out (``torch.compile`` or ``torch.func``)."""
-    return torch.compiler.is_compiling() or transforms_active()
+    """Whether value-dependent branches are out (``torch.compile``, ``torch.export``,
+    ``torch.jit.trace`` or ``torch.func``)."""
+    return tracing() or transforms_active()
 
 
 def all_finite(*tensors: Tensor | None) -> bool:

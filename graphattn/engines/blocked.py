@@ -167,7 +167,7 @@ def _plan(graph: Pattern, block_size: int, device: torch.device) -> _Plan:
 
 
 def _make_plan(graph: Pattern, block_size: int, device: torch.device) -> _Plan:
-    longest = int(graph.sizes.max())
+    longest = max(graph.size_list(), default=0)
     if isinstance(graph, WindowGraph):
         # A reach beyond the longest graph adds no edge, only padding: clamp it.
         left, right = min(graph.left, longest - 1), min(graph.right, longest - 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
@@ -108,10 +109,17 @@ def scatter_attention(
     edge_index, size = edges.edge_index, (k.size(0), q.size(0))
     if module.flow == "target_to_source":
         edge_index, size = edge_index.flip(0), (q.size(0), k.size(0))
+    update_size = size
+    if torch.jit.is_tracing():
+        # sizes are tensors there, and PyG's check of a given size against its tensors' would
+        # warn: it reads them from `query` and `key`, and only the target count is given to
+        # `propagate`, where no tensor carries it
+        update_size = None
+        size = (None, size[1]) if module.flow == "source_to_target" else (size[0], None)
     edge_key, edge_value = (None, None) if terms is None else terms.materialize()
     mask = None if terms is None else terms.mask
     alpha = module.edge_updater(
-        edge_index, query=q, key=k, edge_key=edge_key, edge_mask=mask, size=size
+        edge_index, query=q, key=k, edge_key=edge_key, edge_mask=mask, size=update_size
     )  # (E, H)
     weights = alpha if need_weights else None
     if dropout > 0.0:

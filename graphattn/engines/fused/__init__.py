@@ -189,6 +189,11 @@ def supports(request: AttentionRequest) -> str | None:
         return "it does not run PyG's message passing (hooks or an explainer are active)"
     if transforms_active():
         return "it does not run under torch.func transforms (grad, vmap, ...); use 'scatter'"
+    if torch.jit.is_tracing():
+        return (
+            "torch.jit.trace would record its CSR for the example graph's node count only; "
+            "traces run 'scatter' (torch.export and torch.compile record the fused ops)"
+        )
     graph = request.graph
     sizes = (graph.num_nodes,) if isinstance(graph, Pattern) else (graph.num_src, graph.num_dst)
     if max(*sizes, request.num_edges) > MAX_INDEX:
