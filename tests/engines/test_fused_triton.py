@@ -369,3 +369,68 @@ def test_block_sizes_cover_the_shape():
             assert size >= 1 and size & (size - 1) == 0  # powers of two
         tile = b["BLOCK_N"] * b["BLOCK_E"] * b["BLOCK_H"] * max(b["BLOCK_D"], b["BLOCK_DV"])
         assert tile <= max(T.TILE_ELEMENTS, b["BLOCK_H"] * max(b["BLOCK_D"], b["BLOCK_DV"]))
+
+
+# ---- compiled for a GPU, offline --------------------------------------------------------------
+_COMPILE = r"""
+import json, os, re, subprocess, sys, tempfile
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from graphattn.engines.fused import triton_kernels as K
+from graphattn.engines.fused.triton_ops import block_sizes
+
+assert not K.INTERPRETED
+POINTERS = {"ptr": "*i64", "idx": "*i32", "eid": "*i32", "etype": "*i64", "emask": "*u8"}
+SCALARS = {"seed": "i64", "thresh": "i64", "N": "i32", "H": "i32", "D": "i32", "DV": "i32"}
+cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
+results = []
+for kernel in (K.forward_kernel, K.weights_kernel, K.backward_target_kernel,
+               K.backward_source_kernel):
+    for rows, acc, flags in (("fp32", "fp32", True), ("fp64", "fp64", True),
+                             ("bf16", "fp32", False)):
+        blocks = block_sizes(8, 16, 16, 100_000, 1_600_000)
+        signature, constants = {}, {}
+        for name in kernel.arg_names:
+            if name in blocks or name.startswith(("HAS_", "NEED_")) or name == "DROPOUT":
+                signature[name] = "constexpr"
+                constants[name] = blocks.get(name, flags)
+            elif name in ("q", "k", "v"):
+                signature[name] = "*" + rows
+            else:
+                signature[name] = POINTERS.get(name) or SCALARS.get(name) or "*" + acc
+        compiled = triton.compile(ASTSource(kernel, signature, constants),
+                                  target=GPUTarget("cuda", 90, 32))
+        with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+            f.write(compiled.asm["cubin"])
+        usage = subprocess.run([cuobjdump, "--dump-resource-usage", f.name],
+                               capture_output=True, text=True).stdout
+        os.unlink(f.name)
+        stack = re.search(r"STACK:(\d+)", usage)
+        results.append({"kernel": kernel.__name__, "rows": rows, "flags": flags,
+                        "stack": int(stack[1]) if stack else None})
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+def test_kernels_compile_for_sm90_without_spills():
+    """Triton's own compiler and ptxas (bundled with Triton) build every kernel for sm_90
+    offline, every option on (float32, float64) and off (bfloat16 rows), at the default block
+    sizes of 8 heads of 16 channels, with at most 16 bytes of stack (ptxas may keep a value or
+    two there; tiles of 4096 elements spilled kilobytes): what the interpreter cannot check (a
+    kernel may run interpreted and still not compile)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPILE], env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(results) == 12
+    for r in results:
+        assert r["stack"] is not None and r["stack"] <= 16, r

@@ -48,10 +48,10 @@ _ROWS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _TRITON: list[bool] = []  # memo of triton_available()
 
 #: Elements of one ``[BLOCK_N, BLOCK_E, BLOCK_H, BLOCK_D]`` tile a program holds (with four
-#: warps, 8 per thread and tile): :func:`block_sizes` fills it. Chosen so that no kernel
-#: spills registers for sm_90 (ptxas, offline: ``tests/engines/test_fused_triton.py``) at
-#: 8 heads of 16 or 32 channels with every option on, float32 and float64 (4096 spilled);
-#: its speed is not measured yet.
+#: warps, 8 per thread and tile): :func:`block_sizes` fills it. Chosen so that the kernels
+#: compiled for sm_90 (offline, by ptxas: ``tests/engines/test_fused_triton.py``) keep their
+#: tiles in registers at 8 heads of 16 or 32 channels with every option on, float32 and
+#: float64 (with 4096, kilobytes spilled to the stack); its speed is not measured yet.
 TILE_ELEMENTS = 1024
 #: Most nodes per program.
 MAX_BLOCK_N = 64
