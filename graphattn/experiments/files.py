@@ -193,7 +193,7 @@ class RunFolder:
         self.path = Path(path)
         self.exclusive = bool(exclusive)
         if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"the output folder {str(self.path)!r} is a file, not a folder")
+            raise ValueError(f"`path` {str(self.path)!r} is a file, not a folder")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             _recover(self.path)
@@ -201,9 +201,7 @@ class RunFolder:
             self.staging = self.path / f"{_STAGING}{os.getpid()}-{token}.partial"
             self.staging.mkdir()
         except OSError as err:
-            raise ValueError(
-                f"cannot write into the output folder {str(self.path)!r}: {err}"
-            ) from err
+            raise ValueError(f"`path`: cannot write into the output folder: {err}") from err
         self.committed = False
 
     def __enter__(self) -> RunFolder:

@@ -93,10 +93,12 @@ def machine_info() -> dict[str, str]:
     return info
 
 
-def _describe(info: dict[str, str]) -> str:
+def _describe(info: dict[str, str], name: str = "info") -> str:
+    if not isinstance(info, dict):
+        raise TypeError(f"`{name}` must be a dict like machine_info()'s, got {type(info).__name__}")
     missing = [k for k in ("cpu", "cores", "torch", "torch_threads") if k not in info]
     if missing:
-        raise ValueError(f"`info` lacks {missing}: pass what machine_info() returns")
+        raise ValueError(f"`{name}` lacks {missing}: pass what machine_info() returns")
     mem = f", {info['memory_gib']} GiB" if "memory_gib" in info else ""
     load = f", load {info['load_average']}" if "load_average" in info else ""
     return (
@@ -144,7 +146,7 @@ def write_table(
     header = {
         "date": datetime.date.today().isoformat(),
         "command": command,
-        "machine": _describe(machine),
+        "machine": _describe(machine, "machine"),
     }
     if settings:
         header["settings"] = json.dumps(settings, sort_keys=True, default=str)
@@ -207,7 +209,7 @@ def read_table(path: str | Path) -> tuple[list[dict], dict[str, str]]:
         start = end + 1
     reader = csv.DictReader(io.StringIO(text[start:], newline=""))
     if not reader.fieldnames:
-        raise ValueError(f"{path} holds no table (no header row): empty or not a result CSV")
+        raise ValueError(f"`path` {str(path)!r} holds no table (no header row): empty or cut")
     rows = [{k: _parse(v) for k, v in row.items()} for row in reader]
     return rows, meta
 

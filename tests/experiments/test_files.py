@@ -204,7 +204,7 @@ def test_an_exclusive_run_folder_drops_the_files_of_the_previous_run_only(tmp_pa
 
 def test_a_run_folder_that_cannot_be_written_fails_at_once(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match="is a file"):
+    with pytest.raises(ValueError, match="is a file, not a folder"):
         RunFolder(tmp_path / "file")
     with pytest.raises(ValueError, match="cannot write into the output folder"):
         RunFolder(tmp_path / "file" / "out")
