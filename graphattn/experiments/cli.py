@@ -26,8 +26,9 @@ from pathlib import Path
 __all__ = ["float_in", "int_at_least", "int_in", "output_folder", "probability"]
 
 
-def _named(fn: Callable, name: str) -> Callable:
+def _named(fn: Callable, name: str, bounds: tuple) -> Callable:
     fn.__name__ = name  # argparse names the type in some messages
+    fn.bounds = bounds  # (low, high, low_open, high_open): what the tests probe just outside
     return fn
 
 
@@ -49,7 +50,7 @@ def int_in(low: int | None = None, high: int | None = None) -> Callable[[str], i
             raise argparse.ArgumentTypeError(f"must be an int {want}, got {text!r}")
         return value
 
-    return _named(parse, "int")
+    return _named(parse, "int", (low, high, False, False))
 
 
 def int_at_least(low: int) -> Callable[[str], int]:
@@ -89,12 +90,11 @@ def float_in(
             )
         return value
 
-    return _named(parse, "float")
+    return _named(parse, "float", (low, high, low_open, high_open))
 
 
-def probability(text: str) -> float:
-    """A float in ``[0, 1]``."""
-    return float_in(0.0, 1.0)(text)
+probability = float_in(0.0, 1.0)
+"""A float in ``[0, 1]``."""
 
 
 def output_folder(text: str) -> Path:

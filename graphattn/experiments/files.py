@@ -11,7 +11,9 @@ Every file a study, a benchmark or :mod:`graphattn.experiments` writes goes thro
   output folder; :meth:`RunFolder.commit` moves them into place together at the end. An
   interrupted run changes nothing in the output folder (its staging folder is removed then,
   or by the next run); a commit interrupted half-way is finished by the next run from its
-  journal, so the folder never keeps a mix of two runs' files.
+  journal, so the folder never keeps a mix of two runs' files. Inside ``with RunFolder(out):``
+  every write through this module (and so :func:`~graphattn.experiments.write_table` and the
+  figures) to a path under ``out`` goes to the staging folder: a script keeps its paths.
 - :func:`cache_key`: a short hash of every setting that shapes a cached result plus the
   versions of graphattn, torch and numpy, for file names of caches.
 """
@@ -26,14 +28,18 @@ import secrets
 import shutil
 import stat
 import tempfile
+import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["RunFolder", "atomic_path", "cache_key", "write_text"]
+__all__ = ["RunFolder", "atomic_path", "cache_key", "staged", "write_text"]
 
 _JOURNAL = ".run-commit.json"  # in a run folder while a commit is under way
 _MANIFEST = ".run-manifest.json"  # the files of the last committed run (``exclusive`` runs)
 _STAGING = ".run-"  # staging folders: ``.run-<pid>-<token>.partial``
+_active: list[RunFolder] = []  # the run folders whose ``with`` block is running, innermost last
+_active_lock = threading.Lock()
 
 
 def _default_mode() -> int:
@@ -88,7 +94,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
     ('done', ['t.txt'])
     """
-    path = Path(path)
+    path = staged(path)
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=folder)
@@ -107,8 +113,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     _fsync_folder(folder)
 
 
+def staged(path: str | Path) -> Path:
+    """Where a write to ``path`` goes: into the staging folder of the innermost active
+    :class:`RunFolder` whose folder holds ``path``, else ``path`` itself."""
+    path = Path(path)
+    target = os.path.abspath(path)
+    with _active_lock:
+        runs = list(reversed(_active))
+    for run in runs:
+        root = os.path.abspath(run.path)
+        if os.path.commonpath([root, target]) != root:
+            continue
+        rel = Path(os.path.relpath(target, root))
+        if rel.parts and rel.parts[0].startswith(_STAGING):
+            return path  # already in a staging folder
+        return run.staging / rel
+    return path
+
+
 def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`); returns the path."""
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`); returns the path
+    (where it will be once an active :class:`RunFolder` commits)."""
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
@@ -170,6 +195,11 @@ class RunFolder:
     previous results complete. Used as a context manager, the run commits when the block
     ends normally and discards its staging folder when it raises.
 
+    Inside the ``with`` block, writes through :func:`atomic_path` (:func:`write_text`,
+    :func:`~graphattn.experiments.write_table`, the figures of
+    :mod:`~graphattn.experiments.plots`) to paths under :attr:`path` are redirected to the
+    staging folder, so a script writes to its usual paths.
+
     Creating a ``RunFolder`` checks at once, before any compute, that ``path`` can be written
     (it creates ``path`` and the staging folder), finishes a commit that a killed run left
     half-done, and removes staging folders of runs that died.
@@ -184,7 +214,9 @@ class RunFolder:
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
     >>> with RunFolder(out) as run:
-    ...     _ = (run.staging / "a.csv").write_text("x\\n1\\n")
+    ...     _ = write_text(out / "a.csv", "x\\n1\\n")  # lands in run.staging for now
+    ...     (out / "a.csv").exists()
+    False
     >>> sorted(p.name for p in out.iterdir())
     ['a.csv']
     """
@@ -203,11 +235,18 @@ class RunFolder:
         except OSError as err:
             raise ValueError(f"`path`: cannot write into the output folder: {err}") from err
         self.committed = False
+        # a run folder dropped without commit or discard (an error outside a ``with`` block)
+        # takes its staging folder along, when collected or at exit
+        self._abandon = weakref.finalize(self, _abandon, self.path, self.staging)
 
     def __enter__(self) -> RunFolder:
+        with _active_lock:
+            _active.append(self)
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
+        with _active_lock:
+            _active.remove(self)
         if kind is None:
             self.commit()
         else:
@@ -236,14 +275,27 @@ class RunFolder:
         with contextlib.suppress(FileNotFoundError):
             (self.path / _JOURNAL).unlink()
         self.committed = True
+        self._abandon.detach()
         return [self.path / f for f in files]
 
     def discard(self) -> None:
         """Remove the staging folder and everything in it (nothing in :attr:`path` changes)."""
+        self._abandon.detach()
         shutil.rmtree(self.staging, ignore_errors=True)
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
+
+
+def _abandon(folder: Path, staging: Path) -> None:
+    """Remove an abandoned staging folder, unless a commit journal still needs its files."""
+    try:
+        journal = json.loads((folder / _JOURNAL).read_text())
+        if journal.get("staging") == staging.name:
+            return  # an interrupted commit: the next run finishes it from these files
+    except (OSError, ValueError, AttributeError):
+        pass
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _manifest(folder: Path) -> list[str]:

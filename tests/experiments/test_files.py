@@ -235,3 +235,21 @@ def test_an_empty_or_cut_file_is_not_an_empty_table(tmp_path):
         (tmp_path / "r.csv").write_text(text)
         with pytest.raises(ValueError, match="no header row"):
             read_table(tmp_path / "r.csv")
+
+
+def test_writes_inside_a_run_folder_block_land_together_at_its_end(tmp_path):
+    """Scripts keep their paths: inside ``with RunFolder(out)`` a write to ``out / name`` is
+    staged, and appears only when the block ends without an error."""
+    out = tmp_path / "out"
+    with RunFolder(out):
+        path = _write(out / "a.csv", _rows(3, 1.0))
+        figure(out / "sub" / "f.png", lambda ax: ax.plot([0, 1], [0, 1]))
+        assert path == out / "a.csv" and not path.exists()
+    assert read_table(out / "a.csv")[0][0]["value"] == 1.0 and (out / "sub" / "f.png").exists()
+    with pytest.raises(RuntimeError), RunFolder(out):
+        _write(out / "a.csv", _rows(3, 2.0))
+        _write(tmp_path / "elsewhere.csv", _rows(1, 2.0))  # outside the folder: written now
+        raise RuntimeError("the run fails")
+    assert read_table(out / "a.csv")[0][0]["value"] == 1.0
+    assert (tmp_path / "elsewhere.csv").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "sub"]
