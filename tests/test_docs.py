@@ -53,5 +53,5 @@ def test_the_version_is_one_number_everywhere():
 
     root = Path(__file__).resolve().parents[1]
     project = re.search(r'^version = "(.+)"', (root / "pyproject.toml").read_text(), re.M)
-    changelog = re.search(r"^## (\S+)", (root / "CHANGELOG.md").read_text(), re.M)
+    changelog = re.search(r"^## (?!Unreleased)(\S+)", (root / "CHANGELOG.md").read_text(), re.M)
     assert project[1] == graphattn.__version__ == changelog[1]
