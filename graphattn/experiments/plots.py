@@ -24,6 +24,12 @@ def _pyplot():
     return plt
 
 
+def _format(path: Path, plt) -> str:
+    """The image format of ``path`` (by its suffix, as matplotlib chooses it; the temporary
+    file a figure is first written to has another name)."""
+    return path.suffix[1:].lower() or plt.rcParams["savefig.format"]
+
+
 def _heading(title: str, subtitle: str | None, width_in: float) -> str:
     """Title and subtitle, the subtitle wrapped to the figure's width (about 12 characters per
     inch at the small font) so that a long machine line is not cut at the edges."""
@@ -56,7 +62,7 @@ def figure(
             ax.set_title(_heading(title, subtitle, size[0]), fontsize=9)
         fig.tight_layout()
         with atomic_path(path) as tmp:  # the old figure or the new, never a cut file
-            fig.savefig(tmp, dpi=dpi)
+            fig.savefig(tmp, dpi=dpi, format=_format(path, plt))
     finally:
         plt.close(fig)
     return path
@@ -94,7 +100,7 @@ def panels(
             fig.suptitle(_heading(title, subtitle, fig.get_figwidth()), fontsize=10)
         fig.tight_layout()
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110)
+            fig.savefig(tmp, dpi=110, format=_format(path, plt))
     finally:
         plt.close(fig)
     return path
