@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from graphattn import EdgeList, MultiHeadAttentionConv
-from graphattn.experiments import machine_line, print_table, write_table
+from graphattn.experiments import RunFolder, machine_line, print_table, write_table
+from graphattn.experiments.cli import int_at_least, output_folder
 
 EDGES = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536)
 
@@ -34,15 +35,16 @@ def _step(conv: MultiHeadAttentionConv, x: torch.Tensor, edges: EdgeList) -> flo
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--edges", type=int, nargs="+", default=list(EDGES))
-    parser.add_argument("--degree", type=int, default=8, help="edges per node")
-    parser.add_argument("--d-model", type=int, default=64)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--out", type=Path, default=Path("outputs/auto_crossover"))
+    parser.add_argument("--edges", type=int_at_least(1), nargs="+", default=list(EDGES))
+    parser.add_argument("--degree", type=int_at_least(1), default=8, help="edges per node")
+    parser.add_argument("--d-model", type=int_at_least(1), default=64)
+    parser.add_argument("--heads", type=int_at_least(1), default=4)
+    parser.add_argument("--repeats", type=int_at_least(1), default=15)
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/auto_crossover"))
     args = parser.parse_args(argv)
     if min(args.edges) < 1 or args.degree < 1 or args.repeats < 1:
         parser.error("--edges, --degree and --repeats must be >= 1")
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
     print(machine_line())
     print(f"settings: {vars(args)}")
     torch.manual_seed(0)
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"fused is faster from {min(wins)} edges on (at every larger size measured)")
     else:
         print("fused is not faster at every larger size measured")
-    path = write_table(args.out / "auto_crossover.csv", rows, settings=vars(args))
+    with folder:
+        path = write_table(args.out / "auto_crossover.csv", rows, settings=vars(args))
     print(f"wrote {path}")
     return rows
 

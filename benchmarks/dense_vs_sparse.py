@@ -49,6 +49,7 @@ from pathlib import Path
 from graphattn.experiments import (
     Goal,
     PeakMemory,
+    RunFolder,
     judge_goals,
     machine_info,
     machine_line,
@@ -57,6 +58,7 @@ from graphattn.experiments import (
     run_isolated,
     write_table,
 )
+from graphattn.experiments.cli import float_in, int_at_least, output_folder
 
 PATTERNS = ("full", "chunked", "window")
 PRESETS = ("quick", "smoke")
@@ -65,37 +67,41 @@ HERE = Path(__file__).resolve()
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8192, 16384])
-    p.add_argument("--d-model", type=int, default=256)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--radius", type=int, default=64, help="window radius")
-    p.add_argument("--chunk-size", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=5, help="timed steps per configuration")
+    p.add_argument(
+        "--sizes", type=int_at_least(2), nargs="+", default=[512, 1024, 2048, 4096, 8192, 16384]
+    )
+    p.add_argument("--d-model", type=int_at_least(1), default=256)
+    p.add_argument("--heads", type=int_at_least(1), default=8)
+    p.add_argument("--radius", type=int_at_least(0), default=64, help="window radius")
+    p.add_argument("--chunk-size", type=int_at_least(1), default=128)
+    p.add_argument(
+        "--repeats", type=int_at_least(1), default=5, help="timed steps per configuration"
+    )
     p.add_argument(
         "--rounds",
-        type=int,
+        type=int_at_least(1),
         default=1,
         help="sweep all configurations this many times; report medians over rounds",
     )
     p.add_argument(
         "--budget",
-        type=float,
+        type=float_in(0, None, low_open=True),
         default=20.0,
         help="seconds of timed steps per configuration (at least one step)",
     )
     p.add_argument(
         "--max-edges",
-        type=int,
+        type=int_at_least(0),
         default=1_100_000,
         help="skip scatter and TransformerConv above this many edges",
     )
     p.add_argument(
         "--max-fused-edges",
-        type=int,
+        type=int_at_least(0),
         default=5_000_000,
         help="skip the fused engine above this many edges (full attention)",
     )
-    p.add_argument("--out", type=Path, default=Path("outputs/dense_vs_sparse"))
+    p.add_argument("--out", type=output_folder, default=Path("outputs/dense_vs_sparse"))
     p.add_argument(
         "--quick",
         action="store_true",
@@ -287,6 +293,7 @@ def _failure(err: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    folder = RunFolder(args.out)  # writable? checked now, before the measurements
     machine = machine_info()
     print(machine_line(machine))
     print(
@@ -377,19 +384,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 r["speedup_vs_sdpa_full"] = sdpa["median_s"] / r["median_s"]
 
     rows = [{c: r.get(c) for c in COLUMNS} for r in rows]  # every row: every column
-    csv_path = write_table(
-        args.out / "results.csv",
-        rows,
-        settings=vars(args),
-        machine=machine,
-        command=command_line(args),
-    )
-    print_results(rows)
-    png = plot(rows, args, machine_line(machine), args.out / "time_memory_vs_n.png")
-    met = goals({(r["n"], r["pattern"], r["engine"]): r for r in rows}, args)
-    if met:
-        write_table(args.out / "goals.csv", met, settings=vars(args), machine=machine,
-                    command=command_line(args))  # fmt: skip
+    with folder:  # the CSVs and the figure land together
+        csv_path = write_table(
+            args.out / "results.csv",
+            rows,
+            settings=vars(args),
+            machine=machine,
+            command=command_line(args),
+        )
+        print_results(rows)
+        png = plot(rows, args, machine_line(machine), args.out / "time_memory_vs_n.png")
+        met = goals({(r["n"], r["pattern"], r["engine"]): r for r in rows}, args)
+        if met:
+            write_table(args.out / "goals.csv", met, settings=vars(args), machine=machine,
+                        command=command_line(args))  # fmt: skip
     print(f"wrote {csv_path} and {png}")
     return rows
 

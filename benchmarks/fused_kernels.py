@@ -31,14 +31,19 @@ def _time(fn, args, repeats: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphattn, uninstalled too
+    from graphattn.experiments.cli import int_at_least
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--nodes", type=int, default=100_000)
-    parser.add_argument("--degree", type=int, default=16, help="edges per node: E = degree * N")
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--dim", type=int, default=16, help="channels per head")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nodes", type=int_at_least(2), default=100_000)
+    parser.add_argument(
+        "--degree", type=int_at_least(1), default=16, help="edges per node: E = degree * N"
+    )
+    parser.add_argument("--heads", type=int_at_least(1), default=8)
+    parser.add_argument("--dim", type=int_at_least(1), default=16, help="channels per head")
+    parser.add_argument("--repeats", type=int_at_least(1), default=7)
+    parser.add_argument("--rounds", type=int_at_least(1), default=2)
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
     args = parser.parse_args(argv)
     for name in ("nodes", "degree", "heads", "dim", "repeats", "rounds"):
         if getattr(args, name) <= 0:
@@ -47,7 +52,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from graphattn import EdgeList
     from graphattn.engines.fused import csr_for
     from graphattn.engines.fused import kernels as K

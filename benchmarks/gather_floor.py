@@ -51,21 +51,28 @@ def _gather_pass(ptr, src, a, b, out):  # pragma: no cover - timed, compiled by 
 
 
 def main(argv: list[str] | None = None) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphattn, uninstalled too
+    from graphattn.experiments.cli import int_at_least, output_folder
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--nodes", type=int, default=100_000)
-    parser.add_argument("--degree", type=int, default=16, help="edges per node: E = degree * N")
-    parser.add_argument("--d-model", type=int, default=128, help="row width H * D")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="write gather_floor.csv into this folder")
+    parser.add_argument("--nodes", type=int_at_least(2), default=100_000)
+    parser.add_argument(
+        "--degree", type=int_at_least(1), default=16, help="edges per node: E = degree * N"
+    )
+    parser.add_argument("--d-model", type=int_at_least(1), default=128, help="row width H * D")
+    parser.add_argument("--repeats", type=int_at_least(1), default=7)
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
+    parser.add_argument("--out", type=output_folder, help="write gather_floor.csv into this folder")
     args = parser.parse_args(argv)
     for name in ("nodes", "degree", "d_model", "repeats"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0")
+    from graphattn.experiments import RunFolder
+
+    folder = RunFolder(args.out) if args.out is not None else None  # writable? checked now
 
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from graphattn import EdgeList
     from graphattn.engines.fused import csr_for
 
@@ -95,10 +102,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     result = {"nodes": n, "edges": e, "d_model": args.d_model, "best_s": best,
               "median_s": median, "floor_s": 3 * best, "gbytes_per_s": gbytes / best}  # fmt: skip
-    if args.out is not None:
+    if folder is not None:
         from graphattn.experiments import write_table
 
-        path = write_table(args.out / "gather_floor.csv", [result], settings=vars(args))
+        with folder:
+            path = write_table(args.out / "gather_floor.csv", [result], settings=vars(args))
         print(f"wrote {path}")
     return result
 

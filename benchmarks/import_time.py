@@ -42,14 +42,18 @@ def importtime(module: str = "graphattn") -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    from graphattn.experiments.cli import int_at_least, output_folder
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("outputs/import_time"))
+    parser.add_argument("--repeats", type=int_at_least(1), default=5)
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/import_time"))
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
 
-    from graphattn.experiments import machine_line, print_table, write_table
+    from graphattn.experiments import RunFolder, machine_line, print_table, write_table
+
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
 
     print(machine_line())
     runs = [importtime() for _ in range(args.repeats)]
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for name in OPTIONAL
     ]  # fmt: skip
     print_table(rows, title=f"import graphattn (median of {args.repeats} fresh interpreters)")
-    path = write_table(args.out / "import_time.csv", rows, settings=vars(args))
+    with folder:
+        path = write_table(args.out / "import_time.csv", rows, settings=vars(args))
     print(f"wrote {path}")
     return rows
 

@@ -26,7 +26,8 @@ import torch
 from torch_geometric.nn import TransformerConv
 
 from graphattn import EdgeList, MultiHeadAttentionConv
-from graphattn.experiments import machine_line, print_table, write_table
+from graphattn.experiments import RunFolder, machine_line, print_table, write_table
+from graphattn.experiments.cli import int_at_least, output_folder
 
 
 def _step(model, x, graph, repeats: int) -> float:
@@ -49,15 +50,16 @@ def _errors(model, x, graph) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--nodes", type=int, default=100_000)
-    parser.add_argument("--degree", type=int, default=16)
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("outputs/precision"))
+    parser.add_argument("--nodes", type=int_at_least(2), default=100_000)
+    parser.add_argument("--degree", type=int_at_least(1), default=16)
+    parser.add_argument("--d-model", type=int_at_least(1), default=128)
+    parser.add_argument("--heads", type=int_at_least(1), default=8)
+    parser.add_argument("--repeats", type=int_at_least(1), default=3)
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/precision"))
     args = parser.parse_args(argv)
     if args.nodes < 2 or args.degree < 1 or args.repeats < 1 or args.d_model % args.heads:
         parser.error("--nodes >= 2, --degree and --repeats >= 1, --heads must divide --d-model")
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
     print(machine_line())
     print(f"settings: {vars(args)}")
     torch.manual_seed(0)
@@ -86,9 +88,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         eager["within_2x_of_eager"] = ""  # the peer the rule compares with
     print(f"fused float32 step: {f32:.3f} s")
     print_table(rows, title="16-bit inputs: step time and error against float64", fmt=".3g")
-    path = write_table(
-        args.out / "precision.csv", rows, settings={**vars(args), "fused_f32_s": f32}
-    )
+    with folder:
+        path = write_table(
+            args.out / "precision.csv", rows, settings={**vars(args), "fused_f32_s": f32}
+        )
     print(f"wrote {path}")
     return rows
 

@@ -49,13 +49,16 @@ def run_make_demo(clone: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    from graphattn.experiments.cli import output_folder
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("outputs/test_time"))
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/test_time"))
     parser.add_argument("--demo", action="store_true", help="also time `make demo` afterwards")
     args = parser.parse_args(argv)
 
-    from graphattn.experiments import machine_line, print_table, write_table
+    from graphattn.experiments import RunFolder, machine_line, print_table, write_table
 
+    folder = RunFolder(args.out)  # writable? checked now, before the timings
     print(machine_line())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,12 +69,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
             print(f"{run}: {rows[-1]}", flush=True)
         demo = [run_make_demo(clone)] if args.demo else []
     print_table(rows, title="make test on a fresh clone (cold: new .venv, empty numba cache)")
-    path = write_table(args.out / "test_time.csv", rows, settings=vars(args))
-    print(f"wrote {path}")
-    if demo:
-        print_table(demo, title="make demo after set-up")
-        path = write_table(args.out / "demo_time.csv", demo, settings=vars(args))
+    with folder:  # both CSVs land together
+        path = write_table(args.out / "test_time.csv", rows, settings=vars(args))
         print(f"wrote {path}")
+        if demo:
+            print_table(demo, title="make demo after set-up")
+            path = write_table(args.out / "demo_time.csv", demo, settings=vars(args))
+            print(f"wrote {path}")
     return rows
 
 

@@ -18,7 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from graphattn.experiments import print_table, read_table, write_table
+from graphattn.experiments import RunFolder, print_table, read_table, write_table
+from graphattn.experiments.cli import output_folder
 
 # (verdict file, number of rows it holds), in the order the table lists the claims
 VERDICTS = (
@@ -71,16 +72,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         nargs="+",
         default=[Path("results/transformer_claims"), Path("results/head_claims")],
     )
-    parser.add_argument("--out", type=Path, default=Path("results/claims"))
+    parser.add_argument("--out", type=output_folder, default=Path("results/claims"))
     parser.add_argument("--allow-missing", action="store_true")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    rows = collect(args.inputs, args.allow_missing)
-    print_table(rows, ["claim", "verdict"], title="claims")
-    path = write_table(
-        args.out / "claims.csv", rows, settings={"inputs": [str(p) for p in args.inputs]},
-        command=" ".join(["python examples/claims_table.py", *argv]),
-    )  # fmt: skip
+    with RunFolder(args.out):  # writable? checked before the inputs are read
+        rows = collect(args.inputs, args.allow_missing)
+        print_table(rows, ["claim", "verdict"], title="claims")
+        path = write_table(
+            args.out / "claims.csv", rows, settings={"inputs": [str(p) for p in args.inputs]},
+            command=" ".join(["python examples/claims_table.py", *argv]),
+        )  # fmt: skip
     print(f"wrote {path}")
     return rows
 

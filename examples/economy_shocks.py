@@ -54,6 +54,9 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import subgraph
 
 from graphattn.economy import (
+    DEFAULT_TIERS,
+    MAX_STEPS,
+    RELATION_NAMES,
     SCENARIOS,
     Scenario,
     ShockDynamics,
@@ -71,6 +74,8 @@ from graphattn.economy import (
     tier_losses,
 )
 from graphattn.experiments import (
+    RunFolder,
+    atomic_path,
     machine_line,
     normalised_mse,
     print_table,
@@ -80,6 +85,8 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
+from graphattn.experiments.cli import float_in, int_at_least, int_in, output_folder
+from graphattn.experiments.files import staged
 from graphattn.experiments.plots import figure, lines, panels
 from graphattn.experiments.train import fit
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
@@ -112,7 +119,8 @@ FULL = dict(
 
 
 def parse_shock(text: str) -> tuple[int, str, float]:
-    """``AGENT:RELATION:SIZE`` -> ``(agent, relation, size)``."""
+    """``AGENT:RELATION:SIZE`` -> ``(agent, relation, size)``: an agent id >= 0, a relation
+    name (checked against ``--relations`` after parsing) and a size in (0, 1]."""
     parts = text.split(":")
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(f"--shock must be AGENT:RELATION:SIZE, got {text!r}")
@@ -122,6 +130,10 @@ def parse_shock(text: str) -> tuple[int, str, float]:
         raise argparse.ArgumentTypeError(
             f"--shock must be AGENT:RELATION:SIZE with an int agent and a float size, got {text!r}"
         ) from err
+    if agent < 0 or not 0.0 < size <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"--shock needs an agent >= 0 and a size in (0, 1] (0 is no shock), got {text!r}"
+        )
     return agent, parts[1], size
 
 
@@ -138,14 +150,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="small settings")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    p.add_argument("--out", type=Path, default=Path("outputs/economy_shocks"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=output_folder, default=Path("outputs/economy_shocks"))
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--threads", type=int_at_least(1), default=1, help="torch CPU threads")
     g = p.add_argument_group("scenarios")
-    g.add_argument("--agents", type=int, default=1000, help="agents in the economy (<= 1M)")
-    g.add_argument("--relations", type=int, default=3, help="relation types (>= 3)")
-    g.add_argument("--steps", type=int, default=10, help="simulated steps T")
+    g.add_argument(
+        "--agents", type=int_in(10, 1_000_000), default=1000, help="agents in the economy (<= 1M)"
+    )
+    g.add_argument(
+        "--relations", type=int_in(3, len(RELATION_NAMES)), default=3, help="relation types (>= 3)"
+    )
+    g.add_argument("--steps", type=int_in(1, MAX_STEPS), default=10, help="simulated steps T")
     g.add_argument("--one-off", action="store_true", help="one-off shocks (default persistent)")
     g.add_argument(
         "--scenarios",
@@ -154,7 +170,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=list(SCENARIOS),
         help="named scenarios to run (none: only --shock)",
     )
-    g.add_argument("--tier", default="supplier", help="tier of the failing supplier")
+    g.add_argument(
+        "--tier",
+        default="supplier",
+        choices=DEFAULT_TIERS[:-1],
+        help="tier of the failing supplier (a firm tier)",
+    )
     g.add_argument(
         "--shock",
         type=parse_shock,
@@ -163,27 +184,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="AGENT:RELATION:SIZE",
         help="a custom shock (repeat for more; together they form the scenario 'custom')",
     )
-    g.add_argument("--top", type=int, default=20, help="most-affected agents listed")
-    g.add_argument("--graphml-hops", type=int, default=2, help="hops of the exported area")
-    g.add_argument("--graphml-max-nodes", type=int, default=500, help="agents exported at most")
+    g.add_argument("--top", type=int_at_least(1), default=20, help="most-affected agents listed")
+    g.add_argument(
+        "--graphml-hops", type=int_at_least(0), default=2, help="hops of the exported area"
+    )
+    g.add_argument(
+        "--graphml-max-nodes", type=int_at_least(1), default=500, help="agents exported at most"
+    )
     g = p.add_argument_group("theory")
     g.add_argument("--shapes", type=parse_shape, nargs="+", default=[math.inf, 1.8, 1.5, 1.2])
-    g.add_argument("--vol-agents", type=int, nargs="+", help="economy sizes n of the fit")
-    g.add_argument("--vol-seeds", type=int, help="economies per size and tail")
-    g.add_argument("--vol-reps", type=int, help="simulated shock draws per economy")
-    g.add_argument("--vol-mc-max", type=int, help="largest n with simulated draws")
-    g.add_argument("--vol-shock", type=float, default=0.01, help="mean shock (uniform, iid)")
+    g.add_argument(
+        "--vol-agents", type=int_in(50, 10_000_000), nargs="+", help="economy sizes n of the fit"
+    )
+    g.add_argument("--vol-seeds", type=int_at_least(1), help="economies per size and tail")
+    g.add_argument("--vol-reps", type=int_at_least(1), help="simulated shock draws per economy")
+    g.add_argument("--vol-mc-max", type=int_at_least(0), help="largest n with simulated draws")
+    g.add_argument(
+        "--vol-shock",
+        type=float_in(0, 0.5, low_open=True),
+        default=0.01,
+        help="mean shock (uniform, iid)",
+    )
     g = p.add_argument_group("learn")
-    g.add_argument("--learn-agents", type=int, help="agents per economy")
-    g.add_argument("--train-economies", type=int, help="training economies")
-    g.add_argument("--train-scenarios", type=int, help="scenarios per training economy")
-    g.add_argument("--test-scenarios", type=int, help="held-out scenarios, unseen economy")
-    g.add_argument("--epochs", type=int, help="full-batch training steps")
-    g.add_argument("--horizon", type=int, default=3, help="predict the loss after H steps")
-    g.add_argument("--layers", type=int, default=3, help="transformer blocks")
-    g.add_argument("--d-model", type=int, default=32)
-    g.add_argument("--heads", type=int, default=4)
-    g.add_argument("--lr", type=float, default=5e-3)
+    g.add_argument("--learn-agents", type=int_at_least(10), help="agents per economy")
+    g.add_argument("--train-economies", type=int_at_least(1), help="training economies")
+    g.add_argument("--train-scenarios", type=int_at_least(1), help="scenarios per training economy")
+    g.add_argument(
+        "--test-scenarios", type=int_at_least(1), help="held-out scenarios, unseen economy"
+    )
+    g.add_argument("--epochs", type=int_at_least(1), help="full-batch training steps")
+    g.add_argument(
+        "--horizon", type=int_in(1, MAX_STEPS), default=3, help="predict the loss after H steps"
+    )
+    g.add_argument("--layers", type=int_at_least(1), default=3, help="transformer blocks")
+    g.add_argument("--d-model", type=int_at_least(1), default=32)
+    g.add_argument("--heads", type=int_at_least(1), default=4)
+    g.add_argument("--lr", type=float_in(0, None, low_open=True), default=5e-3)
     g.add_argument(
         "--no-edge-share",
         action="store_true",
@@ -198,20 +234,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if not 2 * 5 <= args.agents <= 1_000_000:
-        p.error(f"--agents must be in [10, 1000000], got {args.agents}")
-    if args.relations < 3:
-        p.error("--relations must be >= 3 (goods, capital, labour)")
-    if args.steps < 1 or args.horizon < 1 or args.layers < 1 or args.top < 1:
-        p.error("--steps, --horizon, --layers and --top must be >= 1")
+    relations = RELATION_NAMES[: args.relations]
+    for agent, relation, _ in args.shock:
+        if agent >= args.agents or relation not in relations:
+            p.error(
+                f"--shock {agent}:{relation}: the agent must be < --agents {args.agents} and the "
+                f"relation one of {list(relations)}"
+            )
     if args.d_model % args.heads:
         p.error(f"--heads {args.heads} must divide --d-model {args.d_model}")
     if "scenarios" in args.parts and not args.scenarios and not args.shock:
         p.error("no scenario: give --scenarios names or --shock AGENT:RELATION:SIZE")
-    if len(args.vol_agents) < 2 or min(args.vol_agents) < 50:
+    if len(args.vol_agents) < 2:
         p.error("--vol-agents needs at least two sizes >= 50")
-    if not 0.0 < args.vol_shock <= 0.5:
-        p.error("--vol-shock must be in (0, 0.5]")
     return args
 
 
@@ -220,7 +255,10 @@ def main(argv: list[str] | None = None) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        return _run(args)
+        # the folder holds one run: its files land together at the end (nothing if the run
+        # fails), and files of the previous run that this one did not write are removed
+        with RunFolder(args.out, exclusive=True):
+            return _run(args)
     finally:
         torch.set_num_threads(threads)
 
@@ -231,7 +269,6 @@ def _run(args: argparse.Namespace) -> dict:
     print(machine_line())
     for key, value in sorted(vars(args).items()):
         print(f"  {key}: {value}")
-    args.out.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     result, timing = {}, []
     for part, run in (("scenarios", run_scenarios), ("theory", run_theory), ("learn", run_learn)):
@@ -251,7 +288,7 @@ def _run(args: argparse.Namespace) -> dict:
             {"part": "process", "seconds": round(process, 1), "peak_memory_mb": _peak_mb()}
         )
     write_table(args.out / "run_info.csv", timing, settings=settings)
-    print(f"\nwrote {len(list(args.out.iterdir()))} files into {args.out}/")
+    print(f"\nwrote {len(list(staged(args.out).iterdir()))} files into {args.out}/")
     print(f"total {total:.1f} s (after imports), peak memory {_peak_mb():.0f} MB")
     return result
 
@@ -417,7 +454,8 @@ def write_graphml(data, sc, cumulative, final, hops, args) -> Path:
         )
     g.graph = {"scenario": sc.name, "description": sc.description}
     path = args.out / f"neighbourhood_{sc.name}.graphml"
-    nx.write_graphml(g, path)
+    with atomic_path(path) as tmp:  # complete or absent, staged with the run's other files
+        nx.write_graphml(g, tmp)
     return path
 
 

@@ -48,6 +48,7 @@ from graphattn.analysis import (
     top_heads_mask,
 )
 from graphattn.experiments import (
+    RunFolder,
     accuracy,
     fit,
     machine_line,
@@ -56,6 +57,7 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
+from graphattn.experiments.cli import int_at_least, output_folder
 from graphattn.experiments.plots import figure, heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
@@ -1014,37 +1016,45 @@ def main(argv: list[str] | None = None) -> list[dict]:
     level = parser.add_mutually_exclusive_group()
     level.add_argument("--quick", action="store_true", help="small settings")
     level.add_argument("--smoke", action="store_true", help="tiny settings: only runs the code")
-    parser.add_argument("--out", type=Path, default=Path("outputs/head_claims"))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/head_claims"))
+    parser.add_argument(
+        "--threads", type=int_at_least(1), default=1, help="torch threads (default 1)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--copy-lengths", type=int, nargs="+", help="(1) lengths n to try")
-    parser.add_argument("--copy-heads", type=int, nargs="+", help="(1) head counts to try")
-    parser.add_argument("--copy-steps", type=int, help="(1) most training steps per run")
+    parser.add_argument(
+        "--copy-lengths", type=int_at_least(1), nargs="+", help="(1) lengths n to try"
+    )
+    parser.add_argument(
+        "--copy-heads", type=int_at_least(1), nargs="+", help="(1) head counts to try"
+    )
+    parser.add_argument(
+        "--copy-steps", type=int_at_least(1), help="(1) most training steps per run"
+    )
     args = parser.parse_args(argv)
     lvl = "smoke" if args.smoke else "quick" if args.quick else "full"
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     print(machine_line())
     print(f"level: {lvl}; output: {args.out}; claims: {args.claim}")
-    args.out.mkdir(parents=True, exist_ok=True)
     verdicts, times = [], []
     try:
-        claims = CLAIMS if "all" in args.claim else list(dict.fromkeys(args.claim))
-        for claim in claims:
-            start = time.perf_counter()
-            copy = {
-                key: getattr(args, f"copy_{key}")
-                for key in OVERRIDES
-                if getattr(args, f"copy_{key}") is not None
-            }
-            verdicts.append(run_claim(claim, lvl, args.out, not args.no_progress, copy))
-            times.append({"claim": claim, "seconds": time.perf_counter() - start})
-            print(f"[{claim} took {times[-1]['seconds']:.1f} s]", flush=True)
-        times.append({"claim": "total", "seconds": sum(t["seconds"] for t in times)})
-        write_table(  # inside: the machine line names the threads the claims ran on
-            args.out / "run_time.csv", times, settings={"level": lvl, "claims": claims},
-            command=command(" ".join(args.claim), lvl),
-        )  # fmt: skip
+        with RunFolder(args.out):  # writable? checked now; the files land together at the end
+            claims = CLAIMS if "all" in args.claim else list(dict.fromkeys(args.claim))
+            for claim in claims:
+                start = time.perf_counter()
+                copy = {
+                    key: getattr(args, f"copy_{key}")
+                    for key in OVERRIDES
+                    if getattr(args, f"copy_{key}") is not None
+                }
+                verdicts.append(run_claim(claim, lvl, args.out, not args.no_progress, copy))
+                times.append({"claim": claim, "seconds": time.perf_counter() - start})
+                print(f"[{claim} took {times[-1]['seconds']:.1f} s]", flush=True)
+            times.append({"claim": "total", "seconds": sum(t["seconds"] for t in times)})
+            write_table(  # inside: the machine line names the threads the claims ran on
+                args.out / "run_time.csv", times, settings={"level": lvl, "claims": claims},
+                command=command(" ".join(args.claim), lvl),
+            )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
     if len(verdicts) > 1:

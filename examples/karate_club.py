@@ -26,6 +26,7 @@ from torch_geometric.nn import GATConv, TransformerConv
 
 from graphattn import MultiHeadAttentionConv
 from graphattn.experiments import (
+    RunFolder,
     accuracy,
     machine_line,
     print_table,
@@ -33,6 +34,7 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
+from graphattn.experiments.cli import int_at_least, output_folder
 
 HIDDEN, HEADS = 16, 2
 
@@ -95,13 +97,16 @@ def run(kind: str, seed: int, epochs: int, data) -> float:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (a 34-node graph)")
-    parser.add_argument("--out", type=Path, default=Path("outputs/karate_club"))
+    parser.add_argument("--seeds", type=int_at_least(1), default=10)
+    parser.add_argument("--epochs", type=int_at_least(1), default=200)
+    parser.add_argument(
+        "--threads", type=int_at_least(1), default=1, help="torch threads (a 34-node graph)"
+    )
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/karate_club"))
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.epochs < 1 or args.threads < 1:
         parser.error("--seeds, --epochs and --threads must be >= 1")
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
     torch.set_num_threads(args.threads)
     print(machine_line())
     print(f"settings: seeds={args.seeds} epochs={args.epochs} hidden={HIDDEN} heads={HEADS}")
@@ -118,7 +123,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             }
         )
     print_table(rows, title="KarateClub test accuracy (30 unlabelled members)", fmt=".3f")
-    path = write_table(args.out / "karate_club.csv", rows, settings=vars(args))
+    with folder:
+        path = write_table(args.out / "karate_club.csv", rows, settings=vars(args))
     print(f"wrote {path}")
     return rows
 

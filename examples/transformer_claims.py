@@ -47,12 +47,14 @@ import torch
 from graphattn import ChunkedGraph, FullGraph, MultiHeadAttentionConv, available_engines
 from graphattn.experiments import (
     PeakMemory,
+    RunFolder,
     machine_line,
     print_table,
     progress,
     run_isolated,
     write_table,
 )
+from graphattn.experiments.cli import float_in, int_at_least, output_folder
 from graphattn.experiments.plots import figure
 from graphattn.nn import GraphTransformer, GraphTransformerBlock, GraphTransformerConfig
 
@@ -771,36 +773,48 @@ def main(argv=None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quick", action="store_true", help="small settings")
-    common.add_argument("--out", type=Path, default=Path("outputs/transformer_claims"))
-    common.add_argument("--d-model", type=int, default=256, help="d_model for (a)-(c)")
-    common.add_argument("--depth", type=int, default=24, help="blocks for (d)")
-    common.add_argument("--steps", type=int, default=200, help="training steps for (d)")
-    common.add_argument("--seeds", type=int, default=3, help="seeds for (d)")
-    common.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-4], help="(d) lrs")
+    common.add_argument("--out", type=output_folder, default=Path("outputs/transformer_claims"))
+    common.add_argument("--d-model", type=int_at_least(1), default=256, help="d_model for (a)-(c)")
+    common.add_argument("--depth", type=int_at_least(1), default=24, help="blocks for (d)")
+    common.add_argument("--steps", type=int_at_least(1), default=200, help="training steps for (d)")
+    common.add_argument("--seeds", type=int_at_least(1), default=3, help="seeds for (d)")
+    common.add_argument(
+        "--lrs",
+        type=float_in(0, None, low_open=True),
+        nargs="+",
+        default=[1e-3, 3e-4],
+        help="(d) lrs",
+    )
     common.add_argument(
         "--budget-mb",
-        type=float,
+        type=float_in(0, None, low_open=True),
         default=None,
         help="memory budget for (e) in MiB (default 128, quick 32)",
     )
-    common.add_argument("--channels", type=int, default=128, help="(e) model width")
-    common.add_argument("--heads", type=int, default=4, help="(e) heads")
-    common.add_argument("--layers", type=int, default=12, help="(e) blocks (quick: 4)")
+    common.add_argument("--channels", type=int_at_least(1), default=128, help="(e) model width")
+    common.add_argument("--heads", type=int_at_least(1), default=4, help="(e) heads")
+    common.add_argument("--layers", type=int_at_least(1), default=12, help="(e) blocks (quick: 4)")
     common.add_argument(
         "--window",
-        type=int,
+        type=int_at_least(1),
         default=64,
         help="(e) chunk size of local attention; lengths are multiples of it (quick: 32)",
     )
-    common.add_argument("--threads", type=int, default=2, help="(e) torch threads per trial")
+    common.add_argument(
+        "--threads", type=int_at_least(1), default=2, help="(e) torch threads per trial"
+    )
     common.add_argument(
         "--tolerance",
-        type=float,
+        type=float_in(0, None, low_open=True),
         default=0.05,
         help="(e) stop when failing/fitting lengths are this close",
     )
-    common.add_argument("--max-trials", type=int, default=6, help="(e) trials after the probes")
-    common.add_argument("--trial-timeout", type=float, default=300.0, help="(e) seconds")
+    common.add_argument(
+        "--max-trials", type=int_at_least(1), default=6, help="(e) trials after the probes"
+    )
+    common.add_argument(
+        "--trial-timeout", type=float_in(0, None, low_open=True), default=300.0, help="(e) seconds"
+    )
     common.add_argument(
         "--variants",
         nargs="+",
@@ -826,16 +840,16 @@ def main(argv=None) -> None:
         args.tolerance, args.max_trials = max(args.tolerance, 0.25), min(args.max_trials, 3)
         args.layers, args.window = min(args.layers, 4), min(args.window, 32)
     print(f"{machine_line()}; quick={args.quick}; output: {args.out}")
-    args.out.mkdir(parents=True, exist_ok=True)
     fns = (
         [cmd_variance, cmd_params, cmd_logits, cmd_depth, cmd_memory]
         if args.fn is None
         else [args.fn]
     )
-    for fn in fns:
-        start = time.perf_counter()
-        fn(args)
-        print(f"[{fn.__name__} took {time.perf_counter() - start:.1f} s]")
+    with RunFolder(args.out):  # writable? checked now; the files land together at the end
+        for fn in fns:
+            start = time.perf_counter()
+            fn(args)
+            print(f"[{fn.__name__} took {time.perf_counter() - start:.1f} s]")
 
 
 if __name__ == "__main__":

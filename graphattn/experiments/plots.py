@@ -6,6 +6,8 @@ import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from .files import atomic_path
+
 __all__ = ["figure", "heatmap", "lines", "panels"]
 
 
@@ -20,6 +22,12 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _format(path: Path, plt) -> str:
+    """The image format of ``path`` (by its suffix, as matplotlib chooses it; the temporary
+    file a figure is first written to has another name)."""
+    return path.suffix[1:].lower() or plt.rcParams["savefig.format"]
 
 
 def _heading(title: str, subtitle: str | None, width_in: float) -> str:
@@ -47,14 +55,16 @@ def figure(
     """
     plt = _pyplot()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=size)
-    draw(ax)
-    if title or subtitle:
-        ax.set_title(_heading(title, subtitle, size[0]), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        draw(ax)
+        if title or subtitle:
+            ax.set_title(_heading(title, subtitle, size[0]), fontsize=9)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:  # the old figure or the new, never a cut file
+            fig.savefig(tmp, dpi=dpi, format=_format(path, plt))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -75,22 +85,24 @@ def panels(
         raise ValueError(f"`ncols` must be an int >= 1, got {ncols!r}")
     plt = _pyplot()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ncols = min(ncols, len(draws))
     nrows = -(-len(draws) // ncols)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows), squeeze=False
     )
-    for i, ax in enumerate(axes.flat):
-        if i < len(draws):
-            draws[i](ax)
-        else:
-            ax.set_visible(False)
-    if title or subtitle:
-        fig.suptitle(_heading(title, subtitle, fig.get_figwidth()), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        for i, ax in enumerate(axes.flat):
+            if i < len(draws):
+                draws[i](ax)
+            else:
+                ax.set_visible(False)
+        if title or subtitle:
+            fig.suptitle(_heading(title, subtitle, fig.get_figwidth()), fontsize=10)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=_format(path, plt))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -112,6 +124,8 @@ def heatmap(
     import numpy as np
 
     rows = list(rows)
+    if not rows:
+        raise ValueError("`rows` is empty: nothing to plot")
     rks = sorted({r[row] for r in rows})
     cks = sorted({r[col] for r in rows})
     grid = np.full((len(rks), len(cks)), np.nan)
@@ -149,6 +163,8 @@ def lines(
     markers: bool = True,
 ) -> Path:
     """One line per ``label -> (x, y)`` in ``series``."""
+    if not series:
+        raise ValueError("`series` is empty: nothing to plot")
 
     def draw(ax):
         for label, (x, y) in series.items():

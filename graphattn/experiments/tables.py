@@ -36,6 +36,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .files import write_text
 from .report import read_table
 
 __all__ = ["check", "render", "render_file"]
@@ -154,7 +155,7 @@ def render_file(path: str | Path, root: str | Path = ".", *, write: bool = True)
     old = path.read_text()
     new = render(old, root)
     if new != old and write:
-        path.write_text(new)
+        write_text(path, new)  # atomic: a failed write leaves the old file whole
     return new != old
 
 

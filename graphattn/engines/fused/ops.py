@@ -37,23 +37,22 @@ _SERIAL_WORK = 16384
 _CHUNKS_PER_THREAD = 4  # balanced chunks per thread, so that a slow chunk does not stall
 
 _pool_lock = threading.Lock()
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (pid, thread count)
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, pool)
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
-    """The kernels' thread pool of ``threads`` workers; new ones after ``fork`` (the child has
-    no pool threads). A pool is never shut down while the process lives: another Python thread
-    may still be submitting to it after ``torch.set_num_threads`` changed."""
+    """The kernels' thread pool of ``threads`` workers: one per process, replaced when
+    ``torch.set_num_threads`` changed the count, and new after ``fork`` (the child has no pool
+    threads). A replaced pool is not shut down (another Python thread may still be submitting
+    to it); once the last caller drops it, the pool is collected and its threads exit, so the
+    process holds the threads of one pool, not one pool per thread count ever used."""
+    global _pool
     pid = os.getpid()
     with _pool_lock:
-        executor = _pools.get((pid, threads))
-        if executor is None:
-            for key in [key for key in _pools if key[0] != pid]:
-                del _pools[key]  # a parent's pools: their threads do not exist in this child
-            executor = _pools[pid, threads] = ThreadPoolExecutor(
-                threads, thread_name_prefix="graphattn-fused"
-            )
-        return executor
+        if _pool is None or _pool[:2] != (pid, threads):
+            executor = ThreadPoolExecutor(threads, thread_name_prefix="graphattn-fused")
+            _pool = (pid, threads, executor)
+        return _pool[2]
 
 
 def chunk_bounds(ptr: np.ndarray, chunks: int) -> np.ndarray:
