@@ -1,23 +1,33 @@
 # Two commands do all the set-up: `make demo` and `make test`.
 # Both create .venv if it is missing and install graphattn into it; later calls reuse it.
+# Commands in the docs run from the repository root with .venv/bin on PATH
+# (`. .venv/bin/activate`), or with `.venv/bin/python` for `python`.
 
 PYTHON ?= python3
 VENV   ?= .venv
-# The CPU build of PyTorch. On the project's machines this wheel lies on disk (pip's
-# find-links), so nothing is downloaded and no CUDA build is ever pulled.
+# The PyTorch build: a wheel on this machine's disk when one satisfies it (on the project's
+# machines torch 2.13.0's CPU build lies in pip's find-links), else from TORCH_INDEX, PyTorch's
+# CPU wheel index; never from plain PyPI, where torch for Linux is a CUDA build.
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.graphattn-installed
 DOCS   := README.md docs/*.md
+SETUP  := python=$(PYTHON) torch=$(TORCH) index=$(TORCH_INDEX)
 
-.PHONY: demo test test-all lint tables bench clean
+.PHONY: demo test test-all lint tables bench record-quick dist check-docs clean
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
-	@touch $(STAMP)
+# The stamp records the set-up it was made with: another PYTHON, TORCH or TORCH_INDEX on the
+# command line (or a changed pyproject.toml) installs again; another interpreter version makes
+# .venv anew.
+ifneq ($(shell cat $(STAMP) 2>/dev/null),$(SETUP))
+.PHONY: $(STAMP)
+endif
+
+$(STAMP): pyproject.toml scripts/setup_venv.sh
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" TORCH="$(TORCH)" TORCH_INDEX="$(TORCH_INDEX)" \
+		sh scripts/setup_venv.sh
+	@echo "$(SETUP)" > $(STAMP)
 
 # The quick setting of the three studies (tables printed, CSV + PNG in outputs/<study>/).
 demo: $(STAMP)
@@ -46,5 +56,15 @@ bench: $(STAMP)
 	$(PY) benchmarks/dense_vs_sparse.py --quick
 	$(PY) benchmarks/sparse_scaling.py --quick
 
+# The sdist and wheel a package index would get, built from a clean dist/ (git ignores it) and
+# checked: twine's metadata and long-description check, then scripts/check_dist.py (the licence
+# in both, the metadata fields, no relative links in the description).
+dist: $(STAMP)
+	$(PY) -m pip install --quiet "build>=1.2" "twine>=6.1"
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
+	$(PY) scripts/check_dist.py dist
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist build
