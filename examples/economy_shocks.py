@@ -1,13 +1,13 @@
 """Shocks on a supply-chain economy: named scenarios, cascades by tier, a classic result, and a
 graph transformer that learns the cascade.
 
-Three parts (``--parts``, all by default):
+Three parts (``--only`` picks some, all by default):
 
 1. **scenarios.** Generate an economy (1k agents by default, ``--agents`` up to 1M), apply
    named scenarios from :mod:`graphattn.economy.scenarios` (``supplier-failure``: the largest
    supplier of ``--tier`` fails; ``credit-crunch``: the largest lenders cut credit;
    ``labour-shortage``; ``random-failures``: a random 1 % of firms fail) and shocks given as
-   ``--shock AGENT:RELATION:SIZE``, simulate ``--steps`` steps (persistent shocks, or one-off
+   ``--shock AGENT:RELATION:SIZE``, simulate ``--sim-steps`` steps (persistent shocks, or one-off
    with ``--one-off``) and write: the aggregate and per-tier output loss over time (CSV, line
    plots), the distribution of agents' losses (log-scale histogram), the 20 most-affected
    agents with their hop distance from the shock (CSV, printed), and the shocked
@@ -29,8 +29,8 @@ Three parts (``--parts``, all by default):
 Run::
 
     python examples/economy_shocks.py --quick        # everything, small settings
-    python examples/economy_shocks.py --parts scenarios --agents 1000000 --steps 20
-    python examples/economy_shocks.py --parts scenarios --scenarios supplier-failure \\
+    python examples/economy_shocks.py --only scenarios --agents 1000000 --sim-steps 20
+    python examples/economy_shocks.py --only scenarios --scenarios supplier-failure \\
         --tier manufacturer --shock 5:goods:0.5 --one-off
     python examples/economy_shocks.py --out results/economy_shocks   # the recorded run
 
@@ -85,7 +85,7 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
-from graphattn.experiments.cli import float_in, int_at_least, int_in, output_folder
+from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, int_in, output_folder
 from graphattn.experiments.files import staged
 from graphattn.experiments.plots import figure, lines, panels
 from graphattn.experiments.train import fit
@@ -103,7 +103,7 @@ QUICK = dict(
     train_economies=4,
     train_scenarios=5,
     test_scenarios=10,
-    epochs=60,
+    steps=60,
 )
 FULL = dict(
     vol_agents=[1000, 3000, 10000, 30000, 100000, 300000, 1000000],
@@ -114,7 +114,7 @@ FULL = dict(
     train_economies=12,
     train_scenarios=6,
     test_scenarios=16,
-    epochs=300,
+    steps=300,
 )
 
 
@@ -145,11 +145,11 @@ def parse_shape(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    p = ScriptParser(doc=__doc__)
+    p.add_argument("--quick", action="store_true", help="small settings of every part")
+    p.add_argument(
+        "--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts"
     )
-    p.add_argument("--quick", action="store_true", help="small settings")
-    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     p.add_argument("--out", type=output_folder, default=Path("outputs/economy_shocks"))
     p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -161,7 +161,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--relations", type=int_in(3, len(RELATION_NAMES)), default=3, help="relation types (>= 3)"
     )
-    g.add_argument("--steps", type=int_in(1, MAX_STEPS), default=10, help="simulated steps T")
+    g.add_argument("--sim-steps", type=int_in(1, MAX_STEPS), default=10, help="simulated steps T")
     g.add_argument("--one-off", action="store_true", help="one-off shocks (default persistent)")
     g.add_argument(
         "--scenarios",
@@ -192,7 +192,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--graphml-max-nodes", type=int_at_least(1), default=500, help="agents exported at most"
     )
     g = p.add_argument_group("theory")
-    g.add_argument("--shapes", type=parse_shape, nargs="+", default=[math.inf, 1.8, 1.5, 1.2])
+    g.add_argument(
+        "--shapes",
+        type=parse_shape,
+        nargs="+",
+        default=[math.inf, 1.8, 1.5, 1.2],
+        help="tails of the supplier out-degrees: power-law shapes in (1, 2], or 'light'",
+    )
     g.add_argument(
         "--vol-agents", type=int_in(50, 10_000_000), nargs="+", help="economy sizes n of the fit"
     )
@@ -212,7 +218,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--test-scenarios", type=int_at_least(1), help="held-out scenarios, unseen economy"
     )
-    g.add_argument("--epochs", type=int_at_least(1), help="full-batch training steps")
+    g.add_argument("--steps", type=int_at_least(1), help="full-batch optimiser steps")
     g.add_argument(
         "--horizon", type=int_in(1, MAX_STEPS), default=3, help="predict the loss after H steps"
     )
@@ -243,7 +249,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             )
     if args.d_model % args.heads:
         p.error(f"--heads {args.heads} must divide --d-model {args.d_model}")
-    if "scenarios" in args.parts and not args.scenarios and not args.shock:
+    if "scenarios" in args.only and not args.scenarios and not args.shock:
         p.error("no scenario: give --scenarios names or --shock AGENT:RELATION:SIZE")
     if len(args.vol_agents) < 2:
         p.error("--vol-agents needs at least two sizes >= 50")
@@ -272,7 +278,7 @@ def _run(args: argparse.Namespace) -> dict:
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     result, timing = {}, []
     for part, run in (("scenarios", run_scenarios), ("theory", run_theory), ("learn", run_learn)):
-        if part in args.parts:
+        if part in args.only:
             t0 = time.perf_counter()
             result[part] = run(args, settings)
             seconds = time.perf_counter() - t0
@@ -309,7 +315,7 @@ def build_scenarios(data: Data, args: argparse.Namespace) -> list[Scenario]:
 
 
 def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
-    print(f"\n== 1. scenarios: {args.agents:,} agents, {args.steps} steps, ", end="")
+    print(f"\n== 1. scenarios: {args.agents:,} agents, {args.sim_steps} steps, ", end="")
     print("one-off shocks ==" if args.one_off else "persistent shocks ==")
     print(f"generating the economy (seed {args.seed}) ...", flush=True)
     t0 = time.perf_counter()
@@ -328,7 +334,7 @@ def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
         summary.append(r["summary"])
         top_rows += r["top"]
         hists[sc.name] = r["hist"]
-        steps = list(range(args.steps + 1))
+        steps = list(range(args.sim_steps + 1))
         series[sc.name] = (steps, r["aggregate"])
         tier_series[sc.name] = {n: (steps, r["tiers"][:, i].tolist()) for i, n in enumerate(tiers)}
         print(f"  {sc.name}: {sc.description} ({time.perf_counter() - t1:.1f} s; {r['graphml']})")
@@ -361,7 +367,7 @@ def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
 def run_scenario(data: Data, sc: Scenario, args: argparse.Namespace) -> dict:
     """Simulate one scenario; its rows for the tables, its losses and its GraphML file."""
     tiers = list(data.tier_names)
-    res = simulate(data, sc.shocks, args.steps, persistent=not args.one_off)
+    res = simulate(data, sc.shocks, args.sim_steps, persistent=not args.one_off)
     output = res.output  # (T + 1, N)
     del res  # the [T + 1, N, K] supply levels are not needed any more
     agg = aggregate_loss(data, output)  # (T + 1,)
@@ -370,7 +376,7 @@ def run_scenario(data: Data, sc: Scenario, args: argparse.Namespace) -> dict:
     final = 1.0 - output[-1]  # (N,)
     hops = hop_distance(data, sc.origin)
     losses = []
-    for t in range(args.steps + 1):
+    for t in range(args.sim_steps + 1):
         row = {"scenario": sc.name, "step": t, "aggregate": float(agg[t])}
         row.update({name: float(by_tier[t, i]) for i, name in enumerate(tiers)})
         losses.append(row)
@@ -472,7 +478,7 @@ def loss_histogram(path: Path, hists: dict[str, np.ndarray], args: argparse.Name
             ax.hist(v, bins=bins, histtype="step", label=f"{name} ({v.size:,} agents)")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(f"cumulative output loss over {args.steps} steps (agents with loss > 0)")
+        ax.set_xlabel(f"cumulative output loss over {args.sim_steps} steps (agents with loss > 0)")
         ax.set_ylabel("agents")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
@@ -862,13 +868,13 @@ def run_learn(args: argparse.Namespace, settings: dict) -> dict:
         model,
         loss_fn,
         lambda epoch: [train_batch],
-        epochs=args.epochs,
+        epochs=args.steps,
         lr=args.lr,
         desc="train",
         show_progress=not args.no_progress,
     )
     print(
-        f"trained {args.epochs} steps in {time.perf_counter() - t1:.1f} s; "
+        f"trained {args.steps} steps in {time.perf_counter() - t1:.1f} s; "
         f"train MSE {history[0]:.2e} -> {history[-1]:.2e}"
     )
 

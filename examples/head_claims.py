@@ -1,4 +1,4 @@
-"""Measure five claims about attention heads with graphattn.analysis (issue 13).
+"""Measure five claims about attention heads with graphattn.analysis.
 
 Subcommands (each prints its settings and tables, writes CSV + PNG into --out, and ends with
 a verdict computed from its numbers by the rule in its function's docstring):
@@ -29,7 +29,6 @@ OpenMP threads make these small models much slower.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -57,7 +56,7 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
-from graphattn.experiments.cli import int_at_least, output_folder
+from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
 from graphattn.experiments.plots import figure, heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
@@ -1011,7 +1010,7 @@ def run_claim(
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ScriptParser(doc=__doc__)
     parser.add_argument("claim", nargs="+", choices=[*CLAIMS, "all"], help="one or more claims")
     level = parser.add_mutually_exclusive_group()
     level.add_argument("--quick", action="store_true", help="small settings")

@@ -70,7 +70,7 @@ from graphattn.experiments import (
     split_indices,
     write_table,
 )
-from graphattn.experiments.cli import float_in, int_at_least, int_in, output_folder
+from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, int_in, output_folder
 from graphattn.experiments.files import staged
 from graphattn.experiments.plots import figure, heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
@@ -106,9 +106,7 @@ DIGIT = 8  # side of a digit in pixels
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
     p.add_argument("--out", type=output_folder, default=Path("outputs/image_study"))
     p.add_argument("--seed", type=int_at_least(0), default=0)

@@ -64,7 +64,7 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
-from graphattn.experiments.cli import float_in, int_at_least, output_folder
+from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, output_folder
 from graphattn.experiments.files import staged
 from graphattn.experiments.plots import heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
@@ -100,9 +100,7 @@ IGNORE = -100  # label of positions with no token D places back
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
     p.add_argument("--out", type=output_folder, default=Path("outputs/sequence_study"))
     p.add_argument("--seed", type=int_at_least(0), default=0)
