@@ -449,18 +449,18 @@ def plot(rows: list[dict], args: argparse.Namespace, machine: str, path: Path) -
             series.setdefault((r["pattern"], r["engine"]), []).append(r)
 
     def panel(column: str, ylabel: str, floor: float = 0.0):
-        def draw(ax):
-            for (pattern, engine), pts in sorted(series.items()):
-                style = "--" if engine in ("torch-sdpa", "pyg-TransformerConv") else "-"
+        def draw(ax):  # a colour and marker per series; the peers (not this library) dashed
+            styles = plots.series_styles(len(series))
+            for ((pattern, engine), pts), style in zip(sorted(series.items()), styles, strict=True):
+                line = "--" if engine in ("torch-sdpa", "pyg-TransformerConv") else "-"
                 ys = [max(p[column], floor) for p in pts]
-                ax.plot([p["n"] for p in pts], ys, style, marker="o", label=f"{pattern} / {engine}")
+                ax.plot([p["n"] for p in pts], ys, line, label=f"{pattern} / {engine}", **style)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xlabel("sequence length N")
             ax.set_ylabel(ylabel)
             ax.grid(True, which="both", alpha=0.3)
-            if column == "median_s":
-                ax.legend(fontsize=7)
+            ax.legend(fontsize=7)
 
         return draw
 
@@ -475,7 +475,7 @@ def plot(rows: list[dict], args: argparse.Namespace, machine: str, path: Path) -
             f"chunk={args.chunk_size}, float32"
         ),
         panel_size=(6.5, 5.0),
-        subtitle=machine,
+        footer=machine,
     )
 
 

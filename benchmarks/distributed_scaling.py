@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
                 xlabel="parts (ranks)",
                 ylabel="edges held by all ranks / graph edges",
                 title=f"halo replication, economy of {args.agents:,} agents",
-                subtitle=machine_line(),
+                footer=machine_line(),
                 logx=True,
             )
         if "throughput" in args.only:
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
                 draw,
                 size=(7.0, 4.0),
                 title=f"1 vs 2 processes, economy of {args.agents:,} agents, {args.layers} layers",
-                subtitle=machine_line(),
+                footer=machine_line(),
             )
     print(f"\nwrote {args.out}")
 

@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         fig = plots.lines(
             args.out / "sparse_scaling.png", series, xlabel="edges",
             ylabel="forward + backward (s)", title="sparse attention, d_model 128, 8 heads",
-            logx=True, logy=True, subtitle=machine_line(),
+            logx=True, logy=True, footer=machine_line(),
         )  # fmt: skip
     print(f"wrote {out} and {fig}")
     return rows

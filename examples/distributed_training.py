@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
                 xlabel="step",
                 ylabel="training loss (standardised MSE)",
                 title=f"{num_nodes:,} agents, {ctx.world_size} process(es)",
-                subtitle=machine_line(),
+                footer=machine_line(),
             )
         print(f"wrote {args.out}/{tag}-{{ranks,steps,summary}}.csv and {tag}-loss.png")
     if ctx.world_size > 1:

@@ -87,7 +87,7 @@ from graphattn.experiments import (
 )
 from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, int_in, output_folder
 from graphattn.experiments.files import staged
-from graphattn.experiments.plots import figure, lines, panels
+from graphattn.experiments.plots import figure, lines, panels, series_styles
 from graphattn.experiments.train import fit
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
@@ -354,11 +354,13 @@ def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
         xlabel="step",
         ylabel="aggregate output loss",
         title=f"Aggregate output loss, {kind} shocks ({args.agents:,} agents)",
+        footer=machine_line(),
     )
     panels(
         out / "tier_loss.png",
         [partial(_draw_tiers, name=name, series=s) for name, s in tier_series.items()],
         title=f"Output loss per tier (size-weighted), {kind} shocks",
+        footer=machine_line(),
     )
     loss_histogram(out / "loss_distribution.png", hists, args)
     return {"summary": summary, "losses": loss_rows, "top": top_rows}
@@ -417,8 +419,8 @@ def run_scenario(data: Data, sc: Scenario, args: argparse.Namespace) -> dict:
 
 
 def _draw_tiers(ax, name: str, series: dict) -> None:
-    for tier, (x, y) in series.items():
-        ax.plot(x, y, marker="o", markersize=3, label=tier)
+    for (tier, (x, y)), style in zip(series.items(), series_styles(len(series)), strict=True):
+        ax.plot(x, y, markersize=3, label=tier, **style)
     ax.set_title(name, fontsize=9)
     ax.set_xlabel("step")
     ax.set_ylabel("output loss")
@@ -483,7 +485,9 @@ def loss_histogram(path: Path, hists: dict[str, np.ndarray], args: argparse.Name
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
 
-    figure(path, draw, title="Distribution of agents' losses", size=(7.0, 4.5))
+    figure(
+        path, draw, title="Distribution of agents' losses", size=(7.0, 4.5), footer=machine_line()
+    )
 
 
 # ---- 2. theory -------------------------------------------------------------------------------
@@ -660,19 +664,27 @@ def volatility_figure(path: Path, points: list[dict], exponents: list[dict]) -> 
             ax.plot(n, inf, "o-", color=colour, label=label, markersize=4)
             sim = np.array([p["simulated_sd"] for p in rows], dtype=float)
             ok = np.isfinite(sim)
-            if ok.any():
-                ax.plot(n[ok], sim[ok], "x", color=colour, markersize=7)
-            ax.plot(n, inf[0] * (n / n[0]) ** -e["predicted"], ":", color=colour, linewidth=1)
+            if ok.any():  # in the tail's colour; the legend's grey entries say what x means
+                ax.plot(n[ok], sim[ok], "x", color=colour, markersize=7, label="_nolegend_")
+            ax.plot(n, inf[0] * (n / n[0]) ** -e["predicted"], ":", color=colour, linewidth=1,
+                    label="_nolegend_")  # fmt: skip
+        ax.plot([], [], "o-", color="0.4", markersize=4, label="influence vector norm")
+        ax.plot([], [], "x", color="0.4", markersize=7, label="simulated aggregate s.d.")
+        ax.plot([], [], ":", color="0.4", linewidth=1, label="theory's slope")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("agents n")
         ax.set_ylabel("aggregate volatility / shock s.d.")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(
-            fontsize=7, title="o: influence vector, x: simulated, dotted: theory", title_fontsize=7
-        )
+        ax.legend(fontsize=7, title="colour: the tail of supplier degrees", title_fontsize=7)
 
-    figure(path, draw, title="Aggregate volatility vs economy size", size=(7.0, 5.0))
+    figure(
+        path,
+        draw,
+        title="Aggregate volatility vs economy size",
+        size=(7.0, 5.0),
+        footer=machine_line(),
+    )
 
 
 # ---- 3. learn the cascade --------------------------------------------------------------------
@@ -914,7 +926,21 @@ def run_learn(args: argparse.Namespace, settings: dict) -> dict:
         title="customer attention over suppliers vs true input shares (head mean)",
         fmt=".3f",
     )
-    attention_figure(args.out / "attention_vs_shares.png", model, test_batch, unseen, len(test_sc))
+    nmse = tier_rows[0]["nmse"]
+    caveat = f"{args.steps} steps on {len(train)} scenarios; held-out normalised MSE {nmse:.2f}" + (
+        " (quick setting: the model has barely learned, so its attention says little;"
+        " the full setting is the run to read)"
+        if args.quick
+        else ""
+    )
+    attention_figure(
+        args.out / "attention_vs_shares.png",
+        {"trained": model, "untrained": untrained},
+        test_batch,
+        unseen,
+        len(test_sc),
+        caveat,
+    )
     return {"tiers": tier_rows, "attention": att_rows, "history": history}
 
 
@@ -923,40 +949,76 @@ def prediction_figure(path: Path, pred: Tensor, true: Tensor, tier: Tensor, name
 
     def draw(ax, t: int, name: str) -> None:
         m = tier == t
-        ax.scatter(true[m].numpy(), pred[m].numpy(), s=4, alpha=0.4, color=f"C{t}")
-        ax.plot([0, hi], [0, hi], "k:", linewidth=1)
+        ax.scatter(true[m].numpy(), pred[m].numpy(), s=4, alpha=0.4, color=f"C{t}",
+                   label="agent in a scenario")  # fmt: skip
+        ax.plot([0, hi], [0, hi], "k:", linewidth=1, label="predicted = true")
+        ax.legend(fontsize=7, markerscale=2)
         ax.set_title(f"{name} ({int(m.sum()):,} agent-scenarios)", fontsize=9)
         ax.set_xlabel("true loss")
         ax.set_ylabel("predicted loss")
         ax.grid(alpha=0.3)
 
     draws = [partial(draw, t=t, name=name) for t, name in enumerate(names)]
-    panels(path, draws, ncols=3, title="Held-out scenarios on an unseen economy, per tier")
+    panels(
+        path,
+        draws,
+        ncols=3,
+        title="Held-out scenarios on an unseen economy, per tier",
+        footer=machine_line(),
+    )
 
 
-def attention_figure(path: Path, model, test: Data, econ: Data, copies: int) -> None:
-    with torch.no_grad():
-        att = _forward(model, test, return_attention=True).attention[0]
-    w = att.weights[: test.num_edges].double().view(copies, econ.num_edges, -1).mean((0, 2))
+def attention_figure(
+    path: Path, models: dict, test: Data, econ: Data, copies: int, caveat: str
+) -> None:
+    """Every layer's attention (head mean, renormalised over each customer's suppliers of one
+    relation) against the true input shares: one row of panels per layer, the trained model
+    beside the untrained one; ``caveat`` (the setting's limits) goes under the title."""
+    rows = []
+    share = econ.edge_weight.double()
     group = econ.edge_index[1] * len(econ.relation_names) + econ.edge_type
     _, inverse = torch.unique(group, return_inverse=True)
     multi = torch.bincount(inverse)[inverse] >= 2
-    norm = torch.zeros(int(inverse.max()) + 1, dtype=torch.float64).index_add_(0, inverse, w)
-    share = econ.edge_weight.double()
-    share = share / torch.zeros_like(norm).index_add_(0, inverse, share)[inverse]
-    p = (w / norm[inverse])[multi]
+    share = (
+        share
+        / torch.zeros(int(inverse.max()) + 1, dtype=torch.float64).index_add_(0, inverse, share)[
+            inverse
+        ]
+    )
+    for label, model in models.items():
+        with torch.no_grad():
+            attention = _forward(model, test, return_attention=True).attention
+        for layer, att in enumerate(attention, start=1):
+            w = att.weights[: test.num_edges].double().view(copies, econ.num_edges, -1)
+            w = w.mean((0, 2))
+            norm = torch.zeros(int(inverse.max()) + 1, dtype=torch.float64).index_add_(
+                0, inverse, w
+            )
+            rows.append((layer, label, (w / norm[inverse])[multi]))
+    rows.sort(key=lambda r: (r[0], list(models).index(r[1])))
+    styles = series_styles(len(econ.relation_names))
 
-    def draw(ax):
-        for r, name in enumerate(econ.relation_names):
+    def draw(ax, layer: int, label: str, p: Tensor) -> None:
+        x = share[multi]
+        corr = float(torch.corrcoef(torch.stack([x, p]))[0, 1])
+        for r, (name, style) in enumerate(zip(econ.relation_names, styles, strict=True)):
             m = econ.edge_type[multi] == r
-            ax.scatter(share[multi][m].numpy(), p[m].numpy(), s=4, alpha=0.4, label=name)
-        ax.plot([0, 1], [0, 1], "k:", linewidth=1)
+            ax.scatter(x[m].numpy(), p[m].numpy(), s=5, alpha=0.4, label=name, **style)
+        ax.plot([0, 1], [0, 1], "k:", linewidth=1, label="attention = share")
+        ax.set_title(f"layer {layer}, {label} (correlation {corr:.2f})", fontsize=9)
         ax.set_xlabel("true input share")
-        ax.set_ylabel("attention (layer 1, head mean, renormalised per customer)")
-        ax.legend(fontsize=7, markerscale=3)
+        ax.set_ylabel("attention (head mean)")
+        ax.legend(fontsize=6, markerscale=2)
         ax.grid(alpha=0.3)
 
-    figure(path, draw, title="Customers' attention over suppliers vs input shares", size=(6.0, 5.0))
+    panels(
+        path,
+        [partial(draw, layer=layer, label=label, p=p) for layer, label, p in rows],
+        ncols=len(models),
+        title=f"Customers' attention over suppliers vs input shares\n{caveat}",
+        panel_size=(4.5, 3.6),
+        footer=machine_line(),
+    )
 
 
 if __name__ == "__main__":

@@ -424,7 +424,7 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         vmin=0.0,
         vmax=1.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows
 
@@ -549,7 +549,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
         title=f"(b) K relation aggregates vs heads H (1 layer, d_model={args.width_d_model})",
         vmin=0.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     write_table(args.out / "head_relation_share.csv", share_rows, settings=settings, machine=info)
     labelled = [{**r, "model, head": f"K={r['relations_K']}, head {r['head']}"} for r in share_rows]
@@ -563,7 +563,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
         vmin=0.0,
         vmax=1.0,
         cmap="magma",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows, share_rows
 

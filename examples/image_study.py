@@ -343,7 +343,7 @@ def run_depth(args: argparse.Namespace, data: dict, info: dict, show: bool) -> l
         title="(a) class of the digit h patches away: test accuracy (chance 0.1)",
         vmin=0.0,
         vmax=1.0,
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return out
 
@@ -499,7 +499,7 @@ def run_width(args: argparse.Namespace, data: dict, info: dict, show: bool) -> l
         title=f"(b) K side means ({args.width_tasks[0]}), one layer, d_model={args.width_d_model}",
         vmin=0.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows
 
@@ -636,7 +636,7 @@ def run_positional(args: argparse.Namespace, data: dict, info: dict, show: bool)
         args.out / "positional.png",
         draw,
         size=(7.0, 4.0),
-        subtitle=machine_line(info),
+        footer=machine_line(info),
         title="(c) 2-D positional encodings across image sizes",
     )
     return rows

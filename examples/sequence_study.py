@@ -323,7 +323,7 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         title=f"(a) copy the token D back: accuracy (window r={args.radius}: h = ceil(D/r) hops)",
         vmin=0.0,
         vmax=1.0,
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return per_hops
 
@@ -427,7 +427,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         title=f"(b) K class means, one layer, d_model={args.width_d_model}: test normalised MSE",
         vmin=0.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows
 

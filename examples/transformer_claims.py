@@ -549,7 +549,7 @@ def plot(args, name: str, title: str, draw) -> None:
         draw(ax)
         ax.grid(alpha=0.3)
 
-    print(f"wrote {figure(args.out / name, with_grid, title=title, subtitle=machine_line())}")
+    print(f"wrote {figure(args.out / name, with_grid, title=title, footer=machine_line())}")
 
 
 # ---- subcommands --------------------------------------------------------------------------------
@@ -574,7 +574,10 @@ def cmd_variance(args) -> None:
                 [r["output_var_mean"] for r in rows],
                 [r["output_var_std"] for r in rows],
                 marker="o",
+                capsize=3,
+                label="mean over seeds, bars: +- 1 s.d.",
             ),
+            ax.legend(),
             ax.set_xscale("log", base=2),
             ax.set_xlabel("heads"),
             ax.set_ylabel("Var(output)"),
@@ -605,6 +608,7 @@ def cmd_params(args) -> None:
             ),
             ax.set_xscale("log", base=2),
             ax.set_xlabel("heads"),
+            ax.set_ylabel("parameters"),
             ax.set_ylim(bottom=0),
             ax.legend(),
         ),
@@ -766,9 +770,9 @@ def cmd_memory(args) -> None:
                 0.4,
                 label="checkpoint" if ckpt else "no checkpoint",
             )
-        ax.set_xticks([x + 0.2 for x in xs], names)
-        ax.set_yscale("log")
-        ax.set_ylabel("longest sequence")
+        ax.set_xticks([x + 0.2 for x in xs], names)  # bars from 0 on a linear axis
+        ax.set_xlabel("attention variant")
+        ax.set_ylabel("longest sequence that fits (tokens)")
         ax.legend()
 
     plot(args, "e_memory.png", f"(e) longest sequence within {args.budget_mb} MiB (fwd+bwd)", draw)

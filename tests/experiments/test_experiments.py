@@ -170,7 +170,10 @@ def test_panels_draws_every_panel_and_rejects_bad_input(tmp_path):
     from graphattn.experiments.plots import panels
 
     seen = []
-    draws = [lambda ax, i=i: (seen.append(i), ax.plot([0, 1], [i, i])) for i in range(3)]
+    draws = [
+        lambda ax, i=i: (seen.append(i), ax.plot([0, 1], [i, i]), ax.set(xlabel="x", ylabel="y"))
+        for i in range(3)
+    ]
     path = panels(tmp_path / "p.png", draws, ncols=2, title="three panels")
     assert seen == [0, 1, 2] and path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="draws"):
