@@ -52,9 +52,37 @@ lint: $(STAMP)
 tables: $(STAMP)
 	$(PY) -m graphattn.experiments.tables $(DOCS)
 
+# The quick settings of the two main benchmarks. Their goals are set at N = 8192 and N = 100k,
+# which quick runs do not reach: they judge none (say so) rather than miss them at small N.
 bench: $(STAMP)
 	$(PY) benchmarks/dense_vs_sparse.py --quick
 	$(PY) benchmarks/sparse_scaling.py --quick
+
+# Re-record on this machine every table recorded with a quick setting or in a few minutes
+# (about an hour on 2 shared cores), then regenerate the docs' tables: each caption then names
+# this machine and today. The longer recordings (the full studies and claims, the performance
+# benchmarks, the 1M-agent runs) keep theirs; their CSV headers name the command that re-records
+# them.
+record-quick: $(STAMP)
+	$(PY) examples/economy_study.py --quick --no-progress --out results/economy_study/quick
+	$(PY) examples/sequence_study.py --quick --no-progress --out results/sequence_study/quick
+	$(PY) examples/image_study.py --quick --no-progress --out results/image_study/quick
+	$(PY) examples/economy_shocks.py --quick --no-progress --out results/economy_shocks_quick
+	$(PY) examples/head_claims.py all --quick --no-progress --out results/head_claims/quick
+	$(PY) examples/claims_table.py --inputs results/head_claims/quick \
+		--out results/claims/quick_heads --allow-missing
+	for claim in variance params logits depth; do \
+		$(PY) examples/transformer_claims.py $$claim --quick \
+			--out results/transformer_claims/quick || exit 1; done
+	$(PY) examples/transformer_claims.py memory --quick \
+		--out results/transformer_claims/memory_quick
+	$(PY) examples/claims_table.py --out results/claims
+	$(PY) examples/karate_club.py --out results/karate_club
+	$(PY) benchmarks/auto_crossover.py --out results/auto_crossover \
+		--edges 64 256 1024 4096 8192 16384 32768 65536 131072
+	$(PY) benchmarks/import_time.py --out results/import_time
+	$(PY) benchmarks/mha.py --out results/mha
+	$(MAKE) tables
 
 # The sdist and wheel a package index would get, built from a clean dist/ (git ignores it) and
 # checked: twine's metadata and long-description check, then scripts/check_dist.py (the licence

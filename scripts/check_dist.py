@@ -13,7 +13,6 @@ import argparse
 import re
 import sys
 import tarfile
-import tomllib
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -63,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="where `python -m build` wrote the files")
     args = parser.parse_args(argv)
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    pyproject = (ROOT / "pyproject.toml").read_text()  # (tomllib is Python 3.11+)
+    version = re.search(r'^version = "(.+)"', pyproject, re.M)[1]
     wheels = sorted(args.folder.glob("graphattn-*.whl"))
     sdists = sorted(args.folder.glob("graphattn-*.tar.gz"))
     problems = []

@@ -156,8 +156,8 @@ def summary(doc: str | None) -> str:
     """The first paragraph of a script's docstring as one line: its ``--help`` description
     (cutting at the first line break cut sentences in half).
 
-    >>> summary("Where the fused engine starts to beat\nthe reference.\n\nDetails.")
-    'Where the fused engine starts to beat the reference.'
+    >>> summary("Where the fused engine\\nbeats the reference.\\n\\nDetails.")
+    'Where the fused engine beats the reference.'
     """
     return " ".join((doc or "").strip().split("\n\n")[0].split())
 
