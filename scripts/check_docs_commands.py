@@ -86,7 +86,7 @@ SUBSTITUTIONS: dict[str, Sub] = {
         "make test PYTHON=python3.12",
         "makes .venv anew with Python 3.12; where python3.12 is not installed, the documented "
         "refusal is the outcome",
-        accept=r"error: PYTHON=python3\.12 is not an interpreter on PATH",
+        accept=r"error: PYTHON=python3\.12 does not run a Python interpreter here",
     ),
     "make record-quick": Sub(
         "make -n record-quick",

@@ -11,8 +11,8 @@ set -eu
 : "${TORCH_INDEX:=https://download.pytorch.org/whl/cpu}"
 PY="$VENV/bin/python"
 
-if ! command -v "$PYTHON" >/dev/null 2>&1; then
-    echo "error: PYTHON=$PYTHON is not an interpreter on PATH" >&2
+if ! "$PYTHON" -c "import sys" >/dev/null 2>&1; then
+    echo "error: PYTHON=$PYTHON does not run a Python interpreter here (not installed, or not on PATH)" >&2
     exit 1
 fi
 version() { "$1" -c 'import sys; print(sys.implementation.name, *sys.version_info[:3])'; }
