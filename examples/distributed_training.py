@@ -17,7 +17,7 @@ Run (from the repository root)::
 
     torchrun --standalone --nproc_per_node 2 examples/distributed_training.py  # 2 processes
     python examples/distributed_training.py                           # 1 process
-    python examples/distributed_training.py --quick                   # 20k agents, 30 steps
+    python examples/distributed_training.py --quick   # 20k agents, 30 steps (about a minute)
 
 Writes into ``--out`` (default ``outputs/distributed_training/``), with ``TAG`` = ``np1`` or
 ``np<world>-<partition>`` (or ``--tag``): ``TAG-ranks.csv`` (per rank: nodes and edges held,
