@@ -10,7 +10,8 @@ Every figure made here is checked before it is saved, so that it reads at a glan
 - no bars stand on a log axis (a bar's length there depends on where the axis is cut);
 - numbers written on heat-map cells are black or white by the cell's luminance
   (:func:`text_colour`), never white on a light cell;
-- the machine line goes into a small footer, not the title.
+- the machine line goes into a small footer, not the title; titles and footers are wrapped to
+  the figure's width, never cut at its edges.
 
 A figure that breaks a rule raises a ``ValueError`` naming the file and the rule.
 """
@@ -84,6 +85,13 @@ def series_styles(n: int) -> list[dict]:
         {"color": colours[i % len(colours)], "marker": MARKERS[(i + i // len(colours)) % 10]}
         for i in range(n)
     ]
+
+
+def _wrapped(title: str, width_in: float, per_inch: float = 12.0) -> str:
+    """``title`` with each of its lines wrapped to the figure's width (``per_inch`` characters
+    per inch at its font size), so that no title is cut at the figure's edges."""
+    width = max(20, int(per_inch * width_in))
+    return "\n".join(w for line in title.split("\n") for w in textwrap.wrap(line, width) or [""])
 
 
 def _footer_text(footer: str | None, width_in: float) -> str:
@@ -168,7 +176,7 @@ def figure(
     try:
         draw(ax)
         if title:
-            ax.set_title(title, fontsize=9)
+            ax.set_title(_wrapped(title, size[0], 13.0), fontsize=9)
         _check_axes(ax, str(path))
         _layout(fig, footer)
         with atomic_path(path) as tmp:  # the old figure or the new, never a cut file
@@ -208,7 +216,7 @@ def panels(
             else:
                 ax.set_visible(False)
         if title:
-            fig.suptitle(title, fontsize=10)
+            fig.suptitle(_wrapped(title, fig.get_figwidth()), fontsize=10)
         _layout(fig, footer)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format=_format(path, plt))

@@ -157,8 +157,12 @@ def test_explained_lines_and_bands_pass_and_the_machine_line_is_a_footer(tmp_pat
 
     monkeypatch.setattr(plots, "_layout", spy)
     machine = "machine: AMD EPYC, 2 cores, 24 GiB, torch 2.13.0+cpu (1 threads), load 1.0 " * 2
-    path = plots.figure(tmp_path / "f.png", draw, title="pruning", footer=machine)
+    title = "pruning heads by importance against pruning them at random, " * 2
+    path = plots.figure(tmp_path / "f.png", draw, title=title, footer=machine)
     assert path.stat().st_size > 1000
-    assert texts["title"] == "pruning"  # the machine line is not in the title
+    assert "machine" not in texts["title"]  # the machine line is not in the title
+    lines = texts["title"].split("\n")
+    assert len(lines) > 1 and " ".join(lines) == title.strip()  # wrapped, not cut
+    assert max(map(len, lines)) <= 13 * 6  # the figure is 6 inches wide
     assert " ".join(texts["figure"][0].split()) == machine.strip()  # whole, wrapped
     assert texts["bottom"][0] < 0.05  # at the bottom of the figure
