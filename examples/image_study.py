@@ -629,7 +629,7 @@ def run_positional(args: argparse.Namespace, data: dict, info: dict, show: bool)
         ax.set_xlabel("test image size (rows x columns); trained on 8x8")
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1)
-        ax.axhline(0.1, color="grey", lw=0.8, ls=":")
+        ax.axhline(0.1, color="grey", lw=0.8, ls=":", label="chance (10 classes)")
         ax.legend(fontsize=7, loc="lower left")
 
     figure(

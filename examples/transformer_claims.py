@@ -799,7 +799,12 @@ def main(argv=None) -> None:
     )  # fmt: skip
     common.add_argument("--d-model", type=int_at_least(1), default=256, help="d_model for (a)-(c)")
     common.add_argument(
-        "--layers", dest="depth", type=int_at_least(1), default=24, help="(d) blocks per stack"
+        "--layers",
+        dest="depth",
+        metavar="LAYERS",
+        type=int_at_least(1),
+        default=24,
+        help="(d) blocks per stack",
     )
     common.add_argument("--steps", type=int_at_least(1), default=200, help="(d) training steps")
     common.add_argument("--seeds", type=int_at_least(1), default=3, help="(d) seeds per setting")
@@ -817,7 +822,7 @@ def main(argv=None) -> None:
         help="memory budget for (e) in MiB (default 128, quick 32)",
     )
     common.add_argument(
-        "--memory-d-model", dest="channels", type=int_at_least(1), default=128,
+        "--memory-d-model", dest="channels", metavar="D_MODEL", type=int_at_least(1), default=128,
         help="(e) model width d_model",
     )  # fmt: skip
     common.add_argument(

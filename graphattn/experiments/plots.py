@@ -128,7 +128,7 @@ def _check_axes(ax, where: str) -> None:
             problems.append("the x axis has no label")
         if not ax.get_ylabel().strip():
             problems.append("the y axis has no label")
-    marks = [a for a in [*ax.lines, *ax.collections] if a.get_visible()]
+    marks = [a for a in [*ax.lines, *ax.collections] if a.get_visible()] + list(ax.containers)
     if len(marks) > 1:
         unexplained = [a for a in marks if _AUTO_LABEL.fullmatch(str(a.get_label()))]
         if unexplained:

@@ -130,6 +130,15 @@ def test_lines_gives_eleven_series_eleven_colours(tmp_path, monkeypatch):
             lambda ax: (ax.bar([0, 1], [10, 1000]), ax.set_yscale("log"), _labelled(ax)),
             "log axis",
         ),
+        (
+            lambda ax: (
+                ax.bar([0, 1], [0.5, 0.9], label="accuracy"),
+                ax.axhline(0.1),
+                ax.legend(),
+                _labelled(ax),
+            ),
+            "unlabelled line",
+        ),  # fmt: skip
     ],
 )
 def test_figures_that_do_not_read_at_a_glance_are_refused(tmp_path, draw, rule):
