@@ -58,8 +58,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/dense_vs_sparse.py --quick
 	$(PY) benchmarks/sparse_scaling.py --quick
 
-# Re-record on this machine every table recorded with a quick setting or in a few minutes
-# (about an hour on 2 shared cores), then regenerate the docs' tables: each caption then names
+# Re-record on this machine every table recorded with a quick setting or in a few minutes (half
+# an hour or more on 2 shared cores), then regenerate the docs' tables: each caption then names
 # this machine and today. The longer recordings (the full studies and claims, the performance
 # benchmarks, the 1M-agent runs) keep theirs; their CSV headers name the command that re-records
 # them.

@@ -90,8 +90,8 @@ SUBSTITUTIONS: dict[str, Sub] = {
     ),
     "make record-quick": Sub(
         "make -n record-quick",
-        "re-records every quick table into results/ (about an hour on 2 cores): printed, not "
-        "run; its commands are the scripts' quick forms, which this check runs",
+        "re-records the quick tables into results/ (half an hour or more): printed, not "
+        "run; it runs the same scripts this check runs",
     ),
     "python examples/distributed_training.py": Sub(
         "python examples/distributed_training.py --quick", "1M agents: the quick form (20k)"
