@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -297,17 +298,30 @@ def _environment(root: Path) -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], root: Path, timeout: float, stdin: str | None = None):
+def _run(args: list[str], root: Path, timeout: float, log: Path, stdin: str | None = None):
+    """Run a command in its own process group, its output going to ``log`` as it comes (``tail
+    -f`` it to follow a long command); on a timeout the whole group is stopped. Returns the
+    exit status, the output and the seconds taken."""
     t0 = time.perf_counter()
-    try:
-        done = subprocess.run(
-            args, cwd=root, env=_environment(root), input=stdin, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            args, cwd=root, env=_environment(root), text=True, start_new_session=True,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        return done.returncode, done.stdout, time.perf_counter() - t0
-    except subprocess.TimeoutExpired as err:
-        out = err.stdout.decode(errors="replace") if isinstance(err.stdout, bytes) else ""
-        return 124, (out or "") + f"\n[timed out after {timeout:.0f} s]", time.perf_counter() - t0
+        try:
+            proc.communicate(stdin, timeout=timeout)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the command and everything it started
+            proc.wait()
+            code = 124
+    output = log.read_text(errors="replace")
+    return (
+        code,
+        output + (f"\n[timed out after {timeout:.0f} s]" if code == 124 else ""),
+        (time.perf_counter() - t0),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,7 +373,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             blocks = json.dumps([(i.source, i.text) for i in run])
             py = str(root / ".venv" / "bin" / "python")
-            code, output, seconds = _run([py, "-c", _PYTHON_RUNNER], root, args.timeout, blocks)
+            log = scratch / f"{number:03d}.log"
+            print(f"    (output: {log})", flush=True)
+            code, output, seconds = _run(
+                [py, "-c", _PYTHON_RUNNER], root, args.timeout, log, blocks
+            )
             accepted = False
         else:
             text = group[0].text
@@ -372,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{head}  $ {command}{note}", flush=True)
             if args.list:
                 continue
-            code, output, seconds = _run(["bash", "-c", command], root, args.timeout)
+            log = scratch / f"{number:03d}.log"
+            print(f"    (output: {log})", flush=True)
+            code, output, seconds = _run(["bash", "-c", command], root, args.timeout, log)
             accepted = bool(sub and sub.accept and re.search(sub.accept, output))
         if args.log:
             with args.log.open("a") as log:
