@@ -8,12 +8,12 @@ time (above 1: fused is faster). ``graphattn.engines.fused.AUTO_MIN_EDGES`` is s
 table: the edge count from which fused wins at every larger size measured.
 
     python benchmarks/auto_crossover.py
+    python benchmarks/auto_crossover.py --quick   # 4 sizes, 5 repeats
     python benchmarks/auto_crossover.py --edges 64 256 1024 4096 --repeats 9
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
@@ -22,7 +22,7 @@ import torch
 
 from graphattn import EdgeList, MultiHeadAttentionConv
 from graphattn.experiments import RunFolder, machine_line, print_table, write_table
-from graphattn.experiments.cli import int_at_least, output_folder
+from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
 
 EDGES = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536)
 
@@ -34,14 +34,26 @@ def _step(conv: MultiHeadAttentionConv, x: torch.Tensor, edges: EdgeList) -> flo
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--edges", type=int_at_least(1), nargs="+", default=list(EDGES))
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument(
+        "--edges", type=int_at_least(1), nargs="+", default=None, help="edge counts E to time"
+    )
     parser.add_argument("--degree", type=int_at_least(1), default=8, help="edges per node")
     parser.add_argument("--d-model", type=int_at_least(1), default=64)
     parser.add_argument("--heads", type=int_at_least(1), default=4)
-    parser.add_argument("--repeats", type=int_at_least(1), default=15)
+    parser.add_argument(
+        "--repeats",
+        type=int_at_least(1),
+        default=None,
+        help="timed steps per engine and size (median reported; default 15, quick 5)",
+    )
     parser.add_argument("--out", type=output_folder, default=Path("outputs/auto_crossover"))
+    parser.add_argument("--quick", action="store_true", help="E = 64, 256, 1024, 4096; 5 repeats")
     args = parser.parse_args(argv)
+    if args.edges is None:
+        args.edges = [64, 256, 1024, 4096] if args.quick else list(EDGES)
+    if args.repeats is None:
+        args.repeats = 5 if args.quick else 15
     if min(args.edges) < 1 or args.degree < 1 or args.repeats < 1:
         parser.error("--edges, --degree and --repeats must be >= 1")
     folder = RunFolder(args.out)  # writable? checked now, before the compute
@@ -65,6 +77,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for name, conv in convs.items():
                 times[name].append(_step(conv, x, edges))
         scatter, fused = (statistics.median(times[k]) for k in ("scatter", "fused"))
+        print(
+            f"E={num_edges}: scatter {scatter * 1e3:.2f} ms, fused {fused * 1e3:.2f} ms", flush=True
+        )
         rows.append(
             {
                 "edges": num_edges,

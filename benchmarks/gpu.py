@@ -64,21 +64,30 @@ TIMING_COLUMNS = (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    p.add_argument("--sparse-nodes", type=int, nargs="*", default=[100_000])
+    from graphattn.experiments.cli import ScriptParser
+
+    p = ScriptParser(doc=__doc__)
+    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
+                   help="where the engines run (cpu: the code without a GPU)")  # fmt: skip
+    p.add_argument("--sparse-nodes", type=int, nargs="*", default=[100_000],
+                   help="node counts N of the sparse section")  # fmt: skip
     p.add_argument("--degree", type=int, default=16, help="edges per node of the random graph")
-    p.add_argument("--graphs", nargs="*", default=list(GRAPHS), choices=GRAPHS)
+    p.add_argument("--graphs", nargs="*", default=list(GRAPHS), choices=GRAPHS,
+                   help="graphs of the sparse section")  # fmt: skip
     p.add_argument("--sparse-engines", nargs="*", default=list(SPARSE_ENGINES),
-                   choices=SPARSE_ENGINES)  # fmt: skip
-    p.add_argument("--window-nodes", type=int, nargs="*", default=[8192, 65536])
+                   choices=SPARSE_ENGINES, help="layers timed in the sparse section")  # fmt: skip
+    p.add_argument("--window-nodes", type=int, nargs="*", default=[8192, 65536],
+                   help="token counts N of the window section")  # fmt: skip
     p.add_argument("--radius", type=int, default=64)
     p.add_argument("--window-engines", nargs="*", default=list(WINDOW_ENGINES),
-                   choices=WINDOW_ENGINES)  # fmt: skip
-    p.add_argument("--dtype", default="float32", choices=DTYPES, help="window section")
-    p.add_argument("--parity-dtypes", nargs="*", default=["float32", "float64"])
-    p.add_argument("--parity-graphs", nargs="*", default=None, help="catalogue names (all)")
-    p.add_argument("--warmup", type=int, default=2)
+                   choices=WINDOW_ENGINES, help="layers timed in the window section")  # fmt: skip
+    p.add_argument("--dtype", default="float32", choices=DTYPES,
+                   help="dtype of inputs and parameters in the timings")  # fmt: skip
+    p.add_argument("--parity-dtypes", nargs="*", default=["float32", "float64"],
+                   help="dtypes of the parity check")  # fmt: skip
+    p.add_argument("--parity-graphs", nargs="*", default=None,
+                   help="catalogue graphs of the parity check (default: all)")  # fmt: skip
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per configuration")
     p.add_argument("--seed", type=int, default=0)

@@ -15,7 +15,6 @@ configuration in its own process. ``order_s`` is the time to compute the orderin
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import statistics
 import time
@@ -65,9 +64,9 @@ def measure(spec: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from graphattn.experiments.cli import int_at_least, output_folder
+    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ScriptParser(doc=__doc__)
     parser.add_argument("--agents", type=int_at_least(100), default=1_000_000)
     parser.add_argument("--repeats", type=int_at_least(1), default=3)
     parser.add_argument("--seed", type=int_at_least(0), default=0)

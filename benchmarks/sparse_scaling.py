@@ -38,7 +38,6 @@ same run. ``--rounds K`` sweeps all runs K times in turn and reports medians ove
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import sys
@@ -162,19 +161,36 @@ def goals(rows: list[dict], nodes: int = 100_000) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     from graphattn.experiments import RunFolder
-    from graphattn.experiments.cli import float_in, int_at_least, output_folder
+    from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, output_folder
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ScriptParser(doc=__doc__)
     parser.add_argument(
-        "--sizes", type=int_at_least(2), nargs="+", default=[1_000, 10_000, 100_000]
+        "--sizes",
+        type=int_at_least(2),
+        nargs="+",
+        default=[1_000, 10_000, 100_000],
+        help="node counts N (the goals are judged at N = 100,000 only)",
     )
-    parser.add_argument("--graphs", nargs="+", default=["random"], choices=GRAPHS)
+    parser.add_argument(
+        "--graphs",
+        nargs="+",
+        default=["random"],
+        choices=GRAPHS,
+        help="random: uniform endpoints; economy: a generated supply-chain economy",
+    )
     parser.add_argument(
         "--degree", type=int_at_least(1), default=16, help="edges per node (random)"
     )
     parser.add_argument("--d-model", type=int_at_least(1), default=128)
     parser.add_argument("--heads", type=int_at_least(1), default=8)
-    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=list(ENGINES),
+        choices=ENGINES,
+        help="fused, scatter: the layer on that engine; pyg: TransformerConv; proj: the "
+        "projections alone",
+    )
     parser.add_argument("--repeats", type=int_at_least(1), default=3)
     parser.add_argument(
         "--new-graphs",
@@ -264,6 +280,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if met:
             print_table(met, title="goals of the fused engine at N = 100k")
             write_table(args.out / "goals.csv", met, settings=vars(args))
+        else:
+            print("goals: set at N = 100k, not measured in this run: not judged")
         series = {}
         for r in rows:
             series.setdefault(f"{r['engine']} ({r['graph']})", ([], []))
@@ -272,7 +290,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         fig = plots.lines(
             args.out / "sparse_scaling.png", series, xlabel="edges",
             ylabel="forward + backward (s)", title="sparse attention, d_model 128, 8 heads",
-            logx=True, logy=True, subtitle=machine_line(),
+            logx=True, logy=True, footer=machine_line(),
         )  # fmt: skip
     print(f"wrote {out} and {fig}")
     return rows

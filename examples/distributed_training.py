@@ -17,7 +17,7 @@ Run (from the repository root)::
 
     torchrun --standalone --nproc_per_node 2 examples/distributed_training.py  # 2 processes
     python examples/distributed_training.py                           # 1 process
-    python examples/distributed_training.py --quick                   # 20k agents, 30 steps
+    python examples/distributed_training.py --quick   # 20k agents, 30 steps (about a minute)
 
 Writes into ``--out`` (default ``outputs/distributed_training/``), with ``TAG`` = ``np1`` or
 ``np<world>-<partition>`` (or ``--tag``): ``TAG-ranks.csv`` (per rank: nodes and edges held,
@@ -61,6 +61,7 @@ from graphattn.experiments import (
     write_table,
 )
 from graphattn.experiments.cli import (
+    ScriptParser,
     float_in,
     int_at_least,
     int_in,
@@ -76,9 +77,7 @@ FULL = dict(agents=1_000_000, steps=12)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="20k agents, 30 steps")
     p.add_argument(
         "--agents", type=int_at_least(10), help="agents in the economy (default 1,000,000)"
@@ -90,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--layers", type=int_at_least(1), default=2, help="model depth L = hops of the target"
     )
-    p.add_argument("--channels", type=int_at_least(1), default=32, help="d_model")
+    p.add_argument("--d-model", type=int_at_least(1), default=32)
     p.add_argument("--heads", type=int_at_least(1), default=4)
     p.add_argument("--lr", type=float_in(0, None, low_open=True), default=3e-3)
     p.add_argument(
@@ -121,8 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.channels % args.heads:
-        p.error(f"--heads {args.heads} must divide --channels {args.channels}")
+    if args.d_model % args.heads:
+        p.error(f"--heads {args.heads} must divide --d-model {args.d_model}")
     if args.backend is not None and "WORLD_SIZE" not in os.environ:
         p.error("--backend applies to a process group: run under torchrun, or leave it out")
     if args.backend == "nccl" and not torch.cuda.is_available():
@@ -211,7 +210,7 @@ def build_model(args, in_channels: int) -> GraphTransformer:
     return GraphTransformer(
         GraphTransformerConfig(
             in_channels=in_channels,
-            channels=args.channels,
+            channels=args.d_model,
             heads=args.heads,
             num_layers=args.layers,
             out_channels=1,
@@ -379,7 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
                 xlabel="step",
                 ylabel="training loss (standardised MSE)",
                 title=f"{num_nodes:,} agents, {ctx.world_size} process(es)",
-                subtitle=machine_line(),
+                footer=machine_line(),
             )
         print(f"wrote {args.out}/{tag}-{{ranks,steps,summary}}.csv and {tag}-loss.png")
     if ctx.world_size > 1:

@@ -67,15 +67,15 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
-from graphattn.experiments.cli import float_in, int_at_least, int_in, output_folder
+from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, int_in, output_folder
 from graphattn.experiments.files import staged
 from graphattn.experiments.plots import heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 QUICK = dict(
     agents=100,
-    economies=16,
-    scenarios=8,
+    train_economies=16,
+    train_scenarios=8,
     batch=4,
     steps=400,
     depths=[1, 2, 3, 4],
@@ -86,8 +86,8 @@ QUICK = dict(
 )
 FULL = dict(
     agents=150,
-    economies=32,
-    scenarios=8,
+    train_economies=32,
+    train_scenarios=8,
     batch=8,
     steps=1200,
     depths=[1, 2, 3, 4, 5, 6],
@@ -99,16 +99,16 @@ FULL = dict(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
     p.add_argument("--out", type=output_folder, default=Path("outputs/economy_study"))
     p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--only", choices=["depth", "width"], help="run only (a), or only (b) + (c)")
     p.add_argument("--agents", type=int_at_least(10), help="agents per economy")
-    p.add_argument("--economies", type=int_at_least(1), help="training economies")
-    p.add_argument("--scenarios", type=int_at_least(1), help="shock scenarios per training economy")
+    p.add_argument("--train-economies", type=int_at_least(1), help="training economies")
+    p.add_argument(
+        "--train-scenarios", type=int_at_least(1), help="shock scenarios per training economy"
+    )
     p.add_argument("--test-economies", type=int_at_least(1), default=4, help="test economies")
     p.add_argument(
         "--test-scenarios", type=int_at_least(1), default=4, help="scenarios per test economy"
@@ -163,8 +163,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     for name in (
         "agents",
-        "economies",
-        "scenarios",
+        "train_economies",
+        "train_scenarios",
         "test_economies",
         "test_scenarios",
         "batch",
@@ -344,7 +344,9 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
     """(a): one model per depth L for all horizons k; test error and the out-of-reach share."""
     max_hop = max(args.hops)
     kw = dict(density=args.density, steps=max_hop)
-    train_graphs = make_graphs(args.agents, 3, args.economies, args.scenarios, seed=args.seed, **kw)
+    train_graphs = make_graphs(
+        args.agents, 3, args.train_economies, args.train_scenarios, seed=args.seed, **kw
+    )
     test_graphs = make_graphs(
         args.agents, 3, args.test_economies, args.test_scenarios, seed=args.seed + 1, **kw
     )
@@ -395,8 +397,8 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
     settings = _settings(
         args,
         "agents",
-        "economies",
-        "scenarios",
+        "train_economies",
+        "train_scenarios",
         "test_economies",
         "test_scenarios",
         "density",
@@ -422,7 +424,7 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         vmin=0.0,
         vmax=1.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows
 
@@ -456,7 +458,12 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
     for num_rel in progress(args.relations, "(b) width vs relations", enable=show):
         kw = dict(density=args.density, steps=1, dynamics=equal)
         train_graphs = make_graphs(
-            args.agents, num_rel, args.economies, args.scenarios, seed=args.seed + 2, **kw
+            args.agents,
+            num_rel,
+            args.train_economies,
+            args.train_scenarios,
+            seed=args.seed + 2,
+            **kw,
         )
         test = collate(
             make_graphs(
@@ -519,8 +526,8 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
     settings = _settings(
         args,
         "agents",
-        "economies",
-        "scenarios",
+        "train_economies",
+        "train_scenarios",
         "test_economies",
         "test_scenarios",
         "density",
@@ -542,7 +549,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
         title=f"(b) K relation aggregates vs heads H (1 layer, d_model={args.width_d_model})",
         vmin=0.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     write_table(args.out / "head_relation_share.csv", share_rows, settings=settings, machine=info)
     labelled = [{**r, "model, head": f"K={r['relations_K']}, head {r['head']}"} for r in share_rows]
@@ -556,7 +563,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
         vmin=0.0,
         vmax=1.0,
         cmap="magma",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows, share_rows
 

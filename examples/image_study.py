@@ -70,7 +70,7 @@ from graphattn.experiments import (
     split_indices,
     write_table,
 )
-from graphattn.experiments.cli import float_in, int_at_least, int_in, output_folder
+from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, int_in, output_folder
 from graphattn.experiments.files import staged
 from graphattn.experiments.plots import figure, heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
@@ -106,9 +106,7 @@ DIGIT = 8  # side of a digit in pixels
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
     p.add_argument("--out", type=output_folder, default=Path("outputs/image_study"))
     p.add_argument("--seed", type=int_at_least(0), default=0)
@@ -345,7 +343,7 @@ def run_depth(args: argparse.Namespace, data: dict, info: dict, show: bool) -> l
         title="(a) class of the digit h patches away: test accuracy (chance 0.1)",
         vmin=0.0,
         vmax=1.0,
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return out
 
@@ -501,7 +499,7 @@ def run_width(args: argparse.Namespace, data: dict, info: dict, show: bool) -> l
         title=f"(b) K side means ({args.width_tasks[0]}), one layer, d_model={args.width_d_model}",
         vmin=0.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows
 
@@ -631,14 +629,14 @@ def run_positional(args: argparse.Namespace, data: dict, info: dict, show: bool)
         ax.set_xlabel("test image size (rows x columns); trained on 8x8")
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1)
-        ax.axhline(0.1, color="grey", lw=0.8, ls=":")
+        ax.axhline(0.1, color="grey", lw=0.8, ls=":", label="chance (10 classes)")
         ax.legend(fontsize=7, loc="lower left")
 
     figure(
         args.out / "positional.png",
         draw,
         size=(7.0, 4.0),
-        subtitle=machine_line(info),
+        footer=machine_line(info),
         title="(c) 2-D positional encodings across image sizes",
     )
     return rows

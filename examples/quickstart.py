@@ -9,14 +9,13 @@ attention over long sequences.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 
 import torch
 
 from graphattn import FullGraph, MultiHeadAttentionConv
-from graphattn.experiments.cli import int_at_least
+from graphattn.experiments.cli import ScriptParser, int_at_least
 
 
 def median_time(fn, repeats: int = 5) -> float:
@@ -30,7 +29,7 @@ def median_time(fn, repeats: int = 5) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ScriptParser(doc=__doc__)
     parser.add_argument(
         "--length", type=int_at_least(1), default=1024, help="sequence length for timing"
     )

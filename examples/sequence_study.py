@@ -64,7 +64,7 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
-from graphattn.experiments.cli import float_in, int_at_least, output_folder
+from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, output_folder
 from graphattn.experiments.files import staged
 from graphattn.experiments.plots import heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
@@ -100,9 +100,7 @@ IGNORE = -100  # label of positions with no token D places back
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
     p.add_argument("--out", type=output_folder, default=Path("outputs/sequence_study"))
     p.add_argument("--seed", type=int_at_least(0), default=0)
@@ -325,7 +323,7 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         title=f"(a) copy the token D back: accuracy (window r={args.radius}: h = ceil(D/r) hops)",
         vmin=0.0,
         vmax=1.0,
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return per_hops
 
@@ -429,7 +427,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         title=f"(b) K class means, one layer, d_model={args.width_d_model}: test normalised MSE",
         vmin=0.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def _outside(bounds: tuple, kind: str) -> list[str]:
 
 @pytest.mark.parametrize("script", list(SCRIPTS))
 def test_every_numeric_flag_refuses_values_outside_its_range(script, monkeypatch, capsys, tmp_path):
-    """``--heads 0``, ``--threads 0``, ``--epochs 0``, ``--lr nan``, ``--graphml-max-nodes -5``
+    """``--heads 0``, ``--threads 0``, ``--steps 0``, ``--lr nan``, ``--graphml-max-nodes -5``
     and the like crashed deep inside or ran on silently; each is now argparse's usage error
     naming the flag, before anything runs."""
     actions = _actions(_parser(script, monkeypatch))
@@ -145,6 +146,57 @@ def test_every_numeric_flag_refuses_values_outside_its_range(script, monkeypatch
         assert info.value.code == 2 and f"argument {flag}" in err, (flag, value, err)
 
 
+#: flags that meant what another flag means elsewhere, and the one that means it now
+RETIRED = {
+    "--channels": "--d-model",
+    "--dim": "--d-model (the total width; heads split it)",
+    "--epochs": "--steps (optimiser steps)",
+    "--depth": "--layers (blocks of one model; --depths is a sweep)",
+    "--economies": "--train-economies",
+    "--parts": "--only (parts of a run) or --partitions (graph parts)",
+    "--skip": "--only",
+}
+#: scripts without --quick, and why
+NO_QUICK = {
+    "examples/claims_table": "it only reads CSVs",
+    "examples/quickstart": "it is small already",
+    "benchmarks/test_time": "it measures make test and make demo themselves",
+}
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    out = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            out += list(dict.fromkeys(action.choices.values()))
+    return out
+
+
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_help_is_complete_and_speaks_one_vocabulary(script, monkeypatch):
+    """Every option has a help text and every description is whole (cutting the docstring
+    at its first line break left sentences like "against GATConv and"); no help names an
+    issue; no script uses a retired flag; every script has --quick unless it says why not;
+    --scenarios names scenarios (in one script it was a count)."""
+    parser = _parser(script, monkeypatch)
+    help_text = "\n".join(p.format_help() for p in _parsers(parser))  # fills vocabulary help
+    description = " ".join((parser.description or "").split())
+    assert description and description[-1] in ".)", f"{script}: description {description!r}"
+    assert not re.search(r"\bissues? #?\d+|#\d+\b", help_text), script
+    actions = _actions(parser)
+    flags = {flag for action in actions for flag in action.option_strings}
+    undocumented = [a.option_strings[0] for a in actions if a.help in (None, "")]
+    assert not undocumented, f"{script}: options without help: {undocumented}"
+    retired = sorted(flags & set(RETIRED))
+    assert not retired, f"{script}: " + ", ".join(f"{f} is now {RETIRED[f]}" for f in retired)
+    assert ("--quick" in flags) != (script in NO_QUICK), script
+    for action in actions:
+        if "--scenarios" in action.option_strings:
+            assert action.choices, (
+                f"{script}: --scenarios names scenarios; counts are --*-scenarios"
+            )
+
+
 def _stop_at_the_run_folder(monkeypatch) -> None:
     def refuse(self, *args, **kwargs):
         raise _Parsed
@@ -152,7 +204,7 @@ def _stop_at_the_run_folder(monkeypatch) -> None:
     monkeypatch.setattr(RunFolder, "__init__", refuse)
 
 
-SHOCKS_TINY = ["--agents", "120", "--parts", "scenarios"]
+SHOCKS_TINY = ["--agents", "120", "--only", "scenarios"]
 ACROSS = [
     # (script, argv, what the error names): checks after parsing, still before any compute
     ("examples/economy_shocks", [*SHOCKS_TINY, "--shock", "500:goods:0.5"], "--shock"),
@@ -165,7 +217,7 @@ ACROSS = [
     ("examples/economy_shocks", [*SHOCKS_TINY, "--vol-agents", "60"], "--vol-agents"),
     ("examples/distributed_training", ["--backend", "nccl"], "--backend"),
     ("examples/distributed_training", ["--backend", "gloo"], "--backend"),
-    ("examples/distributed_training", ["--channels", "30", "--heads", "4"], "--heads"),
+    ("examples/distributed_training", ["--d-model", "30", "--heads", "4"], "--heads"),
     ("examples/distributed_training", ["--tag", "../elsewhere"], "--tag"),
     ("examples/economy_study", ["--heads", "5"], "--heads"),
     ("examples/sequence_study", ["--length", "4", "--radius", "2", "--max-hops", "3"], "--length"),

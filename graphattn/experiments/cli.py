@@ -23,7 +23,16 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["float_in", "int_at_least", "int_in", "output_folder", "probability"]
+__all__ = [
+    "VOCABULARY",
+    "ScriptParser",
+    "float_in",
+    "int_at_least",
+    "int_in",
+    "output_folder",
+    "probability",
+    "summary",
+]
 
 
 def _named(fn: Callable, name: str, bounds: tuple) -> Callable:
@@ -114,3 +123,64 @@ def output_folder(text: str) -> Path:
     if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text!r} is not writable ({str(probe)!r} is read-only)")
     return path
+
+
+# One vocabulary across the examples and benchmarks: a flag means the same thing in every script,
+# and an option declared without a help text gets this one. (`--d-model` is the total width, as
+# the layer's `out_channels`; `--steps` counts optimiser steps; `--only` names parts of a run;
+# `--quick` is every script's small setting.)
+VOCABULARY = {
+    "--quick": "small settings: the same code paths in a minute or so",
+    "--out": "output folder: created before any compute; the run's files land there together",
+    "--seed": "random seed (a run is repeatable for a given seed)",
+    "--seeds": "independent runs (seeds) to average over",
+    "--threads": "torch CPU threads",
+    "--no-progress": "hide the progress bars",
+    "--d-model": "model width d_model, all heads together (heads must divide it)",
+    "--heads": "attention heads (they split --d-model)",
+    "--layers": "transformer blocks (model depth)",
+    "--steps": "optimiser steps",
+    "--lr": "peak learning rate",
+    "--nodes": "nodes N of the random graph",
+    "--agents": "agents (nodes) per economy",
+    "--degree": "edges per node: E = degree * N",
+    "--repeats": "timed steps per configuration (the median is reported)",
+    "--rounds": "sweeps over all configurations, in turn; medians over rounds are reported",
+    "--radius": "window radius r: each token attends to |i - j| <= r",
+    "--partition": "how nodes are split over processes (METIS via pymetis, or random)",
+    "--cache": "folder where generated graphs and partitions are kept between runs",
+}
+
+
+def summary(doc: str | None) -> str:
+    """The first paragraph of a script's docstring as one line: its ``--help`` description
+    (cutting at the first line break cut sentences in half).
+
+    >>> summary("Where the fused engine\\nbeats the reference.\\n\\nDetails.")
+    'Where the fused engine beats the reference.'
+    """
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
+class ScriptParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` for the examples and benchmarks: the description is the
+    docstring's first paragraph (pass ``doc=__doc__``), and an option declared without a help
+    text gets its :data:`VOCABULARY` entry, so one flag reads the same in every script."""
+
+    def __init__(self, *args, doc: str | None = None, **kwargs):
+        if doc is not None and "description" not in kwargs:
+            kwargs["description"] = summary(doc)
+        super().__init__(*args, **kwargs)
+
+    def _fill_help(self) -> None:
+        for action in self._actions:
+            if action.help is None and action.option_strings:
+                action.help = VOCABULARY.get(action.option_strings[-1])
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._fill_help()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._fill_help()
+        return super().format_help()

@@ -15,7 +15,7 @@ import torch
 from graphattn.experiments import read_table
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--agents", "300", "--steps", "3", "--channels", "8", "--heads", "2", "--threads", "1"]
+TINY = ["--agents", "300", "--steps", "3", "--d-model", "8", "--heads", "2", "--threads", "1"]
 
 
 def _load_example():

@@ -27,10 +27,10 @@ def _load():
 
 
 TINY = [
-    "--agents", "120", "--steps", "4", "--top", "5", "--graphml-max-nodes", "40",
+    "--agents", "120", "--sim-steps", "4", "--top", "5", "--graphml-max-nodes", "40",
     "--vol-agents", "60", "120", "--vol-seeds", "2", "--vol-reps", "4", "--shapes", "inf", "1.5",
     "--learn-agents", "40", "--train-economies", "2", "--train-scenarios", "2",
-    "--test-scenarios", "2", "--epochs", "2", "--d-model", "8", "--heads", "2", "--layers", "2",
+    "--test-scenarios", "2", "--steps", "2", "--d-model", "8", "--heads", "2", "--layers", "2",
     "--horizon", "2", "--no-progress",
 ]  # fmt: skip
 
@@ -93,7 +93,7 @@ def test_seeded_parts_repeat():
         (["--shapes", "0.5"], "--shapes"),
         (["--agents", "5"], "--agents"),
         (["--heads", "3"], "--heads"),
-        (["--scenarios", "--parts", "scenarios"], "no scenario"),
+        (["--scenarios", "--only", "scenarios"], "no scenario"),
         (["--vol-agents", "100"], "--vol-agents"),
     ],
 )
@@ -109,7 +109,7 @@ def test_bad_shock_values_name_the_problem_before_any_compute(tmp_path, capsys):
     shocks = _load()
     for bad, word in ((["--shock", "3:steel:0.5"], "relation"), (["--tier", "bank"], "--tier")):
         with pytest.raises(SystemExit):
-            shocks.main([*TINY, "--parts", "scenarios", *bad, "--out", str(tmp_path)])
+            shocks.main([*TINY, "--only", "scenarios", *bad, "--out", str(tmp_path)])
         assert word in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
@@ -119,7 +119,7 @@ def test_an_interrupted_run_leaves_the_last_complete_run(tmp_path, monkeypatch):
     complete run until a new one completes, and then holds exactly the new run's files."""
     shocks = _load()
     out = tmp_path / "out"
-    base = [*TINY, "--parts", "scenarios", "--out", str(out)]
+    base = [*TINY, "--only", "scenarios", "--out", str(out)]
     shocks.main([*base, "--scenarios", "credit-crunch", "random-failures"])
     first = {p.name: p.read_bytes() for p in out.iterdir()}
     assert "neighbourhood_random-failures.graphml" in first
@@ -129,10 +129,10 @@ def test_an_interrupted_run_leaves_the_last_complete_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(shocks, "loss_histogram", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        shocks.main([*base, "--scenarios", "credit-crunch", "--steps", "3"])
+        shocks.main([*base, "--scenarios", "credit-crunch", "--sim-steps", "3"])
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first
     monkeypatch.undo()
-    shocks.main([*base, "--scenarios", "credit-crunch", "--steps", "3"])
+    shocks.main([*base, "--scenarios", "credit-crunch", "--sim-steps", "3"])
     names = {p.name for p in out.iterdir() if not p.name.startswith(".")}
     assert "neighbourhood_random-failures.graphml" not in names  # the old run's: removed
     assert "neighbourhood_credit-crunch.graphml" in names

@@ -92,8 +92,13 @@ def test_a_failed_make_tables_leaves_the_readme_whole(tmp_path, monkeypatch):
     assert "| 1 | 2.5 |" in doc.read_text()
 
 
+def _draw(ax):
+    ax.plot([0, 1], [0, 1])
+    ax.set(xlabel="x", ylabel="y")
+
+
 def test_a_failed_figure_leaves_the_old_png_whole(tmp_path):
-    path = figure(tmp_path / "f.png", lambda ax: ax.plot([0, 1], [0, 1]))
+    path = figure(tmp_path / "f.png", _draw)
     good = path.read_bytes()
 
     def broken(ax):
@@ -243,7 +248,7 @@ def test_writes_inside_a_run_folder_block_land_together_at_its_end(tmp_path):
     out = tmp_path / "out"
     with RunFolder(out):
         path = _write(out / "a.csv", _rows(3, 1.0))
-        figure(out / "sub" / "f.png", lambda ax: ax.plot([0, 1], [0, 1]))
+        figure(out / "sub" / "f.png", _draw)
         assert path == out / "a.csv" and not path.exists()
     assert read_table(out / "a.csv")[0][0]["value"] == 1.0 and (out / "sub" / "f.png").exists()
     with pytest.raises(RuntimeError), RunFolder(out):
