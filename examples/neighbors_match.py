@@ -11,11 +11,11 @@ One skeleton for every model (the paper's): Linear -> L x [conv, residual, Layer
 Linear on the root; width 32, 4 heads. ``L`` = hops from the farthest leaf to the root + 1
 (r + 1 on the tree, as in the paper), except one layer of full attention:
 
-- ``GATConv, tree``: PyG's GATConv (4 heads of 8) on the tree (the paper's GAT);
-- ``graphattn, tree``: MultiHeadAttentionConv on the tree;
-- ``graphattn, full``: one layer of full attention within each tree (every node 1 hop away);
-- ``graphattn, tree+VN``: the tree plus a virtual node (PyG's ``VirtualNode``): 2 hops;
-- ``graphattn, tree+expander``: the tree plus a random 4-regular expander over its nodes
+- ``GATConv on tree``: PyG's GATConv (4 heads of 8) on the tree (the paper's GAT);
+- ``graphattn on tree``: MultiHeadAttentionConv on the tree;
+- ``graphattn on full``: one layer of full attention within each tree (every node 1 hop away);
+- ``graphattn on tree+VN``: the tree plus a virtual node (PyG's ``VirtualNode``): 2 hops;
+- ``graphattn on tree+expander``: the tree plus a random 4-regular expander over its nodes
   (``graphattn.graphs.expander``, Exphormer-style), one per r for every tree.
 
 Data, split and recipe follow the paper's code (tech-srl/bottleneck): min(1000, (2^r)!,
@@ -54,11 +54,11 @@ from graphattn.graphs import expander
 
 WIDTH, HEADS, LR = 32, 4, 1e-3
 LAYERS = {
-    "GATConv, tree": "r+1",
-    "graphattn, tree": "r+1",
-    "graphattn, full": "1",
-    "graphattn, tree+VN": "3",
-    "graphattn, tree+expander": "hops+1",
+    "GATConv on tree": "r+1",
+    "graphattn on tree": "r+1",
+    "graphattn on full": "1",
+    "graphattn on tree+VN": "3",
+    "graphattn on tree+expander": "hops+1",
 }
 MODELS = tuple(LAYERS)
 # Presets are data. `all_up_to`: above it, a model runs at r only if it kept training accuracy
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             rows.append(row := run(model, r, train, test, cfg, args.seed))
             kept[model] = row["train_accuracy"] >= 0.95
-            print(f"r={r} {model:24s} L={row['layers']} train {row['train_accuracy']:.3f} "
+            print(f"r={r} {model:26s} L={row['layers']} train {row['train_accuracy']:.3f} "
                   f"test {row['test_accuracy']:.3f} steps {row['steps']} ({row['stopped_by']}, "
                   f"{row['cpu_s']:.0f} CPU s, {row['step_ms']:.1f} ms/step)")  # fmt: skip
             tables = save(args.out, rows, settings)  # after every configuration

@@ -28,11 +28,11 @@ def test_quick_run_writes_every_table_and_the_figure(tmp_path, capsys):
     for (model, r), row in rows.items():
         n = 2 ** (r + 1) - 1  # nodes of the tree
         layers, edges = {
-            "GATConv, tree": (r + 1, 2 * n - 1),  # n - 1 tree edges + n self-loops
-            "graphattn, tree": (r + 1, 2 * n - 1),
-            "graphattn, full": (1, n * n),
-            "graphattn, tree+VN": (3, (n - 1) + 2 * n + (n + 1)),
-            "graphattn, tree+expander": (row["layers"], (n - 1) + 4 * n + n),
+            "GATConv on tree": (r + 1, 2 * n - 1),  # n - 1 tree edges + n self-loops
+            "graphattn on tree": (r + 1, 2 * n - 1),
+            "graphattn on full": (1, n * n),
+            "graphattn on tree+VN": (3, (n - 1) + 2 * n + (n + 1)),
+            "graphattn on tree+expander": (row["layers"], (n - 1) + 4 * n + n),
         }[model]
         assert (row["layers"], row["edges_per_tree"]) == (layers, edges), model
         assert 2 <= row["layers"] <= r + 1 or model.endswith("full")  # the expander's too
@@ -48,7 +48,7 @@ def test_quick_run_writes_every_table_and_the_figure(tmp_path, capsys):
     # the released code's budget at r = 5: 50,000 epochs of ceil(25,600 / 1024) = 25 steps
     assert gat["max_steps_there"] == 50000 * 25
     labels = {c["model"] for c in result["comparison"]}
-    assert {"paper: GAT (L = r+1)", "here: graphattn, tree (L = r+1)"} <= labels
+    assert {"paper: GAT (L = r+1)", "here: graphattn on tree (L = r+1)"} <= labels
     assert len(result["comparison"]) == len(result["published"]) + len(result["neighbors_match"])
 
 
@@ -72,7 +72,7 @@ def test_the_root_must_name_the_value_of_the_leaf_with_its_key():
 
 @pytest.mark.parametrize(
     ("model", "r", "hops_of_leaves"),
-    [("graphattn, tree", 3, 3), ("graphattn, tree+VN", 3, 2), ("graphattn, full", 3, 1)],
+    [("graphattn on tree", 3, 3), ("graphattn on tree+VN", 3, 2), ("graphattn on full", 3, 1)],
 )
 def test_the_root_sees_a_leaf_exactly_when_the_layers_reach_it(model, r, hops_of_leaves):
     trees = nm.Trees(model, r, seed=0)
