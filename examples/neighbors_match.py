@@ -267,6 +267,7 @@ def summary(rows: list[dict], paper: list[dict]) -> list[dict]:
                         "train_accuracy_there": below.get("train_accuracy", ""),
                         "steps_there": below.get("steps", ""),
                         "max_steps_there": below.get("max_steps", ""),
+                        "max_cpu_s_there": below.get("max_cpu_s", ""),
                         "stopped_by": below.get("stopped_by", "not reported")})  # fmt: skip
     return out
 
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     print(machine_line())
     print(f"settings: {cfg} models={args.models} seed={args.seed} width={WIDTH} heads={HEADS}")
-    rows, kept, settings = [], {}, {**cfg, **vars(args)}
+    rows, kept, settings = [], {}, {**vars(args), **cfg}
     for r in cfg["radii"]:
         train, test = examples(r, args.seed, cfg["permutations"])
         for model in args.models:

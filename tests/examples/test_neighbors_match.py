@@ -3,10 +3,13 @@ and the summary's rule."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
+
+from graphattn.experiments import read_table
 
 from ._studies import assert_receptive_field, load_example
 
@@ -23,6 +26,8 @@ def test_quick_run_writes_every_table_and_the_figure(tmp_path, capsys):
     for name in ("neighbors_match", "published", "comparison", "summary"):
         assert (tmp_path / f"{name}.csv").read_text().startswith("# date: ")
     assert (tmp_path / "neighbors_match.png").read_bytes()[:4] == b"\x89PNG"
+    settings = json.loads(read_table(tmp_path / "neighbors_match.csv")[1]["settings"])
+    assert (settings["radii"], settings["max_steps"], settings["max_seconds"]) == ([2, 3], 30, 2.0)
     rows = {(row["model"], row["r"]): row for row in result["neighbors_match"]}
     assert set(rows) == {(m, r) for m in nm.MODELS for r in (2, 3)}
     for (model, r), row in rows.items():
