@@ -5,25 +5,17 @@ A complete binary tree of depth r: each of its 2^r leaves holds a key (its posit
 the leaf with that key. Edges point from children to parents, so every leaf is r hops from the
 root and r + 1 layers reach them all, as in the paper. Yet all the root learns passes through
 its two children, whose fixed-size vectors must carry the 2^(r-1) pairs below each of them
-whatever the key: over-squashing. Other graphs over the same tree remove that bottleneck.
+whatever the key: over-squashing. Other graphs over the same tree shorten the paths.
 
-One skeleton for every model (the paper's): Linear -> L x [conv, residual, LayerNorm] ->
-Linear on the root; width 32, 4 heads. ``L`` = hops from the farthest leaf to the root + 1
-(r + 1 on the tree, as in the paper), except one layer of full attention:
-
-- ``GATConv on tree``: PyG's GATConv (4 heads of 8) on the tree (the paper's GAT);
-- ``graphattn on tree``: MultiHeadAttentionConv on the tree;
-- ``graphattn on full``: one layer of full attention within each tree (every node 1 hop away);
-- ``graphattn on tree+VN``: the tree plus a virtual node (PyG's ``VirtualNode``): 2 hops;
-- ``graphattn on tree+expander``: the tree plus a random 4-regular expander over its nodes
-  (``graphattn.graphs.expander``, Exphormer-style), one per r for every tree.
-
-Data, split and recipe follow the paper's code (tech-srl/bottleneck): min(1000, (2^r)!,
-32000 / 2^r) permutations times every key, 80/20 split stratified by label, Adam (lr 1e-3)
-halved when training accuracy stalls, batches of 64 (r <= 3) or 1024, stop at training
-accuracy 1.0 or after ``patience`` evaluations without gain. This machine cannot give the
-paper's budget (up to 50,000 epochs), so every configuration also stops at a cap on steps and
-on CPU seconds; the CSV records the caps, the steps run and why each run stopped.
+Models (one skeleton, the paper's: Linear -> L x [conv, residual, LayerNorm] -> Linear on the
+root; width 32, 4 heads; L = hops from the farthest leaf to the root + 1, as the paper gives
+the tree r + 1, except one layer of full attention): PyG's GATConv and MultiHeadAttentionConv
+on the tree; MultiHeadAttentionConv on full attention within each tree, on the tree plus a
+virtual node (PyG's ``VirtualNode``) and on the tree plus a random 4-regular expander
+(``graphattn.graphs.expander``, as in Exphormer). Data, split, recipe and stopping rule follow
+the paper's code (tech-srl/bottleneck); this machine cannot give its budget (up to 50,000
+epochs), so every configuration also stops at a cap on steps and on CPU seconds, and the CSV
+records the caps, the steps run and why each run stopped.
 
     python examples/neighbors_match.py --quick    # seconds (the test suite runs it)
     python examples/neighbors_match.py --demo     # a few minutes
@@ -53,13 +45,8 @@ from graphattn.experiments.plots import figure
 from graphattn.graphs import expander
 
 WIDTH, HEADS, LR = 32, 4, 1e-3
-LAYERS = {
-    "GATConv on tree": "r+1",
-    "graphattn on tree": "r+1",
-    "graphattn on full": "1",
-    "graphattn on tree+VN": "3",
-    "graphattn on tree+expander": "hops+1",
-}
+LAYERS = {"GATConv on tree": "r+1", "graphattn on tree": "r+1", "graphattn on full": "1",
+          "graphattn on tree+VN": "3", "graphattn on tree+expander": "hops+1"}  # fmt: skip
 MODELS = tuple(LAYERS)
 # Presets are data. `all_up_to`: above it, a model runs at r only if it kept training accuracy
 # >= 0.95 at the r before; `permutations` of the values (the paper: 1000); caps per
@@ -239,9 +226,8 @@ def paper_rows() -> list[dict]:
     for name, accs in PAPER.items():
         for r, acc in accs.items():
             n = 2**r
-            epoch = math.ceil(
-                math.floor(0.8 * min(1000, math.factorial(n), 32000 // n) * n) / batch_size(r)
-            )  # steps per epoch
+            train = math.floor(0.8 * min(1000, math.factorial(n), 32000 // n) * n)
+            epoch = math.ceil(train / batch_size(r))  # steps per epoch
             rows.append({"model": name, "r": r, "leaves": n, "train_accuracy": acc,
                          "max_steps": 50000 * epoch,
                          "stop_after_steps_without_gain": 20 * (1000 if r == 2 else 100) * epoch,
@@ -274,15 +260,10 @@ def summary(rows: list[dict], paper: list[dict]) -> list[dict]:
 
 def comparison(rows: list[dict], paper: list[dict]) -> list[dict]:
     """The paper's training accuracy beside ours, r labelled with its leaves per dimension."""
-    return [
-        {
-            "model": f"{source}: {row['model']} (L = {LAYERS.get(row['model'], 'r+1')})",
-            "r": f"{row['r']} ({2 ** row['r']} leaves, {2 ** row['r'] / WIDTH:g}/dim)",
-            "train_accuracy": row["train_accuracy"],
-        }
-        for source, table in (("paper", paper), ("here", rows))
-        for row in table
-    ]
+    return [{"model": f"{source}: {row['model']} (L = {LAYERS.get(row['model'], 'r+1')})",
+             "r": f"{row['r']} ({2 ** row['r']} leaves, {2 ** row['r'] / WIDTH:g}/dim)",
+             "train_accuracy": row["train_accuracy"]}
+            for source, table in (("paper", paper), ("here", rows)) for row in table]  # fmt: skip
 
 
 def plot(path: Path, rows: list[dict], subtitle: str) -> None:
