@@ -1,23 +1,33 @@
 # Two commands do all the set-up: `make demo` and `make test`.
 # Both create .venv if it is missing and install graphattn into it; later calls reuse it.
+# Commands in the docs run from the repository root with .venv/bin on PATH
+# (`. .venv/bin/activate`), or with `.venv/bin/python` for `python`.
 
 PYTHON ?= python3
 VENV   ?= .venv
-# The CPU build of PyTorch. On the project's machines this wheel lies on disk (pip's
-# find-links), so nothing is downloaded and no CUDA build is ever pulled.
+# The PyTorch build: a wheel on this machine's disk when one satisfies it (on the project's
+# machines torch 2.13.0's CPU build lies in pip's find-links), else from TORCH_INDEX, PyTorch's
+# CPU wheel index; never from plain PyPI, where torch for Linux is a CUDA build.
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.graphattn-installed
 DOCS   := README.md docs/*.md
+SETUP  := python=$(PYTHON) torch=$(TORCH) index=$(TORCH_INDEX)
 
-.PHONY: demo test test-all lint tables bench clean
+.PHONY: demo test test-all lint tables bench record-quick dist check-docs clean
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
-	@touch $(STAMP)
+# The stamp records the set-up it was made with: another PYTHON, TORCH or TORCH_INDEX on the
+# command line (or a changed pyproject.toml) installs again; another interpreter version makes
+# .venv anew.
+ifneq ($(shell cat $(STAMP) 2>/dev/null),$(SETUP))
+.PHONY: $(STAMP)
+endif
+
+$(STAMP): pyproject.toml scripts/setup_venv.sh
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" TORCH="$(TORCH)" TORCH_INDEX="$(TORCH_INDEX)" \
+		sh scripts/setup_venv.sh
+	@echo "$(SETUP)" > $(STAMP)
 
 # The quick setting of the three studies (tables printed, CSV + PNG in outputs/<study>/).
 demo: $(STAMP)
@@ -42,9 +52,47 @@ lint: $(STAMP)
 tables: $(STAMP)
 	$(PY) -m graphattn.experiments.tables $(DOCS)
 
+# The quick settings of the two main benchmarks. Their goals are set at N = 8192 and N = 100k,
+# which quick runs do not reach: they judge none (say so) rather than miss them at small N.
 bench: $(STAMP)
 	$(PY) benchmarks/dense_vs_sparse.py --quick
 	$(PY) benchmarks/sparse_scaling.py --quick
 
+# Re-record on this machine every table recorded with a quick setting or in a few minutes (half
+# an hour or more on 2 shared cores), then regenerate the docs' tables: each caption then names
+# this machine and today. The longer recordings (the full studies and claims, the performance
+# benchmarks, the 1M-agent runs) keep theirs; their CSV headers name the command that re-records
+# them.
+record-quick: $(STAMP)
+	$(PY) examples/economy_study.py --quick --no-progress --out results/economy_study/quick
+	$(PY) examples/sequence_study.py --quick --no-progress --out results/sequence_study/quick
+	$(PY) examples/image_study.py --quick --no-progress --out results/image_study/quick
+	$(PY) examples/economy_shocks.py --quick --no-progress --out results/economy_shocks_quick
+	$(PY) examples/head_claims.py all --quick --no-progress --out results/head_claims/quick
+	$(PY) examples/claims_table.py --inputs results/head_claims/quick \
+		--out results/claims/quick_heads --allow-missing
+	for claim in variance params logits depth; do \
+		$(PY) examples/transformer_claims.py $$claim --quick \
+			--out results/transformer_claims/quick || exit 1; done
+	$(PY) examples/transformer_claims.py memory --quick \
+		--out results/transformer_claims/memory_quick
+	$(PY) examples/claims_table.py --out results/claims
+	$(PY) examples/karate_club.py --out results/karate_club
+	$(PY) benchmarks/auto_crossover.py --out results/auto_crossover \
+		--edges 64 256 1024 4096 8192 16384 32768 65536 131072
+	$(PY) benchmarks/import_time.py --out results/import_time
+	$(PY) benchmarks/mha.py --out results/mha
+	$(MAKE) tables
+
+# The sdist and wheel a package index would get, built from a clean dist/ (git ignores it) and
+# checked: twine's metadata and long-description check, then scripts/check_dist.py (the licence
+# in both, the metadata fields, no relative links in the description).
+dist: $(STAMP)
+	$(PY) -m pip install --quiet "build>=1.2" "twine>=6.1"
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
+	$(PY) scripts/check_dist.py dist
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist build

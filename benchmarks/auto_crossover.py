@@ -8,12 +8,12 @@ time (above 1: fused is faster). ``graphattn.engines.fused.AUTO_MIN_EDGES`` is s
 table: the edge count from which fused wins at every larger size measured.
 
     python benchmarks/auto_crossover.py
+    python benchmarks/auto_crossover.py --quick   # 4 sizes, 5 repeats
     python benchmarks/auto_crossover.py --edges 64 256 1024 4096 --repeats 9
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from graphattn import EdgeList, MultiHeadAttentionConv
-from graphattn.experiments import machine_line, print_table, write_table
+from graphattn.experiments import RunFolder, machine_line, print_table, write_table
+from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
 
 EDGES = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536)
 
@@ -33,16 +34,29 @@ def _step(conv: MultiHeadAttentionConv, x: torch.Tensor, edges: EdgeList) -> flo
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--edges", type=int, nargs="+", default=list(EDGES))
-    parser.add_argument("--degree", type=int, default=8, help="edges per node")
-    parser.add_argument("--d-model", type=int, default=64)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--out", type=Path, default=Path("outputs/auto_crossover"))
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument(
+        "--edges", type=int_at_least(1), nargs="+", default=None, help="edge counts E to time"
+    )
+    parser.add_argument("--degree", type=int_at_least(1), default=8, help="edges per node")
+    parser.add_argument("--d-model", type=int_at_least(1), default=64)
+    parser.add_argument("--heads", type=int_at_least(1), default=4)
+    parser.add_argument(
+        "--repeats",
+        type=int_at_least(1),
+        default=None,
+        help="timed steps per engine and size (median reported; default 15, quick 5)",
+    )
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/auto_crossover"))
+    parser.add_argument("--quick", action="store_true", help="E = 64, 256, 1024, 4096; 5 repeats")
     args = parser.parse_args(argv)
+    if args.edges is None:
+        args.edges = [64, 256, 1024, 4096] if args.quick else list(EDGES)
+    if args.repeats is None:
+        args.repeats = 5 if args.quick else 15
     if min(args.edges) < 1 or args.degree < 1 or args.repeats < 1:
         parser.error("--edges, --degree and --repeats must be >= 1")
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
     print(machine_line())
     print(f"settings: {vars(args)}")
     torch.manual_seed(0)
@@ -63,6 +77,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for name, conv in convs.items():
                 times[name].append(_step(conv, x, edges))
         scatter, fused = (statistics.median(times[k]) for k in ("scatter", "fused"))
+        print(
+            f"E={num_edges}: scatter {scatter * 1e3:.2f} ms, fused {fused * 1e3:.2f} ms", flush=True
+        )
         rows.append(
             {
                 "edges": num_edges,
@@ -80,7 +97,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"fused is faster from {min(wins)} edges on (at every larger size measured)")
     else:
         print("fused is not faster at every larger size measured")
-    path = write_table(args.out / "auto_crossover.csv", rows, settings=vars(args))
+    with folder:
+        path = write_table(args.out / "auto_crossover.csv", rows, settings=vars(args))
     print(f"wrote {path}")
     return rows
 

@@ -2,7 +2,7 @@
 
 Two parts, both on a generated economy (default 1M agents):
 
-- **replication**: for METIS and random partitions into ``--parts`` parts and ``--hops``
+- **replication**: for METIS and random partitions into ``--partitions`` parts and ``--hops``
   hops, the nodes and edges all ranks hold together over the graph's
   (:func:`graphattn.distributed.replication_factor`), and the share of edges the partition
   cuts. One process; no training.
@@ -35,7 +35,8 @@ import torch
 
 from graphattn.distributed import partition_nodes, replication_factor
 from graphattn.economy import economy_data
-from graphattn.experiments import machine_line, print_table, read_table, write_table
+from graphattn.experiments import RunFolder, machine_line, print_table, read_table, write_table
+from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
 from graphattn.experiments.plots import figure, lines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,20 +44,46 @@ EXAMPLE = ROOT / "examples" / "distributed_training.py"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="20k agents, 6 steps")
-    p.add_argument("--agents", type=int, help="agents (default 1,000,000; quick 20,000)")
-    p.add_argument("--steps", type=int, help="training steps per run (default 8; quick 6)")
-    p.add_argument("--layers", type=int, default=2, help="model depth for the throughput runs")
-    p.add_argument("--parts", type=int, nargs="+", default=[2, 4, 8])
-    p.add_argument("--hops", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--skip", choices=["replication", "throughput"], help="leave out one part")
-    p.add_argument("--out", type=Path, default=Path("outputs/distributed_scaling"))
-    p.add_argument("--runs-out", type=Path, help="the example's output folder (<out>/runs)")
-    p.add_argument("--cache", type=Path, default=Path("outputs/distributed_training/cache"))
+    p.add_argument(
+        "--agents", type=int_at_least(10), help="agents (default 1,000,000; quick 20,000)"
+    )
+    p.add_argument(
+        "--steps", type=int_at_least(1), help="training steps per run (default 8; quick 6)"
+    )
+    p.add_argument(
+        "--layers", type=int_at_least(1), default=2, help="model depth for the throughput runs"
+    )
+    p.add_argument(
+        "--partitions",
+        type=int_at_least(1),
+        nargs="+",
+        default=[2, 4, 8],
+        help="part counts of the replication table",
+    )
+    p.add_argument(
+        "--hops",
+        type=int_at_least(1),
+        nargs="+",
+        default=[1, 2, 3],
+        help="halo depths of the replication table",
+    )
+    p.add_argument("--seed", type=int_at_least(0), default=0)
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=["replication", "throughput"],
+        default=["replication", "throughput"],
+        help="run only these parts",
+    )
+    p.add_argument("--out", type=output_folder, default=Path("outputs/distributed_scaling"))
+    p.add_argument(
+        "--runs-out", type=output_folder, help="the example's output folder (<out>/runs)"
+    )
+    p.add_argument(
+        "--cache", type=output_folder, default=Path("outputs/distributed_training/cache")
+    )
     args = p.parse_args(argv)
     if args.agents is None:
         args.agents = 20_000 if args.quick else 1_000_000
@@ -73,7 +100,7 @@ def replication(args: argparse.Namespace) -> list[dict]:
     edge_index, n, e = data.edge_index, data.num_nodes, data.num_edges
     print(f"economy: {n:,} agents, {e:,} edges ({time.perf_counter() - t0:.1f} s)", flush=True)
     rows = []
-    for parts in args.parts:
+    for parts in args.partitions:
         for method in ("metis", "random"):
             t0 = time.perf_counter()
             assign = partition_nodes(edge_index, n, parts, method=method, seed=args.seed)
@@ -176,67 +203,71 @@ def main(argv: list[str] | None = None) -> None:
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     print(f"settings: {settings}")
     print(machine_line())
-    if args.skip != "replication":
-        rows = replication(args)
-        write_table(args.out / "replication.csv", rows, settings=settings)
-        print_table(
-            rows,
-            ["method", "parts", "hops", "replication_nodes", "replication_edges", "cut_share"],
-            title="replication (all ranks' share over the graph)",
-        )
-        series = {
-            f"{m}, {h} hop{'s' * (h > 1)}": (
-                [r["parts"] for r in rows if r["method"] == m and r["hops"] == h],
-                [r["replication_edges"] for r in rows if r["method"] == m and r["hops"] == h],
+    with RunFolder(args.out):  # writable? checked now; the files land together at the end
+        if "replication" in args.only:
+            rows = replication(args)
+            write_table(args.out / "replication.csv", rows, settings=settings)
+            print_table(
+                rows,
+                ["method", "parts", "hops", "replication_nodes", "replication_edges", "cut_share"],
+                title="replication (all ranks' share over the graph)",
             )
-            for h in args.hops
-            for m in ("metis", "random")
-        }
-        lines(
-            args.out / "replication.png",
-            series,
-            xlabel="parts (ranks)",
-            ylabel="edges held by all ranks / graph edges",
-            title=f"halo replication, economy of {args.agents:,} agents",
-            subtitle=machine_line(),
-            logx=True,
-        )
-    if args.skip != "throughput":
-        rows = throughput(args)
-        write_table(args.out / "throughput.csv", rows, settings=settings)
-        print_table(
-            rows,
-            [
-                "config",
-                "rank",
-                "threads",
-                "held_edges",
-                "step_s",
-                "graph_edges_per_s",
-                "train_peak_mb",
-            ],
-            title="throughput",
-        )
-
-        def draw(ax):
-            labels = [f"{r['config']}\nrank {r['rank']}" for r in rows]
-            ax.bar(range(len(rows)), [r["train_peak_mb"] / 1e3 for r in rows], color="tab:blue")
-            ax.set_xticks(range(len(rows)), labels, fontsize=7)
-            ax.set_ylabel("peak memory per rank, training (GB)", color="tab:blue")
-            twin = ax.twinx()
-            twin.plot(
-                range(len(rows)), [r["graph_edges_per_s"] / 1e6 for r in rows], "o", color="tab:red"
+            series = {
+                f"{m}, {h} hop{'s' * (h > 1)}": (
+                    [r["parts"] for r in rows if r["method"] == m and r["hops"] == h],
+                    [r["replication_edges"] for r in rows if r["method"] == m and r["hops"] == h],
+                )
+                for h in args.hops
+                for m in ("metis", "random")
+            }
+            lines(
+                args.out / "replication.png",
+                series,
+                xlabel="parts (ranks)",
+                ylabel="edges held by all ranks / graph edges",
+                title=f"halo replication, economy of {args.agents:,} agents",
+                footer=machine_line(),
+                logx=True,
             )
-            twin.set_ylabel("graph edges / s (millions)", color="tab:red")
-            twin.set_ylim(bottom=0)
+        if "throughput" in args.only:
+            rows = throughput(args)
+            write_table(args.out / "throughput.csv", rows, settings=settings)
+            print_table(
+                rows,
+                [
+                    "config",
+                    "rank",
+                    "threads",
+                    "held_edges",
+                    "step_s",
+                    "graph_edges_per_s",
+                    "train_peak_mb",
+                ],
+                title="throughput",
+            )
 
-        figure(
-            args.out / "throughput.png",
-            draw,
-            size=(7.0, 4.0),
-            title=f"1 vs 2 processes, economy of {args.agents:,} agents, {args.layers} layers",
-            subtitle=machine_line(),
-        )
+            def draw(ax):
+                labels = [f"{r['config']}\nrank {r['rank']}" for r in rows]
+                ax.bar(range(len(rows)), [r["train_peak_mb"] / 1e3 for r in rows], color="tab:blue")
+                ax.set_xticks(range(len(rows)), labels, fontsize=7)
+                ax.set_ylabel("peak memory per rank, training (GB)", color="tab:blue")
+                twin = ax.twinx()
+                twin.plot(
+                    range(len(rows)),
+                    [r["graph_edges_per_s"] / 1e6 for r in rows],
+                    "o",
+                    color="tab:red",
+                )
+                twin.set_ylabel("graph edges / s (millions)", color="tab:red")
+                twin.set_ylim(bottom=0)
+
+            figure(
+                args.out / "throughput.png",
+                draw,
+                size=(7.0, 4.0),
+                title=f"1 vs 2 processes, economy of {args.agents:,} agents, {args.layers} layers",
+                footer=machine_line(),
+            )
     print(f"\nwrote {args.out}")
 
 

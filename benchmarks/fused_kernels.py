@@ -3,17 +3,18 @@
 Times the forward, the backward pass by target and the backward pass by source of
 ``graphattn.engines.fused.kernels`` on a random graph, without the layer, autograd or
 allocation of the outputs (they are allocated once and reused), for the build compiled for
-``(heads, dim)`` and for the generic build that reads the shape at run time. Prints the best
-and the median of ``--repeats`` calls per kernel, for ``--rounds`` interleaved rounds (the
-machine's noise shows as the spread between rounds).
+``(heads, d_model / heads)`` and for the generic build that reads the shape at run time.
+Prints and writes (``fused_kernels.csv`` in ``--out``) the best and the median of
+``--repeats`` calls per kernel, for ``--rounds`` interleaved rounds (the machine's noise shows
+as the spread between rounds).
 
-    python benchmarks/fused_kernels.py                     # N = 100k, E = 1.6M, 8 heads x 16
-    python benchmarks/fused_kernels.py --nodes 10000 --heads 4 --dim 32 --rounds 1
+    python benchmarks/fused_kernels.py            # N = 100k, E = 1.6M, 8 heads x 16 channels
+    python benchmarks/fused_kernels.py --quick    # N = 10k, one round of 3 repeats
+    python benchmarks/fused_kernels.py --nodes 10000 --heads 4 --d-model 128 --rounds 1
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -31,29 +32,61 @@ def _time(fn, args, repeats: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--nodes", type=int, default=100_000)
-    parser.add_argument("--degree", type=int, default=16, help="edges per node: E = degree * N")
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--dim", type=int, default=16, help="channels per head")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphattn, uninstalled too
+    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument(
+        "--nodes",
+        type=int_at_least(2),
+        default=None,
+        help="nodes N (default 100,000; quick 10,000)",
+    )
+    parser.add_argument(
+        "--degree", type=int_at_least(1), default=16, help="edges per node: E = degree * N"
+    )
+    parser.add_argument("--heads", type=int_at_least(1), default=8)
+    parser.add_argument("--d-model", type=int_at_least(1), default=128)
+    parser.add_argument(
+        "--repeats",
+        type=int_at_least(1),
+        default=None,
+        help="timed calls per kernel (default 7, quick 3)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int_at_least(1),
+        default=None,
+        help="interleaved rounds over both builds (default 2, quick 1)",
+    )
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/fused_kernels"))
+    parser.add_argument("--quick", action="store_true", help="N = 10,000, one round of 3 repeats")
     args = parser.parse_args(argv)
-    for name in ("nodes", "degree", "heads", "dim", "repeats", "rounds"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name} must be > 0")
+    if args.nodes is None:
+        args.nodes = 10_000 if args.quick else 100_000
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 7
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
+    if args.d_model % args.heads:
+        parser.error(f"--heads {args.heads} must divide --d-model {args.d_model}")
+    from graphattn.experiments import RunFolder, machine_line, write_table
+
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
+    print(machine_line())
+    print(f"settings: {vars(args)}", flush=True)
 
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from graphattn import EdgeList
     from graphattn.engines.fused import csr_for
     from graphattn.engines.fused import kernels as K
     from graphattn.engines.fused.ops import run_ranges
 
-    n, e, h, d = args.nodes, args.nodes * args.degree, args.heads, args.dim
+    n, e, h = args.nodes, args.nodes * args.degree, args.heads
+    d = args.d_model // h
     gen = torch.Generator().manual_seed(args.seed)
     edges = EdgeList(torch.randint(0, n, (2, e), generator=gen), n)
     by_target = K.CSRArrays(*(a.numpy() for a in csr_for(edges, "target").as_tuple()))
@@ -75,7 +108,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if builds["compiled"] is builds["generic"]:
         print(f"note: {h} heads of {d} have no compiled build; both rows are the generic one")
 
-    print(f"N={n} E={e} heads={h} dim={d} float32, best / median of {args.repeats} (s)")
+    print(f"N={n} E={e} heads={h} head size={d} float32, best / median of {args.repeats} (s)")
     rows = []
     for rnd in range(args.rounds):
         for name, kern in builds.items():
@@ -103,17 +136,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
             row = {
                 "round": rnd,
                 "build": name,
-                "forward": fwd,
-                "backward_target": tgt,
-                "backward_source": src,
-                "total_best": fwd[0] + tgt[0] + src[0],
+                "forward_best_s": fwd[0],
+                "forward_median_s": fwd[1],
+                "backward_target_best_s": tgt[0],
+                "backward_target_median_s": tgt[1],
+                "backward_source_best_s": src[0],
+                "backward_source_median_s": src[1],
+                "total_best_s": fwd[0] + tgt[0] + src[0],
             }
             rows.append(row)
             print(
                 f"round {rnd} {name:9} forward {fwd[0]:.3f} / {fwd[1]:.3f}   "
                 f"by target {tgt[0]:.3f} / {tgt[1]:.3f}   by source {src[0]:.3f} / "
-                f"{src[1]:.3f}   sum of best {row['total_best']:.3f}"
+                f"{src[1]:.3f}   sum of best {row['total_best_s']:.3f}",
+                flush=True,
             )
+    with folder:
+        path = write_table(args.out / "fused_kernels.csv", rows, settings=vars(args))
+    print(f"wrote {path}")
     return rows
 
 

@@ -9,12 +9,11 @@ reads cannot be optimised away), with the same thread count and tiling as the en
 such passes are a lower bound for the engine's forward + backward, whatever its arithmetic.
 
     python benchmarks/gather_floor.py --out results/gather_floor   # N = 100k, E = 1.6M, d 128
-    python benchmarks/gather_floor.py --nodes 10000 --degree 16 --repeats 3
+    python benchmarks/gather_floor.py --quick   # N = 10k, 3 repeats
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -51,21 +50,40 @@ def _gather_pass(ptr, src, a, b, out):  # pragma: no cover - timed, compiled by 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--nodes", type=int, default=100_000)
-    parser.add_argument("--degree", type=int, default=16, help="edges per node: E = degree * N")
-    parser.add_argument("--d-model", type=int, default=128, help="row width H * D")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="write gather_floor.csv into this folder")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphattn, uninstalled too
+    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument(
+        "--nodes",
+        type=int_at_least(2),
+        default=None,
+        help="nodes N (default 100,000; quick 10,000)",
+    )
+    parser.add_argument(
+        "--degree", type=int_at_least(1), default=16, help="edges per node: E = degree * N"
+    )
+    parser.add_argument("--d-model", type=int_at_least(1), default=128, help="row width H * D")
+    parser.add_argument(
+        "--repeats", type=int_at_least(1), default=None, help="timed passes (default 7, quick 3)"
+    )
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
+    parser.add_argument("--out", type=output_folder, help="write gather_floor.csv into this folder")
+    parser.add_argument("--quick", action="store_true", help="N = 10,000, 3 repeats")
     args = parser.parse_args(argv)
+    if args.nodes is None:
+        args.nodes = 10_000 if args.quick else 100_000
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 7
     for name in ("nodes", "degree", "d_model", "repeats"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0")
+    from graphattn.experiments import RunFolder
+
+    folder = RunFolder(args.out) if args.out is not None else None  # writable? checked now
 
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from graphattn import EdgeList
     from graphattn.engines.fused import csr_for
 
@@ -95,10 +113,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     result = {"nodes": n, "edges": e, "d_model": args.d_model, "best_s": best,
               "median_s": median, "floor_s": 3 * best, "gbytes_per_s": gbytes / best}  # fmt: skip
-    if args.out is not None:
+    if folder is not None:
         from graphattn.experiments import write_table
 
-        path = write_table(args.out / "gather_floor.csv", [result], settings=vars(args))
+        with folder:
+            path = write_table(args.out / "gather_floor.csv", [result], settings=vars(args))
         print(f"wrote {path}")
     return result
 

@@ -7,11 +7,11 @@ matplotlib, tqdm, scipy, sklearn) were imported at all, and whether ``import tor
 alone imports them too (PyG imports numba and tqdm itself where they are installed).
 
     python benchmarks/import_time.py --out results/import_time
+    python benchmarks/import_time.py --quick   # one interpreter
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import subprocess
@@ -42,16 +42,29 @@ def importtime(module: str = "graphattn") -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("outputs/import_time"))
+    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument(
+        "--repeats",
+        type=int_at_least(1),
+        default=None,
+        help="fresh interpreters (median; default 5, quick 1)",
+    )
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/import_time"))
+    parser.add_argument("--quick", action="store_true", help="one interpreter")
     args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 5
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
 
-    from graphattn.experiments import machine_line, print_table, write_table
+    from graphattn.experiments import RunFolder, machine_line, print_table, write_table
+
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
 
     print(machine_line())
+    print(f"timing `import graphattn` in {args.repeats} fresh interpreters", flush=True)
     runs = [importtime() for _ in range(args.repeats)]
     pyg = importtime("torch_geometric")  # what PyG imports by itself
     rows = [
@@ -64,7 +77,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for name in OPTIONAL
     ]  # fmt: skip
     print_table(rows, title=f"import graphattn (median of {args.repeats} fresh interpreters)")
-    path = write_table(args.out / "import_time.csv", rows, settings=vars(args))
+    with folder:
+        path = write_table(args.out / "import_time.csv", rows, settings=vars(args))
     print(f"wrote {path}")
     return rows
 

@@ -8,11 +8,11 @@ Both run in this process, alternating, median of ``--repeats`` steps after a war
 ``ratio`` column is the layer's time over MHA's (below 1: the layer is faster).
 
     python benchmarks/mha.py --out results/mha
+    python benchmarks/mha.py --quick   # lengths / 4, 3 repeats
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from graphattn import FullGraph, MultiHeadAttentionConv
-from graphattn.experiments import machine_line, print_table, write_table
+from graphattn.experiments import RunFolder, machine_line, print_table, write_table
+from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
 
 BATCHES = {
     "8 x 512": [512] * 8,
@@ -71,15 +72,31 @@ def compare(lengths: list[int], d_model: int, heads: int, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--d-model", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--scale", type=int, default=1, help="divide every length by this")
-    parser.add_argument("--out", type=Path, default=Path("outputs/mha"))
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument("--d-model", type=int_at_least(1), default=256)
+    parser.add_argument("--heads", type=int_at_least(1), default=8)
+    parser.add_argument(
+        "--repeats",
+        type=int_at_least(1),
+        default=None,
+        help="timed steps per layer and batch (median reported; default 7, quick 3)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=int_at_least(1),
+        default=None,
+        help="divide every length by this (default 1, quick 4)",
+    )
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/mha"))
+    parser.add_argument("--quick", action="store_true", help="lengths / 4, 3 repeats")
     args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 7
+    if args.scale is None:
+        args.scale = 4 if args.quick else 1
     if args.repeats < 1 or args.scale < 1 or args.d_model % args.heads:
         parser.error("--repeats and --scale must be >= 1 and --heads must divide --d-model")
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
     print(machine_line())
     print(f"settings: {vars(args)}")
     rows = []
@@ -87,8 +104,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         lengths = [max(1, n // args.scale) for n in lengths]
         result = compare(lengths, args.d_model, args.heads, args.repeats)
         rows.append({"batch": name, "tokens": sum(lengths), **result})
+        print(f"{name}: layer {result['layer_s']:.3f} s, MHA {result['mha_s']:.3f} s", flush=True)
     print_table(rows, title="forward + backward, median s (ratio < 1: the layer is faster)")
-    path = write_table(args.out / "mha.csv", rows, settings=vars(args))
+    with folder:
+        path = write_table(args.out / "mha.csv", rows, settings=vars(args))
     print(f"wrote {path}")
     return rows
 

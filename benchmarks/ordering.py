@@ -15,7 +15,6 @@ configuration in its own process. ``order_s`` is the time to compute the orderin
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import statistics
 import time
@@ -65,11 +64,13 @@ def measure(spec: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agents", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("outputs/ordering"))
+    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument("--agents", type=int_at_least(100), default=1_000_000)
+    parser.add_argument("--repeats", type=int_at_least(1), default=3)
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/ordering"))
     parser.add_argument("--quick", action="store_true", help="20k agents, one repeat")
     args = parser.parse_args(argv)
     if args.quick:
@@ -77,8 +78,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.agents < 100 or args.repeats < 1:
         parser.error("--agents must be >= 100 and --repeats >= 1")
 
-    from graphattn.experiments import machine_line, print_table, progress, write_table
+    from graphattn.experiments import (
+        RunFolder,
+        machine_line,
+        print_table,
+        progress,
+        write_table,
+    )
     from graphattn.experiments.isolate import run_isolated
+
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
 
     orders = ["original", "rcm", "degree"]
     if importlib.util.find_spec("pymetis") is not None:
@@ -95,7 +104,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for r in rows:
         r["speedup"] = base[r["graph"]] / r["steady_s"]
     print_table(rows, title="fused forward + backward by node ordering", fmt=".4g")
-    path = write_table(args.out / "ordering.csv", rows, settings=vars(args))
+    with folder:
+        path = write_table(args.out / "ordering.csv", rows, settings=vars(args))
     print(f"wrote {path}")
     return rows
 

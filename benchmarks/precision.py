@@ -11,12 +11,11 @@ peer's error in that dtype (``within_2x_of_eager``). ``time_vs_fused_f32`` compa
 with the fused engine on float32 inputs, measured in the same process.
 
     python benchmarks/precision.py --out results/precision
-    python benchmarks/precision.py --nodes 2000 --repeats 1     # a small graph
+    python benchmarks/precision.py --quick     # N = 2000, one repeat: seconds
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import time
@@ -26,7 +25,8 @@ import torch
 from torch_geometric.nn import TransformerConv
 
 from graphattn import EdgeList, MultiHeadAttentionConv
-from graphattn.experiments import machine_line, print_table, write_table
+from graphattn.experiments import RunFolder, machine_line, print_table, write_table
+from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
 
 
 def _step(model, x, graph, repeats: int) -> float:
@@ -48,16 +48,26 @@ def _errors(model, x, graph) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--nodes", type=int, default=100_000)
-    parser.add_argument("--degree", type=int, default=16)
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("outputs/precision"))
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument(
+        "--nodes", type=int_at_least(2), default=None, help="nodes N (default 100,000; quick 2000)"
+    )
+    parser.add_argument("--degree", type=int_at_least(1), default=16)
+    parser.add_argument("--d-model", type=int_at_least(1), default=128)
+    parser.add_argument("--heads", type=int_at_least(1), default=8)
+    parser.add_argument(
+        "--repeats", type=int_at_least(1), default=None, help="timed steps (default 3, quick 1)"
+    )
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/precision"))
+    parser.add_argument("--quick", action="store_true", help="N = 2000, one repeat")
     args = parser.parse_args(argv)
+    if args.nodes is None:
+        args.nodes = 2000 if args.quick else 100_000
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
     if args.nodes < 2 or args.degree < 1 or args.repeats < 1 or args.d_model % args.heads:
         parser.error("--nodes >= 2, --degree and --repeats >= 1, --heads must divide --d-model")
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
     print(machine_line())
     print(f"settings: {vars(args)}")
     torch.manual_seed(0)
@@ -78,6 +88,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             m = copy.deepcopy(model).to(dtype)
             max_err, mean_err = _errors(m, xd, graph)
             step = _step(m, xd, graph, args.repeats)
+            print(f"{dtype}, {name}: step {step:.3f} s, max error {max_err:.2e}", flush=True)
             rows.append({"dtype": str(dtype).removeprefix("torch."), "layer": name,
                          "step_s": step, "time_vs_fused_f32": step / f32,
                          "max_err": max_err, "mean_err": mean_err})  # fmt: skip
@@ -86,9 +97,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         eager["within_2x_of_eager"] = ""  # the peer the rule compares with
     print(f"fused float32 step: {f32:.3f} s")
     print_table(rows, title="16-bit inputs: step time and error against float64", fmt=".3g")
-    path = write_table(
-        args.out / "precision.csv", rows, settings={**vars(args), "fused_f32_s": f32}
-    )
+    with folder:
+        path = write_table(
+            args.out / "precision.csv", rows, settings={**vars(args), "fused_f32_s": f32}
+        )
     print(f"wrote {path}")
     return rows
 

@@ -38,7 +38,6 @@ same run. ``--rounds K`` sweeps all runs K times in turn and reports medians ove
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import sys
@@ -161,35 +160,61 @@ def goals(rows: list[dict], nodes: int = 100_000) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--graphs", nargs="+", default=["random"], choices=GRAPHS)
-    parser.add_argument("--degree", type=int, default=16, help="edges per node (random)")
-    parser.add_argument("--d-model", type=int, default=128)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
-    parser.add_argument("--repeats", type=int, default=3)
+    from graphattn.experiments import RunFolder
+    from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, output_folder
+
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument(
+        "--sizes",
+        type=int_at_least(2),
+        nargs="+",
+        default=[1_000, 10_000, 100_000],
+        help="node counts N (the goals are judged at N = 100,000 only)",
+    )
+    parser.add_argument(
+        "--graphs",
+        nargs="+",
+        default=["random"],
+        choices=GRAPHS,
+        help="random: uniform endpoints; economy: a generated supply-chain economy",
+    )
+    parser.add_argument(
+        "--degree", type=int_at_least(1), default=16, help="edges per node (random)"
+    )
+    parser.add_argument("--d-model", type=int_at_least(1), default=128)
+    parser.add_argument("--heads", type=int_at_least(1), default=8)
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=list(ENGINES),
+        choices=ENGINES,
+        help="fused, scatter: the layer on that engine; pyg: TransformerConv; proj: the "
+        "projections alone",
+    )
+    parser.add_argument("--repeats", type=int_at_least(1), default=3)
     parser.add_argument(
         "--new-graphs",
-        type=int,
+        type=int_at_least(1),
         default=3,
         help="graphs the layer has not seen, one step each (first_s: their median)",
     )
     parser.add_argument(
         "--rounds",
-        type=int,
+        type=int_at_least(1),
         default=1,
         help="sweep all runs this many times in turn; report medians over rounds",
     )
     parser.add_argument(
         "--max-edges-pyg",
-        type=int,
+        type=int_at_least(0),
         default=2_000_000,
         help="skip TransformerConv and scatter above this many edges (their memory grows with E)",
     )
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("outputs/sparse_scaling"))
+    parser.add_argument(
+        "--timeout", type=float_in(0, None, low_open=True), default=3600.0, help="seconds per run"
+    )
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/sparse_scaling"))
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     args = parser.parse_args(argv)
     if args.quick:
@@ -198,6 +223,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.new_graphs = min(args.new_graphs, 2)
     if min(args.sizes) < 2 or min(args.degree, args.repeats, args.rounds, args.new_graphs) < 1:
         parser.error("--sizes must be >= 2, --degree, --repeats, --rounds, --new-graphs >= 1")
+    folder = RunFolder(args.out)  # writable? checked now, before the measurements
 
     from graphattn.experiments import machine_line, plots, print_table, progress, write_table
     from graphattn.experiments.isolate import run_isolated
@@ -248,21 +274,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
         mem = r["peak_extra_mb"]
         r["memory_vs_pyg"] = peer["peak_extra_mb"] / mem if peer and mem > 0 else math.nan
     print_table(rows, title="forward + backward (s), peak extra memory (MB)", fmt=".3g")
-    out = write_table(args.out / "sparse_scaling.csv", rows, settings=vars(args))
-    met = goals(rows)
-    if met:
-        print_table(met, title="goals of the fused engine at N = 100k")
-        write_table(args.out / "goals.csv", met, settings=vars(args))
-    series = {}
-    for r in rows:
-        series.setdefault(f"{r['engine']} ({r['graph']})", ([], []))
-        series[f"{r['engine']} ({r['graph']})"][0].append(r["edges"])
-        series[f"{r['engine']} ({r['graph']})"][1].append(r["steady_s"])
-    fig = plots.lines(
-        args.out / "sparse_scaling.png", series, xlabel="edges", ylabel="forward + backward (s)",
-        title="sparse attention, d_model 128, 8 heads", logx=True, logy=True,
-        subtitle=machine_line(),
-    )  # fmt: skip
+    with folder:  # the CSVs and the figure land together
+        out = write_table(args.out / "sparse_scaling.csv", rows, settings=vars(args))
+        met = goals(rows)
+        if met:
+            print_table(met, title="goals of the fused engine at N = 100k")
+            write_table(args.out / "goals.csv", met, settings=vars(args))
+        else:
+            print("goals: set at N = 100k, not measured in this run: not judged")
+        series = {}
+        for r in rows:
+            series.setdefault(f"{r['engine']} ({r['graph']})", ([], []))
+            series[f"{r['engine']} ({r['graph']})"][0].append(r["edges"])
+            series[f"{r['engine']} ({r['graph']})"][1].append(r["steady_s"])
+        fig = plots.lines(
+            args.out / "sparse_scaling.png", series, xlabel="edges",
+            ylabel="forward + backward (s)", title="sparse attention, d_model 128, 8 heads",
+            logx=True, logy=True, footer=machine_line(),
+        )  # fmt: skip
     print(f"wrote {out} and {fig}")
     return rows
 

@@ -24,12 +24,11 @@ flash_core``; ``glue_s`` is what the layer spends beyond the two (gathers, guard
 Python).
 
     python benchmarks/window_floor.py --out results/window_floor
-    python benchmarks/window_floor.py --nodes 2048 --repeats 5
+    python benchmarks/window_floor.py --quick   # N = 2048, 5 repeats
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -37,26 +36,48 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--nodes", type=int, default=8192)
-    parser.add_argument("--radius", type=int, default=64)
-    parser.add_argument("--d-model", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=25)
-    parser.add_argument("--matmul-size", type=int, default=1536)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="write window_floor.csv into this folder")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphattn, uninstalled too
+    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument(
+        "--nodes", type=int_at_least(2), default=None, help="tokens N (default 8192, quick 2048)"
+    )
+    parser.add_argument("--radius", type=int_at_least(0), default=64)
+    parser.add_argument("--d-model", type=int_at_least(1), default=256)
+    parser.add_argument("--heads", type=int_at_least(1), default=8)
+    parser.add_argument(
+        "--repeats",
+        type=int_at_least(1),
+        default=None,
+        help="timed runs of each part (median; default 25, quick 5)",
+    )
+    parser.add_argument(
+        "--matmul-size",
+        type=int_at_least(1),
+        default=1536,
+        help="side of the square matmul that sets the machine's rate",
+    )
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
+    parser.add_argument("--out", type=output_folder, help="write window_floor.csv into this folder")
+    parser.add_argument("--quick", action="store_true", help="N = 2048, 5 repeats")
     args = parser.parse_args(argv)
+    if args.nodes is None:
+        args.nodes = 2048 if args.quick else 8192
+    if args.repeats is None:
+        args.repeats = 5 if args.quick else 25
     for name in ("nodes", "radius", "d_model", "heads", "repeats", "matmul_size"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0")
     if args.d_model % args.heads:
         parser.error("--d-model must be a multiple of --heads")
+    from graphattn.experiments import RunFolder
+
+    folder = RunFolder(args.out) if args.out is not None else None  # writable? checked now
 
     import torch
     import torch.nn.functional as F
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from graphattn import MultiHeadAttentionConv, WindowGraph
     from graphattn.engines import blocked
     from graphattn.experiments import machine_line, write_table
@@ -138,8 +159,9 @@ def main(argv: list[str] | None = None) -> dict:
         f"{result['frac_matmul']:.2f} of it, projections + core alone would be at "
         f"{result['frac_bound']:.2f}"
     )
-    if args.out is not None:
-        path = write_table(args.out / "window_floor.csv", [result], settings=vars(args))
+    if folder is not None:
+        with folder:
+            path = write_table(args.out / "window_floor.csv", [result], settings=vars(args))
         print(f"wrote {path}")
     return result
 

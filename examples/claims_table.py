@@ -5,20 +5,20 @@
 measured numbers by a rule written in the script. This script gathers them, in the order of the
 design documents' claims, into one CSV that the README's science table is generated from::
 
-    python examples/claims_table.py                      # results/*_claims -> results/claims
-    python examples/claims_table.py --inputs outputs/transformer_claims outputs/head_claims \\
-        --out outputs/claims
+    python examples/claims_table.py                    # the recorded verdicts -> outputs/claims
+    python examples/claims_table.py --out results/claims   # the README's table
+    python examples/claims_table.py --inputs outputs/transformer_claims outputs/head_claims
 
 A claim whose verdict file is missing is an error (``--allow-missing`` leaves it out).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from graphattn.experiments import print_table, read_table, write_table
+from graphattn.experiments import RunFolder, print_table, read_table, write_table
+from graphattn.experiments.cli import ScriptParser, output_folder
 
 # (verdict file, number of rows it holds), in the order the table lists the claims
 VERDICTS = (
@@ -34,6 +34,12 @@ VERDICTS = (
     ("prune_verdict.csv", 1),
 )
 COLUMNS = ["claim", "command", "number", "verdict", "reason", "date", "machine"]
+#: where the recorded runs behind the README's table keep their verdicts
+RECORDED = (
+    "results/transformer_claims/full",
+    "results/transformer_claims/memory_quick",
+    "results/head_claims",
+)
 
 
 def collect(inputs: list[Path], allow_missing: bool = False) -> list[dict]:
@@ -64,23 +70,27 @@ def collect(inputs: list[Path], allow_missing: bool = False) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ScriptParser(doc=__doc__)
     parser.add_argument(
         "--inputs",
         type=Path,
         nargs="+",
-        default=[Path("results/transformer_claims"), Path("results/head_claims")],
+        default=[Path(p) for p in RECORDED],
+        help="folders holding the claims scripts' *_verdict.csv files (default: the recorded runs)",
     )
-    parser.add_argument("--out", type=Path, default=Path("results/claims"))
-    parser.add_argument("--allow-missing", action="store_true")
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/claims"))
+    parser.add_argument(
+        "--allow-missing", action="store_true", help="leave out claims with no verdict file"
+    )
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    rows = collect(args.inputs, args.allow_missing)
-    print_table(rows, ["claim", "verdict"], title="claims")
-    path = write_table(
-        args.out / "claims.csv", rows, settings={"inputs": [str(p) for p in args.inputs]},
-        command=" ".join(["python examples/claims_table.py", *argv]),
-    )  # fmt: skip
+    with RunFolder(args.out):  # writable? checked before the inputs are read
+        rows = collect(args.inputs, args.allow_missing)
+        print_table(rows, ["claim", "verdict"], title="claims")
+        path = write_table(
+            args.out / "claims.csv", rows, settings={"inputs": [str(p) for p in args.inputs]},
+            command=" ".join(["python examples/claims_table.py", *argv]),
+        )  # fmt: skip
     print(f"wrote {path}")
     return rows
 

@@ -17,7 +17,7 @@ Run (from the repository root)::
 
     torchrun --standalone --nproc_per_node 2 examples/distributed_training.py  # 2 processes
     python examples/distributed_training.py                           # 1 process
-    python examples/distributed_training.py --quick                   # 20k agents, 30 steps
+    python examples/distributed_training.py --quick   # 20k agents, 30 steps (about a minute)
 
 Writes into ``--out`` (default ``outputs/distributed_training/``), with ``TAG`` = ``np1`` or
 ``np<world>-<partition>`` (or ``--tag``): ``TAG-ranks.csv`` (per rank: nodes and edges held,
@@ -49,46 +49,70 @@ from graphattn.distributed import (
     reduce_mean,
     shared_partition,
 )
-from graphattn.economy import economy_data, random_shocks, simulate
+from graphattn.economy import RELATION_NAMES, economy_data, random_shocks, simulate
 from graphattn.experiments import (
     PeakMemory,
+    RunFolder,
+    atomic_path,
+    cache_key,
     machine_line,
     process_peak_mb,
     split_indices,
     write_table,
 )
+from graphattn.experiments.cli import (
+    ScriptParser,
+    float_in,
+    int_at_least,
+    int_in,
+    output_folder,
+    probability,
+)
 from graphattn.experiments.plots import lines
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 QUICK = dict(agents=20_000, steps=30)
+TEST_FRACTION = 0.2
 FULL = dict(agents=1_000_000, steps=12)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="20k agents, 30 steps")
-    p.add_argument("--agents", type=int, help="agents in the economy (default 1,000,000)")
-    p.add_argument("--steps", type=int, help="full-batch training steps (default 12)")
-    p.add_argument("--relations", type=int, default=3, help="relation types K")
-    p.add_argument("--layers", type=int, default=2, help="model depth L = hops of the target")
-    p.add_argument("--channels", type=int, default=32, help="d_model")
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--density", type=float, default=0.3, help="share of (agent, relation) hit")
-    p.add_argument("--partition", choices=PARTITION_METHODS, default="metis")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--threads", type=int, help="torch threads per process (default: cores / processes)"
+        "--agents", type=int_at_least(10), help="agents in the economy (default 1,000,000)"
+    )
+    p.add_argument("--steps", type=int_at_least(1), help="full-batch training steps (default 12)")
+    p.add_argument(
+        "--relations", type=int_in(3, len(RELATION_NAMES)), default=3, help="relation types K"
+    )
+    p.add_argument(
+        "--layers", type=int_at_least(1), default=2, help="model depth L = hops of the target"
+    )
+    p.add_argument("--d-model", type=int_at_least(1), default=32)
+    p.add_argument("--heads", type=int_at_least(1), default=4)
+    p.add_argument("--lr", type=float_in(0, None, low_open=True), default=3e-3)
+    p.add_argument(
+        "--density", type=probability, default=0.3, help="share of (agent, relation) hit"
+    )
+    p.add_argument("--partition", choices=PARTITION_METHODS, default="metis")
+    p.add_argument("--seed", type=int_at_least(0), default=0)
+    p.add_argument(
+        "--threads",
+        type=int_at_least(1),
+        help="torch threads per process (default: cores / processes)",
     )
     p.add_argument("--checkpoint", action="store_true", help="recompute blocks in the backward")
-    p.add_argument("--backend", choices=["gloo", "nccl"], help="default: nccl on GPUs, else gloo")
-    p.add_argument("--out", type=Path, default=Path("outputs/distributed_training"))
+    p.add_argument(
+        "--backend",
+        choices=["gloo", "nccl"],
+        help="under torchrun; default: nccl on GPUs, else gloo",
+    )
+    p.add_argument("--out", type=output_folder, default=Path("outputs/distributed_training"))
     p.add_argument("--tag", help="file name prefix (default: np<processes>[-<partition>])")
     p.add_argument(
         "--cache",
-        type=Path,
+        type=output_folder,
         default=Path("outputs/distributed_training/cache"),
         help="where the generated economy and partitions are kept between runs",
     )
@@ -96,10 +120,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.channels % args.heads:
-        p.error(f"--heads {args.heads} must divide --channels {args.channels}")
-    if args.agents < 10 or args.steps < 1 or args.layers < 1:
-        p.error("--agents must be >= 10, --steps and --layers >= 1")
+    if args.d_model % args.heads:
+        p.error(f"--heads {args.heads} must divide --d-model {args.d_model}")
+    if args.backend is not None and "WORLD_SIZE" not in os.environ:
+        p.error("--backend applies to a process group: run under torchrun, or leave it out")
+    if args.backend == "nccl" and not torch.cuda.is_available():
+        p.error("--backend nccl needs CUDA GPUs, and none is available: use gloo")
+    if args.tag is not None and (not args.tag or "/" in args.tag or args.tag.startswith(".")):
+        p.error(f"--tag must be a plain file name prefix, got {args.tag!r}")
     return args
 
 
@@ -111,7 +139,7 @@ def build_economy(args: argparse.Namespace) -> Data:
     )
     shocks = random_shocks(econ.num_nodes, args.relations, density=args.density, seed=args.seed + 1)
     target = 1.0 - simulate(econ, shocks, args.layers, persistent=False).output[args.layers]
-    train, test = split_indices(econ.num_nodes, 0.2, seed=args.seed)
+    train, test = split_indices(econ.num_nodes, TEST_FRACTION, seed=args.seed)
     train_mask = torch.zeros(econ.num_nodes, dtype=torch.bool)
     train_mask[train] = True
     mean, std = target[train].mean(), target[train].std().clamp_min(1e-12)
@@ -127,10 +155,16 @@ def build_economy(args: argparse.Namespace) -> Data:
 
 
 def _save(value: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(value, tmp)
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    with atomic_path(path) as tmp:  # a reader never sees half a file
+        torch.save(value, tmp)
+
+
+def _economy_settings(args) -> dict:
+    """Every setting that shapes the cached economy (inputs, target, split)."""
+    return dict(
+        kind="economy", agents=args.agents, relations=args.relations, layers=args.layers,
+        density=args.density, seed=args.seed, test_fraction=TEST_FRACTION,
+    )  # fmt: skip
 
 
 def _all(flag: bool) -> bool:
@@ -141,7 +175,8 @@ def _all(flag: bool) -> bool:
 def load_data(args, ctx) -> Data:
     """The economy, generated once per machine (by its local rank 0) and cached in ``--cache``;
     a rank that cannot see the file afterwards (a machine without it) generates it too."""
-    path = args.cache / f"economy-n{args.agents}-k{args.relations}-l{args.layers}-s{args.seed}.pt"
+    key = cache_key(_economy_settings(args))  # every data-shaping setting + the versions
+    path = args.cache / f"economy-n{args.agents}-{key}.pt"
     if ctx.local_rank == 0 and not path.exists():
         _save(build_economy(args), path)
     if ctx.world_size > 1:
@@ -154,9 +189,11 @@ def load_partition(args, ctx, data: Data) -> torch.Tensor:
     broadcast (:func:`graphattn.distributed.shared_partition`), then cached."""
     if ctx.world_size == 1:
         return torch.zeros(data.num_nodes, dtype=torch.long)
-    path = args.cache / (
-        f"parts-n{args.agents}-k{args.relations}-s{args.seed}-{args.partition}-p{ctx.world_size}.pt"
-    )
+    settings = dict(
+        _economy_settings(args), kind="partition", method=args.partition,
+        parts=ctx.world_size,
+    )  # fmt: skip
+    path = args.cache / f"parts-n{args.agents}-p{ctx.world_size}-{cache_key(settings)}.pt"
     if _all(path.exists()):  # decided together, before anyone writes
         return torch.load(path)
     parts = shared_partition(
@@ -173,7 +210,7 @@ def build_model(args, in_channels: int) -> GraphTransformer:
     return GraphTransformer(
         GraphTransformerConfig(
             in_channels=in_channels,
-            channels=args.channels,
+            channels=args.d_model,
             heads=args.heads,
             num_layers=args.layers,
             out_channels=1,
@@ -199,6 +236,8 @@ def main(argv: list[str] | None = None) -> dict:
     threads = args.threads or max(1, (os.cpu_count() or 1) // local_world)
     torch.set_num_threads(threads)
     ctx = init_distributed(args.backend)
+    # the output folder is checked (and created) now, before any compute, by the writing rank
+    folder = RunFolder(args.out) if ctx.is_main else None
     say = print if ctx.is_main else (lambda *a, **k: None)
     tag = args.tag or ("np1" if ctx.world_size == 1 else f"np{ctx.world_size}-{args.partition}")
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
@@ -328,18 +367,19 @@ def main(argv: list[str] | None = None) -> dict:
             f"loss {steps[0]['loss']:.4f} -> {steps[-1]['loss']:.4f}; "
             f"test normalised MSE {test_nmse:.4f}"
         )
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_table(args.out / f"{tag}-ranks.csv", rows, settings=settings, command=command)
-        write_table(args.out / f"{tag}-steps.csv", steps, settings=settings, command=command)
-        write_table(args.out / f"{tag}-summary.csv", [summary], settings=settings, command=command)
-        lines(
-            args.out / f"{tag}-loss.png",
-            {tag: ([s["step"] for s in steps], [s["loss"] for s in steps])},
-            xlabel="step",
-            ylabel="training loss (standardised MSE)",
-            title=f"{num_nodes:,} agents, {ctx.world_size} process(es)",
-            subtitle=machine_line(),
-        )
+        with folder:  # the four files land together (staged until the end of the block)
+            out = args.out
+            write_table(out / f"{tag}-ranks.csv", rows, settings=settings, command=command)
+            write_table(out / f"{tag}-steps.csv", steps, settings=settings, command=command)
+            write_table(out / f"{tag}-summary.csv", [summary], settings=settings, command=command)
+            lines(
+                out / f"{tag}-loss.png",
+                {tag: ([s["step"] for s in steps], [s["loss"] for s in steps])},
+                xlabel="step",
+                ylabel="training loss (standardised MSE)",
+                title=f"{num_nodes:,} agents, {ctx.world_size} process(es)",
+                footer=machine_line(),
+            )
         print(f"wrote {args.out}/{tag}-{{ranks,steps,summary}}.csv and {tag}-loss.png")
     if ctx.world_size > 1:
         # Free DDP (and its reducer) while the process group is still registered, then

@@ -1,13 +1,13 @@
 """Shocks on a supply-chain economy: named scenarios, cascades by tier, a classic result, and a
 graph transformer that learns the cascade.
 
-Three parts (``--parts``, all by default):
+Three parts (``--only`` picks some, all by default):
 
 1. **scenarios.** Generate an economy (1k agents by default, ``--agents`` up to 1M), apply
    named scenarios from :mod:`graphattn.economy.scenarios` (``supplier-failure``: the largest
    supplier of ``--tier`` fails; ``credit-crunch``: the largest lenders cut credit;
    ``labour-shortage``; ``random-failures``: a random 1 % of firms fail) and shocks given as
-   ``--shock AGENT:RELATION:SIZE``, simulate ``--steps`` steps (persistent shocks, or one-off
+   ``--shock AGENT:RELATION:SIZE``, simulate ``--sim-steps`` steps (persistent shocks, or one-off
    with ``--one-off``) and write: the aggregate and per-tier output loss over time (CSV, line
    plots), the distribution of agents' losses (log-scale histogram), the 20 most-affected
    agents with their hop distance from the shock (CSV, printed), and the shocked
@@ -29,8 +29,8 @@ Three parts (``--parts``, all by default):
 Run::
 
     python examples/economy_shocks.py --quick        # everything, small settings
-    python examples/economy_shocks.py --parts scenarios --agents 1000000 --steps 20
-    python examples/economy_shocks.py --parts scenarios --scenarios supplier-failure \\
+    python examples/economy_shocks.py --only scenarios --agents 1000000 --sim-steps 20
+    python examples/economy_shocks.py --only scenarios --scenarios supplier-failure \\
         --tier manufacturer --shock 5:goods:0.5 --one-off
     python examples/economy_shocks.py --out results/economy_shocks   # the recorded run
 
@@ -54,6 +54,9 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import subgraph
 
 from graphattn.economy import (
+    DEFAULT_TIERS,
+    MAX_STEPS,
+    RELATION_NAMES,
     SCENARIOS,
     Scenario,
     ShockDynamics,
@@ -71,6 +74,8 @@ from graphattn.economy import (
     tier_losses,
 )
 from graphattn.experiments import (
+    RunFolder,
+    atomic_path,
     machine_line,
     normalised_mse,
     print_table,
@@ -80,7 +85,9 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
-from graphattn.experiments.plots import figure, lines, panels
+from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, int_in, output_folder
+from graphattn.experiments.files import staged
+from graphattn.experiments.plots import figure, lines, panels, series_styles
 from graphattn.experiments.train import fit
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
@@ -96,7 +103,7 @@ QUICK = dict(
     train_economies=4,
     train_scenarios=5,
     test_scenarios=10,
-    epochs=60,
+    steps=60,
 )
 FULL = dict(
     vol_agents=[1000, 3000, 10000, 30000, 100000, 300000, 1000000],
@@ -107,12 +114,13 @@ FULL = dict(
     train_economies=12,
     train_scenarios=6,
     test_scenarios=16,
-    epochs=300,
+    steps=300,
 )
 
 
 def parse_shock(text: str) -> tuple[int, str, float]:
-    """``AGENT:RELATION:SIZE`` -> ``(agent, relation, size)``."""
+    """``AGENT:RELATION:SIZE`` -> ``(agent, relation, size)``: an agent id >= 0, a relation
+    name (checked against ``--relations`` after parsing) and a size in (0, 1]."""
     parts = text.split(":")
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(f"--shock must be AGENT:RELATION:SIZE, got {text!r}")
@@ -122,6 +130,10 @@ def parse_shock(text: str) -> tuple[int, str, float]:
         raise argparse.ArgumentTypeError(
             f"--shock must be AGENT:RELATION:SIZE with an int agent and a float size, got {text!r}"
         ) from err
+    if agent < 0 or not 0.0 < size <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"--shock needs an agent >= 0 and a size in (0, 1] (0 is no shock), got {text!r}"
+        )
     return agent, parts[1], size
 
 
@@ -133,19 +145,23 @@ def parse_shape(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    p = ScriptParser(doc=__doc__)
+    p.add_argument("--quick", action="store_true", help="small settings of every part")
+    p.add_argument(
+        "--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts"
     )
-    p.add_argument("--quick", action="store_true", help="small settings")
-    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    p.add_argument("--out", type=Path, default=Path("outputs/economy_shocks"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=output_folder, default=Path("outputs/economy_shocks"))
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--threads", type=int_at_least(1), default=1, help="torch CPU threads")
     g = p.add_argument_group("scenarios")
-    g.add_argument("--agents", type=int, default=1000, help="agents in the economy (<= 1M)")
-    g.add_argument("--relations", type=int, default=3, help="relation types (>= 3)")
-    g.add_argument("--steps", type=int, default=10, help="simulated steps T")
+    g.add_argument(
+        "--agents", type=int_in(10, 1_000_000), default=1000, help="agents in the economy (<= 1M)"
+    )
+    g.add_argument(
+        "--relations", type=int_in(3, len(RELATION_NAMES)), default=3, help="relation types (>= 3)"
+    )
+    g.add_argument("--sim-steps", type=int_in(1, MAX_STEPS), default=10, help="simulated steps T")
     g.add_argument("--one-off", action="store_true", help="one-off shocks (default persistent)")
     g.add_argument(
         "--scenarios",
@@ -154,7 +170,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=list(SCENARIOS),
         help="named scenarios to run (none: only --shock)",
     )
-    g.add_argument("--tier", default="supplier", help="tier of the failing supplier")
+    g.add_argument(
+        "--tier",
+        default="supplier",
+        choices=DEFAULT_TIERS[:-1],
+        help="tier of the failing supplier (a firm tier)",
+    )
     g.add_argument(
         "--shock",
         type=parse_shock,
@@ -163,27 +184,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="AGENT:RELATION:SIZE",
         help="a custom shock (repeat for more; together they form the scenario 'custom')",
     )
-    g.add_argument("--top", type=int, default=20, help="most-affected agents listed")
-    g.add_argument("--graphml-hops", type=int, default=2, help="hops of the exported area")
-    g.add_argument("--graphml-max-nodes", type=int, default=500, help="agents exported at most")
+    g.add_argument("--top", type=int_at_least(1), default=20, help="most-affected agents listed")
+    g.add_argument(
+        "--graphml-hops", type=int_at_least(0), default=2, help="hops of the exported area"
+    )
+    g.add_argument(
+        "--graphml-max-nodes", type=int_at_least(1), default=500, help="agents exported at most"
+    )
     g = p.add_argument_group("theory")
-    g.add_argument("--shapes", type=parse_shape, nargs="+", default=[math.inf, 1.8, 1.5, 1.2])
-    g.add_argument("--vol-agents", type=int, nargs="+", help="economy sizes n of the fit")
-    g.add_argument("--vol-seeds", type=int, help="economies per size and tail")
-    g.add_argument("--vol-reps", type=int, help="simulated shock draws per economy")
-    g.add_argument("--vol-mc-max", type=int, help="largest n with simulated draws")
-    g.add_argument("--vol-shock", type=float, default=0.01, help="mean shock (uniform, iid)")
+    g.add_argument(
+        "--shapes",
+        type=parse_shape,
+        nargs="+",
+        default=[math.inf, 1.8, 1.5, 1.2],
+        help="tails of the supplier out-degrees: power-law shapes in (1, 2], or 'light'",
+    )
+    g.add_argument(
+        "--vol-agents", type=int_in(50, 10_000_000), nargs="+", help="economy sizes n of the fit"
+    )
+    g.add_argument("--vol-seeds", type=int_at_least(1), help="economies per size and tail")
+    g.add_argument("--vol-reps", type=int_at_least(1), help="simulated shock draws per economy")
+    g.add_argument("--vol-mc-max", type=int_at_least(0), help="largest n with simulated draws")
+    g.add_argument(
+        "--vol-shock",
+        type=float_in(0, 0.5, low_open=True),
+        default=0.01,
+        help="mean shock (uniform, iid)",
+    )
     g = p.add_argument_group("learn")
-    g.add_argument("--learn-agents", type=int, help="agents per economy")
-    g.add_argument("--train-economies", type=int, help="training economies")
-    g.add_argument("--train-scenarios", type=int, help="scenarios per training economy")
-    g.add_argument("--test-scenarios", type=int, help="held-out scenarios, unseen economy")
-    g.add_argument("--epochs", type=int, help="full-batch training steps")
-    g.add_argument("--horizon", type=int, default=3, help="predict the loss after H steps")
-    g.add_argument("--layers", type=int, default=3, help="transformer blocks")
-    g.add_argument("--d-model", type=int, default=32)
-    g.add_argument("--heads", type=int, default=4)
-    g.add_argument("--lr", type=float, default=5e-3)
+    g.add_argument("--learn-agents", type=int_at_least(10), help="agents per economy")
+    g.add_argument("--train-economies", type=int_at_least(1), help="training economies")
+    g.add_argument("--train-scenarios", type=int_at_least(1), help="scenarios per training economy")
+    g.add_argument(
+        "--test-scenarios", type=int_at_least(1), help="held-out scenarios, unseen economy"
+    )
+    g.add_argument("--steps", type=int_at_least(1), help="full-batch optimiser steps")
+    g.add_argument(
+        "--horizon", type=int_in(1, MAX_STEPS), default=3, help="predict the loss after H steps"
+    )
+    g.add_argument("--layers", type=int_at_least(1), default=3, help="transformer blocks")
+    g.add_argument("--d-model", type=int_at_least(1), default=32)
+    g.add_argument("--heads", type=int_at_least(1), default=4)
+    g.add_argument("--lr", type=float_in(0, None, low_open=True), default=5e-3)
     g.add_argument(
         "--no-edge-share",
         action="store_true",
@@ -198,20 +240,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if not 2 * 5 <= args.agents <= 1_000_000:
-        p.error(f"--agents must be in [10, 1000000], got {args.agents}")
-    if args.relations < 3:
-        p.error("--relations must be >= 3 (goods, capital, labour)")
-    if args.steps < 1 or args.horizon < 1 or args.layers < 1 or args.top < 1:
-        p.error("--steps, --horizon, --layers and --top must be >= 1")
+    relations = RELATION_NAMES[: args.relations]
+    for agent, relation, _ in args.shock:
+        if agent >= args.agents or relation not in relations:
+            p.error(
+                f"--shock {agent}:{relation}: the agent must be < --agents {args.agents} and the "
+                f"relation one of {list(relations)}"
+            )
     if args.d_model % args.heads:
         p.error(f"--heads {args.heads} must divide --d-model {args.d_model}")
-    if "scenarios" in args.parts and not args.scenarios and not args.shock:
+    if "scenarios" in args.only and not args.scenarios and not args.shock:
         p.error("no scenario: give --scenarios names or --shock AGENT:RELATION:SIZE")
-    if len(args.vol_agents) < 2 or min(args.vol_agents) < 50:
+    if len(args.vol_agents) < 2:
         p.error("--vol-agents needs at least two sizes >= 50")
-    if not 0.0 < args.vol_shock <= 0.5:
-        p.error("--vol-shock must be in (0, 0.5]")
     return args
 
 
@@ -220,7 +261,10 @@ def main(argv: list[str] | None = None) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        return _run(args)
+        # the folder holds one run: its files land together at the end (nothing if the run
+        # fails), and files of the previous run that this one did not write are removed
+        with RunFolder(args.out, exclusive=True):
+            return _run(args)
     finally:
         torch.set_num_threads(threads)
 
@@ -231,11 +275,10 @@ def _run(args: argparse.Namespace) -> dict:
     print(machine_line())
     for key, value in sorted(vars(args).items()):
         print(f"  {key}: {value}")
-    args.out.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     result, timing = {}, []
     for part, run in (("scenarios", run_scenarios), ("theory", run_theory), ("learn", run_learn)):
-        if part in args.parts:
+        if part in args.only:
             t0 = time.perf_counter()
             result[part] = run(args, settings)
             seconds = time.perf_counter() - t0
@@ -251,7 +294,7 @@ def _run(args: argparse.Namespace) -> dict:
             {"part": "process", "seconds": round(process, 1), "peak_memory_mb": _peak_mb()}
         )
     write_table(args.out / "run_info.csv", timing, settings=settings)
-    print(f"\nwrote {len(list(args.out.iterdir()))} files into {args.out}/")
+    print(f"\nwrote {len(list(staged(args.out).iterdir()))} files into {args.out}/")
     print(f"total {total:.1f} s (after imports), peak memory {_peak_mb():.0f} MB")
     return result
 
@@ -272,7 +315,7 @@ def build_scenarios(data: Data, args: argparse.Namespace) -> list[Scenario]:
 
 
 def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
-    print(f"\n== 1. scenarios: {args.agents:,} agents, {args.steps} steps, ", end="")
+    print(f"\n== 1. scenarios: {args.agents:,} agents, {args.sim_steps} steps, ", end="")
     print("one-off shocks ==" if args.one_off else "persistent shocks ==")
     print(f"generating the economy (seed {args.seed}) ...", flush=True)
     t0 = time.perf_counter()
@@ -291,7 +334,7 @@ def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
         summary.append(r["summary"])
         top_rows += r["top"]
         hists[sc.name] = r["hist"]
-        steps = list(range(args.steps + 1))
+        steps = list(range(args.sim_steps + 1))
         series[sc.name] = (steps, r["aggregate"])
         tier_series[sc.name] = {n: (steps, r["tiers"][:, i].tolist()) for i, n in enumerate(tiers)}
         print(f"  {sc.name}: {sc.description} ({time.perf_counter() - t1:.1f} s; {r['graphml']})")
@@ -311,11 +354,13 @@ def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
         xlabel="step",
         ylabel="aggregate output loss",
         title=f"Aggregate output loss, {kind} shocks ({args.agents:,} agents)",
+        footer=machine_line(),
     )
     panels(
         out / "tier_loss.png",
         [partial(_draw_tiers, name=name, series=s) for name, s in tier_series.items()],
         title=f"Output loss per tier (size-weighted), {kind} shocks",
+        footer=machine_line(),
     )
     loss_histogram(out / "loss_distribution.png", hists, args)
     return {"summary": summary, "losses": loss_rows, "top": top_rows}
@@ -324,7 +369,7 @@ def run_scenarios(args: argparse.Namespace, settings: dict) -> dict:
 def run_scenario(data: Data, sc: Scenario, args: argparse.Namespace) -> dict:
     """Simulate one scenario; its rows for the tables, its losses and its GraphML file."""
     tiers = list(data.tier_names)
-    res = simulate(data, sc.shocks, args.steps, persistent=not args.one_off)
+    res = simulate(data, sc.shocks, args.sim_steps, persistent=not args.one_off)
     output = res.output  # (T + 1, N)
     del res  # the [T + 1, N, K] supply levels are not needed any more
     agg = aggregate_loss(data, output)  # (T + 1,)
@@ -333,7 +378,7 @@ def run_scenario(data: Data, sc: Scenario, args: argparse.Namespace) -> dict:
     final = 1.0 - output[-1]  # (N,)
     hops = hop_distance(data, sc.origin)
     losses = []
-    for t in range(args.steps + 1):
+    for t in range(args.sim_steps + 1):
         row = {"scenario": sc.name, "step": t, "aggregate": float(agg[t])}
         row.update({name: float(by_tier[t, i]) for i, name in enumerate(tiers)})
         losses.append(row)
@@ -374,8 +419,8 @@ def run_scenario(data: Data, sc: Scenario, args: argparse.Namespace) -> dict:
 
 
 def _draw_tiers(ax, name: str, series: dict) -> None:
-    for tier, (x, y) in series.items():
-        ax.plot(x, y, marker="o", markersize=3, label=tier)
+    for (tier, (x, y)), style in zip(series.items(), series_styles(len(series)), strict=True):
+        ax.plot(x, y, markersize=3, label=tier, **style)
     ax.set_title(name, fontsize=9)
     ax.set_xlabel("step")
     ax.set_ylabel("output loss")
@@ -417,7 +462,8 @@ def write_graphml(data, sc, cumulative, final, hops, args) -> Path:
         )
     g.graph = {"scenario": sc.name, "description": sc.description}
     path = args.out / f"neighbourhood_{sc.name}.graphml"
-    nx.write_graphml(g, path)
+    with atomic_path(path) as tmp:  # complete or absent, staged with the run's other files
+        nx.write_graphml(g, tmp)
     return path
 
 
@@ -434,12 +480,14 @@ def loss_histogram(path: Path, hists: dict[str, np.ndarray], args: argparse.Name
             ax.hist(v, bins=bins, histtype="step", label=f"{name} ({v.size:,} agents)")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(f"cumulative output loss over {args.steps} steps (agents with loss > 0)")
+        ax.set_xlabel(f"cumulative output loss over {args.sim_steps} steps (agents with loss > 0)")
         ax.set_ylabel("agents")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
 
-    figure(path, draw, title="Distribution of agents' losses", size=(7.0, 4.5))
+    figure(
+        path, draw, title="Distribution of agents' losses", size=(7.0, 4.5), footer=machine_line()
+    )
 
 
 # ---- 2. theory -------------------------------------------------------------------------------
@@ -616,19 +664,27 @@ def volatility_figure(path: Path, points: list[dict], exponents: list[dict]) -> 
             ax.plot(n, inf, "o-", color=colour, label=label, markersize=4)
             sim = np.array([p["simulated_sd"] for p in rows], dtype=float)
             ok = np.isfinite(sim)
-            if ok.any():
-                ax.plot(n[ok], sim[ok], "x", color=colour, markersize=7)
-            ax.plot(n, inf[0] * (n / n[0]) ** -e["predicted"], ":", color=colour, linewidth=1)
+            if ok.any():  # in the tail's colour; the legend's grey entries say what x means
+                ax.plot(n[ok], sim[ok], "x", color=colour, markersize=7, label="_nolegend_")
+            ax.plot(n, inf[0] * (n / n[0]) ** -e["predicted"], ":", color=colour, linewidth=1,
+                    label="_nolegend_")  # fmt: skip
+        ax.plot([], [], "o-", color="0.4", markersize=4, label="influence vector norm")
+        ax.plot([], [], "x", color="0.4", markersize=7, label="simulated aggregate s.d.")
+        ax.plot([], [], ":", color="0.4", linewidth=1, label="theory's slope")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("agents n")
         ax.set_ylabel("aggregate volatility / shock s.d.")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(
-            fontsize=7, title="o: influence vector, x: simulated, dotted: theory", title_fontsize=7
-        )
+        ax.legend(fontsize=7, title="colour: the tail of supplier degrees", title_fontsize=7)
 
-    figure(path, draw, title="Aggregate volatility vs economy size", size=(7.0, 5.0))
+    figure(
+        path,
+        draw,
+        title="Aggregate volatility vs economy size",
+        size=(7.0, 5.0),
+        footer=machine_line(),
+    )
 
 
 # ---- 3. learn the cascade --------------------------------------------------------------------
@@ -824,13 +880,13 @@ def run_learn(args: argparse.Namespace, settings: dict) -> dict:
         model,
         loss_fn,
         lambda epoch: [train_batch],
-        epochs=args.epochs,
+        epochs=args.steps,
         lr=args.lr,
         desc="train",
         show_progress=not args.no_progress,
     )
     print(
-        f"trained {args.epochs} steps in {time.perf_counter() - t1:.1f} s; "
+        f"trained {args.steps} steps in {time.perf_counter() - t1:.1f} s; "
         f"train MSE {history[0]:.2e} -> {history[-1]:.2e}"
     )
 
@@ -870,7 +926,21 @@ def run_learn(args: argparse.Namespace, settings: dict) -> dict:
         title="customer attention over suppliers vs true input shares (head mean)",
         fmt=".3f",
     )
-    attention_figure(args.out / "attention_vs_shares.png", model, test_batch, unseen, len(test_sc))
+    nmse = tier_rows[0]["nmse"]
+    caveat = f"{args.steps} steps on {len(train)} scenarios; held-out normalised MSE {nmse:.2f}" + (
+        " (quick setting: the model has barely learned, so its attention says little;"
+        " the full setting is the run to read)"
+        if args.quick
+        else ""
+    )
+    attention_figure(
+        args.out / "attention_vs_shares.png",
+        {"trained": model, "untrained": untrained},
+        test_batch,
+        unseen,
+        len(test_sc),
+        caveat,
+    )
     return {"tiers": tier_rows, "attention": att_rows, "history": history}
 
 
@@ -879,40 +949,76 @@ def prediction_figure(path: Path, pred: Tensor, true: Tensor, tier: Tensor, name
 
     def draw(ax, t: int, name: str) -> None:
         m = tier == t
-        ax.scatter(true[m].numpy(), pred[m].numpy(), s=4, alpha=0.4, color=f"C{t}")
-        ax.plot([0, hi], [0, hi], "k:", linewidth=1)
+        ax.scatter(true[m].numpy(), pred[m].numpy(), s=4, alpha=0.4, color=f"C{t}",
+                   label="agent in a scenario")  # fmt: skip
+        ax.plot([0, hi], [0, hi], "k:", linewidth=1, label="predicted = true")
+        ax.legend(fontsize=7, markerscale=2)
         ax.set_title(f"{name} ({int(m.sum()):,} agent-scenarios)", fontsize=9)
         ax.set_xlabel("true loss")
         ax.set_ylabel("predicted loss")
         ax.grid(alpha=0.3)
 
     draws = [partial(draw, t=t, name=name) for t, name in enumerate(names)]
-    panels(path, draws, ncols=3, title="Held-out scenarios on an unseen economy, per tier")
+    panels(
+        path,
+        draws,
+        ncols=3,
+        title="Held-out scenarios on an unseen economy, per tier",
+        footer=machine_line(),
+    )
 
 
-def attention_figure(path: Path, model, test: Data, econ: Data, copies: int) -> None:
-    with torch.no_grad():
-        att = _forward(model, test, return_attention=True).attention[0]
-    w = att.weights[: test.num_edges].double().view(copies, econ.num_edges, -1).mean((0, 2))
+def attention_figure(
+    path: Path, models: dict, test: Data, econ: Data, copies: int, caveat: str
+) -> None:
+    """Every layer's attention (head mean, renormalised over each customer's suppliers of one
+    relation) against the true input shares: one row of panels per layer, the trained model
+    beside the untrained one; ``caveat`` (the setting's limits) goes under the title."""
+    rows = []
+    share = econ.edge_weight.double()
     group = econ.edge_index[1] * len(econ.relation_names) + econ.edge_type
     _, inverse = torch.unique(group, return_inverse=True)
     multi = torch.bincount(inverse)[inverse] >= 2
-    norm = torch.zeros(int(inverse.max()) + 1, dtype=torch.float64).index_add_(0, inverse, w)
-    share = econ.edge_weight.double()
-    share = share / torch.zeros_like(norm).index_add_(0, inverse, share)[inverse]
-    p = (w / norm[inverse])[multi]
+    share = (
+        share
+        / torch.zeros(int(inverse.max()) + 1, dtype=torch.float64).index_add_(0, inverse, share)[
+            inverse
+        ]
+    )
+    for label, model in models.items():
+        with torch.no_grad():
+            attention = _forward(model, test, return_attention=True).attention
+        for layer, att in enumerate(attention, start=1):
+            w = att.weights[: test.num_edges].double().view(copies, econ.num_edges, -1)
+            w = w.mean((0, 2))
+            norm = torch.zeros(int(inverse.max()) + 1, dtype=torch.float64).index_add_(
+                0, inverse, w
+            )
+            rows.append((layer, label, (w / norm[inverse])[multi]))
+    rows.sort(key=lambda r: (r[0], list(models).index(r[1])))
+    styles = series_styles(len(econ.relation_names))
 
-    def draw(ax):
-        for r, name in enumerate(econ.relation_names):
+    def draw(ax, layer: int, label: str, p: Tensor) -> None:
+        x = share[multi]
+        corr = float(torch.corrcoef(torch.stack([x, p]))[0, 1])
+        for r, (name, style) in enumerate(zip(econ.relation_names, styles, strict=True)):
             m = econ.edge_type[multi] == r
-            ax.scatter(share[multi][m].numpy(), p[m].numpy(), s=4, alpha=0.4, label=name)
-        ax.plot([0, 1], [0, 1], "k:", linewidth=1)
+            ax.scatter(x[m].numpy(), p[m].numpy(), s=5, alpha=0.4, label=name, **style)
+        ax.plot([0, 1], [0, 1], "k:", linewidth=1, label="attention = share")
+        ax.set_title(f"layer {layer}, {label} (correlation {corr:.2f})", fontsize=9)
         ax.set_xlabel("true input share")
-        ax.set_ylabel("attention (layer 1, head mean, renormalised per customer)")
-        ax.legend(fontsize=7, markerscale=3)
+        ax.set_ylabel("attention (head mean)")
+        ax.legend(fontsize=6, markerscale=2)
         ax.grid(alpha=0.3)
 
-    figure(path, draw, title="Customers' attention over suppliers vs input shares", size=(6.0, 5.0))
+    panels(
+        path,
+        [partial(draw, layer=layer, label=label, p=p) for layer, label, p in rows],
+        ncols=len(models),
+        title=f"Customers' attention over suppliers vs input shares\n{caveat}",
+        panel_size=(4.5, 3.6),
+        footer=machine_line(),
+    )
 
 
 if __name__ == "__main__":

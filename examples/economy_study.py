@@ -57,6 +57,7 @@ from torch_geometric.data import Batch, Data
 from graphattn.analysis import relation_shares
 from graphattn.economy import RELATION_NAMES, ShockDynamics, economy_data, random_shocks, simulate
 from graphattn.experiments import (
+    RunFolder,
     fit,
     machine_info,
     machine_line,
@@ -66,13 +67,15 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
+from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, int_in, output_folder
+from graphattn.experiments.files import staged
 from graphattn.experiments.plots import heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 QUICK = dict(
     agents=100,
-    economies=16,
-    scenarios=8,
+    train_economies=16,
+    train_scenarios=8,
     batch=4,
     steps=400,
     depths=[1, 2, 3, 4],
@@ -83,8 +86,8 @@ QUICK = dict(
 )
 FULL = dict(
     agents=150,
-    economies=32,
-    scenarios=8,
+    train_economies=32,
+    train_scenarios=8,
     batch=8,
     steps=1200,
     depths=[1, 2, 3, 4, 5, 6],
@@ -96,36 +99,62 @@ FULL = dict(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
-    p.add_argument("--out", type=Path, default=Path("outputs/economy_study"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=output_folder, default=Path("outputs/economy_study"))
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--only", choices=["depth", "width"], help="run only (a), or only (b) + (c)")
-    p.add_argument("--agents", type=int, help="agents per economy")
-    p.add_argument("--economies", type=int, help="training economies")
-    p.add_argument("--scenarios", type=int, help="shock scenarios per training economy")
-    p.add_argument("--test-economies", type=int, default=4, help="test economies")
-    p.add_argument("--test-scenarios", type=int, default=4, help="scenarios per test economy")
-    p.add_argument("--density", type=float, default=0.3, help="share of (agent, relation) hit")
-    p.add_argument("--batch", type=int, help="scenarios per training step")
-    p.add_argument("--d-model", type=int, default=32, help="width of the depth models")
-    p.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (one-cycle)")
+    p.add_argument("--agents", type=int_at_least(10), help="agents per economy")
+    p.add_argument("--train-economies", type=int_at_least(1), help="training economies")
+    p.add_argument(
+        "--train-scenarios", type=int_at_least(1), help="shock scenarios per training economy"
+    )
+    p.add_argument("--test-economies", type=int_at_least(1), default=4, help="test economies")
+    p.add_argument(
+        "--test-scenarios", type=int_at_least(1), default=4, help="scenarios per test economy"
+    )
+    p.add_argument(
+        "--density",
+        type=float_in(0, 1, low_open=True),
+        default=0.3,
+        help="share of (agent, relation) hit",
+    )
+    p.add_argument("--batch", type=int_at_least(1), help="scenarios per training step")
+    p.add_argument("--d-model", type=int_at_least(1), default=32, help="width of the depth models")
+    p.add_argument(
+        "--lr",
+        type=float_in(0, None, low_open=True),
+        default=5e-3,
+        help="peak learning rate (one-cycle)",
+    )
     g = p.add_argument_group("(a) depth vs hops")
-    g.add_argument("--depths", type=int, nargs="+", help="depths L")
-    g.add_argument("--hops", type=int, nargs="+", help="horizons (hops) k")
-    g.add_argument("--steps", type=int, help="training steps per depth model")
-    g.add_argument("--depth-heads", type=int, default=4, help="heads of the depth models")
-    g.add_argument("--reach-graphs", type=int, default=4, help="test scenarios for the reach")
+    g.add_argument("--depths", type=int_at_least(1), nargs="+", help="depths L")
+    g.add_argument("--hops", type=int_at_least(1), nargs="+", help="horizons (hops) k")
+    g.add_argument("--steps", type=int_at_least(1), help="training steps per depth model")
+    g.add_argument(
+        "--depth-heads", type=int_at_least(1), default=4, help="heads of the depth models"
+    )
+    g.add_argument(
+        "--reach-graphs", type=int_at_least(1), default=4, help="test scenarios for the reach"
+    )
     g = p.add_argument_group("(b) width vs relation types")
-    g.add_argument("--heads", type=int, nargs="+", help="heads H; must divide --d-model")
-    g.add_argument("--relations", type=int, nargs="+", help="relation counts K")
-    g.add_argument("--width-steps", type=int, help="training steps per width model")
-    g.add_argument("--width-batch", type=int, default=8, help="scenarios per training step")
-    g.add_argument("--width-d-model", type=int, default=24, help="width of the (b) models")
-    g.add_argument("--width-lr", type=float, default=1e-2, help="peak learning rate")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    g.add_argument(
+        "--heads", type=int_at_least(1), nargs="+", help="heads H; must divide --d-model"
+    )
+    g.add_argument(
+        "--relations", type=int_in(1, len(RELATION_NAMES)), nargs="+", help="relation counts K"
+    )
+    g.add_argument("--width-steps", type=int_at_least(1), help="training steps per width model")
+    g.add_argument(
+        "--width-batch", type=int_at_least(1), default=8, help="scenarios per training step"
+    )
+    g.add_argument(
+        "--width-d-model", type=int_at_least(1), default=24, help="width of the (b) models"
+    )
+    g.add_argument(
+        "--width-lr", type=float_in(0, None, low_open=True), default=1e-2, help="peak learning rate"
+    )
+    p.add_argument("--threads", type=int_at_least(1), default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
@@ -134,8 +163,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     for name in (
         "agents",
-        "economies",
-        "scenarios",
+        "train_economies",
+        "train_scenarios",
         "test_economies",
         "test_scenarios",
         "batch",
@@ -315,7 +344,9 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
     """(a): one model per depth L for all horizons k; test error and the out-of-reach share."""
     max_hop = max(args.hops)
     kw = dict(density=args.density, steps=max_hop)
-    train_graphs = make_graphs(args.agents, 3, args.economies, args.scenarios, seed=args.seed, **kw)
+    train_graphs = make_graphs(
+        args.agents, 3, args.train_economies, args.train_scenarios, seed=args.seed, **kw
+    )
     test_graphs = make_graphs(
         args.agents, 3, args.test_economies, args.test_scenarios, seed=args.seed + 1, **kw
     )
@@ -366,8 +397,8 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
     settings = _settings(
         args,
         "agents",
-        "economies",
-        "scenarios",
+        "train_economies",
+        "train_scenarios",
         "test_economies",
         "test_scenarios",
         "density",
@@ -393,7 +424,7 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         vmin=0.0,
         vmax=1.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows
 
@@ -427,7 +458,12 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
     for num_rel in progress(args.relations, "(b) width vs relations", enable=show):
         kw = dict(density=args.density, steps=1, dynamics=equal)
         train_graphs = make_graphs(
-            args.agents, num_rel, args.economies, args.scenarios, seed=args.seed + 2, **kw
+            args.agents,
+            num_rel,
+            args.train_economies,
+            args.train_scenarios,
+            seed=args.seed + 2,
+            **kw,
         )
         test = collate(
             make_graphs(
@@ -490,8 +526,8 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
     settings = _settings(
         args,
         "agents",
-        "economies",
-        "scenarios",
+        "train_economies",
+        "train_scenarios",
         "test_economies",
         "test_scenarios",
         "density",
@@ -513,7 +549,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
         title=f"(b) K relation aggregates vs heads H (1 layer, d_model={args.width_d_model})",
         vmin=0.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     write_table(args.out / "head_relation_share.csv", share_rows, settings=settings, machine=info)
     labelled = [{**r, "model, head": f"K={r['relations_K']}, head {r['head']}"} for r in share_rows]
@@ -527,7 +563,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> tuple[list[di
         vmin=0.0,
         vmax=1.0,
         cmap="magma",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows, share_rows
 
@@ -539,6 +575,11 @@ def _settings(args: argparse.Namespace, *names: str) -> dict:
 
 def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     args = parse_args(argv)
+    with RunFolder(args.out):  # writable? checked now; the files land together at the end
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> dict[str, list[dict]]:
     torch.set_num_threads(args.threads)
     info = machine_info()
     print(f"economy study, {'quick' if args.quick else 'full'} setting")
@@ -588,7 +629,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
                 for name in RELATION_NAMES[:k]
             ]
             print(f"  K={k}: " + "  ".join(cells))
-    print(f"\nwrote {', '.join(sorted(p.name for p in args.out.iterdir()))} into {args.out}/")
+    print(
+        f"\nwrote {', '.join(sorted(p.name for p in staged(args.out).iterdir()))} into {args.out}/"
+    )
     print(f"total {time.perf_counter() - started:.0f} s")
     return result
 

@@ -1,4 +1,4 @@
-"""Measure five claims about attention heads with graphattn.analysis (issue 13).
+"""Measure five claims about attention heads with graphattn.analysis.
 
 Subcommands (each prints its settings and tables, writes CSV + PNG into --out, and ends with
 a verdict computed from its numbers by the rule in its function's docstring):
@@ -29,7 +29,6 @@ OpenMP threads make these small models much slower.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from graphattn.analysis import (
     top_heads_mask,
 )
 from graphattn.experiments import (
+    RunFolder,
     accuracy,
     fit,
     machine_line,
@@ -56,7 +56,8 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
-from graphattn.experiments.plots import figure, heatmap
+from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+from graphattn.experiments.plots import figure, heatmap, series_styles
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 CLAIMS = ("copy", "diversity", "motifs", "sparse", "prune")
@@ -300,7 +301,7 @@ def claim_copy(s: dict, out: Path, level: str, show: bool) -> dict:
     heatmap(
         out / "copy_accuracy.png", rows, "heads", "n", "accuracy", vmin=0, vmax=1,
         title="(1) copy: held-out token accuracy (runs stop at the first success)",
-        subtitle=machine_line(),
+        footer=machine_line(),
     )  # fmt: skip
 
     def draw(ax):
@@ -323,7 +324,7 @@ def claim_copy(s: dict, out: Path, level: str, show: bool) -> dict:
         ax.legend(fontsize=8)
 
     figure(out / "copy_heads.png", draw, title="(1) copy: heads needed vs length",
-           subtitle=machine_line())  # fmt: skip
+           footer=machine_line())  # fmt: skip
     row = verdict_row(
         "copy", level, "(1) copying a length-n sequence needs ~log n heads, not n",
         number, verdict, reason, s,
@@ -409,7 +410,7 @@ def claim_diversity(s: dict, out: Path, level: str, show: bool) -> dict:
         ax.legend(fontsize=8)
 
     figure(out / "diversity.png", draw, title="(2) head diversity with and without the penalty",
-           subtitle=machine_line())  # fmt: skip
+           footer=machine_line())  # fmt: skip
     row = verdict_row(
         "diversity", level,
         "(2) an orthogonality penalty on the heads' projections makes heads more diverse (CKA)",
@@ -756,7 +757,7 @@ def claim_motifs(s: dict, out: Path, level: str, show: bool) -> dict:
         ax.legend(fontsize=7)
 
     figure(out / "motifs.png", draw, title="(3) motifs: sharp heads vs motif sites",
-           subtitle=machine_line())  # fmt: skip
+           footer=machine_line())  # fmt: skip
     row = verdict_row(
         "motifs", level,
         "(3) sharp (low-entropy) heads detect motifs; a head links two sites dozens of bases apart",
@@ -870,15 +871,18 @@ def claim_sparse(s: dict, motif_s: dict, out: Path, level: str, show: bool) -> d
     number, verdict, reason = sparse_verdict(rows, length, s["train_radii"])
     save(out, "sparse", rows, {**s, "motifs": motif_s}, level, "sparse")
 
-    def draw(ax):
-        for trained in dict.fromkeys(r["trained"] for r in rows):
-            for pattern, style in (("window", "o-"), ("chunked", "s--")):
+    def draw(ax):  # a colour per trained model; the pattern it runs by marker and line
+        trained_models = list(dict.fromkeys(r["trained"] for r in rows))
+        for trained, style in zip(trained_models, series_styles(len(trained_models)), strict=True):
+            for pattern, fmt in (("window", "o-"), ("chunked", "s--")):
                 rs = [r for r in rows if r["trained"] == trained and r["pattern"] == pattern]
                 rs.sort(key=lambda r: r["keys_per_node"])
-                ax.plot([r["keys_per_node"] for r in rs], [r["accuracy"] for r in rs], style,
-                        ms=3, label=f"trained {trained}, run {pattern}")  # fmt: skip
+                ax.plot([r["keys_per_node"] for r in rs], [r["accuracy"] for r in rs], fmt,
+                        color=style["color"], ms=3,
+                        label=f"trained {trained}, run {pattern}")  # fmt: skip
             full = next(r for r in rows if r["trained"] == trained and r["pattern"] == "full")
-            ax.axhline(full["accuracy"], ls=":", lw=1, color="grey")
+            ax.axhline(full["accuracy"], ls=":", lw=1, color=style["color"],
+                       label=f"trained {trained}, run full (every key)")  # fmt: skip
         ax.set_xscale("log", base=2)
         ax.set_xlabel("keys per query (attention cost)")
         ax.set_ylabel("test accuracy")
@@ -886,7 +890,7 @@ def claim_sparse(s: dict, motif_s: dict, out: Path, level: str, show: bool) -> d
         ax.legend(fontsize=7)
 
     figure(out / "sparse.png", draw, title="(4) sparse attention in place of full attention",
-           subtitle=machine_line())  # fmt: skip
+           footer=machine_line())  # fmt: skip
     row = verdict_row(
         "sparse", level,
         "(4) sparse (local) attention approximates full attention with a manageable error",
@@ -968,20 +972,21 @@ def claim_prune(s: dict, motif_s: dict, out: Path, level: str, show: bool) -> di
     save(out, "prune_importance", imp_rows, {**s, "motifs": motif_s}, level, "prune")
     heatmap(out / "prune_importance.png", imp_rows, "layer", "head", "importance", fmt=".3f",
             title="(5) head importance (validation loss increase when masked)",
-            subtitle=machine_line())  # fmt: skip
+            footer=machine_line())  # fmt: skip
 
     def draw(ax):
         ks = [r["kept"] for r in rows]
         ax.plot(ks, [r["accuracy_importance"] for r in rows], "o-", ms=3, label="by importance")
         ax.plot(ks, [r["accuracy_random_mean"] for r in rows], "s--", ms=3, label="random (mean)")
         ax.fill_between(ks, [r["accuracy_random_min"] for r in rows],
-                        [r["accuracy_random_max"] for r in rows], alpha=0.2)  # fmt: skip
+                        [r["accuracy_random_max"] for r in rows], alpha=0.2,
+                        label="random (min to max over draws)")  # fmt: skip
         ax.set_xlabel("heads kept")
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
 
-    figure(out / "prune.png", draw, title="(5) pruning heads", subtitle=machine_line())
+    figure(out / "prune.png", draw, title="(5) pruning heads", footer=machine_line())
     row = verdict_row(
         "prune", level, "(5) many heads can be pruned without loss", number, verdict, reason
     )
@@ -1009,42 +1014,50 @@ def run_claim(
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ScriptParser(doc=__doc__)
     parser.add_argument("claim", nargs="+", choices=[*CLAIMS, "all"], help="one or more claims")
     level = parser.add_mutually_exclusive_group()
     level.add_argument("--quick", action="store_true", help="small settings")
     level.add_argument("--smoke", action="store_true", help="tiny settings: only runs the code")
-    parser.add_argument("--out", type=Path, default=Path("outputs/head_claims"))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/head_claims"))
+    parser.add_argument(
+        "--threads", type=int_at_least(1), default=1, help="torch threads (default 1)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--copy-lengths", type=int, nargs="+", help="(1) lengths n to try")
-    parser.add_argument("--copy-heads", type=int, nargs="+", help="(1) head counts to try")
-    parser.add_argument("--copy-steps", type=int, help="(1) most training steps per run")
+    parser.add_argument(
+        "--copy-lengths", type=int_at_least(1), nargs="+", help="(1) lengths n to try"
+    )
+    parser.add_argument(
+        "--copy-heads", type=int_at_least(1), nargs="+", help="(1) head counts to try"
+    )
+    parser.add_argument(
+        "--copy-steps", type=int_at_least(1), help="(1) most training steps per run"
+    )
     args = parser.parse_args(argv)
     lvl = "smoke" if args.smoke else "quick" if args.quick else "full"
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     print(machine_line())
     print(f"level: {lvl}; output: {args.out}; claims: {args.claim}")
-    args.out.mkdir(parents=True, exist_ok=True)
     verdicts, times = [], []
     try:
-        claims = CLAIMS if "all" in args.claim else list(dict.fromkeys(args.claim))
-        for claim in claims:
-            start = time.perf_counter()
-            copy = {
-                key: getattr(args, f"copy_{key}")
-                for key in OVERRIDES
-                if getattr(args, f"copy_{key}") is not None
-            }
-            verdicts.append(run_claim(claim, lvl, args.out, not args.no_progress, copy))
-            times.append({"claim": claim, "seconds": time.perf_counter() - start})
-            print(f"[{claim} took {times[-1]['seconds']:.1f} s]", flush=True)
-        times.append({"claim": "total", "seconds": sum(t["seconds"] for t in times)})
-        write_table(  # inside: the machine line names the threads the claims ran on
-            args.out / "run_time.csv", times, settings={"level": lvl, "claims": claims},
-            command=command(" ".join(args.claim), lvl),
-        )  # fmt: skip
+        with RunFolder(args.out):  # writable? checked now; the files land together at the end
+            claims = CLAIMS if "all" in args.claim else list(dict.fromkeys(args.claim))
+            for claim in claims:
+                start = time.perf_counter()
+                copy = {
+                    key: getattr(args, f"copy_{key}")
+                    for key in OVERRIDES
+                    if getattr(args, f"copy_{key}") is not None
+                }
+                verdicts.append(run_claim(claim, lvl, args.out, not args.no_progress, copy))
+                times.append({"claim": claim, "seconds": time.perf_counter() - start})
+                print(f"[{claim} took {times[-1]['seconds']:.1f} s]", flush=True)
+            times.append({"claim": "total", "seconds": sum(t["seconds"] for t in times)})
+            write_table(  # inside: the machine line names the threads the claims ran on
+                args.out / "run_time.csv", times, settings={"level": lvl, "claims": claims},
+                command=command(" ".join(args.claim), lvl),
+            )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
     if len(verdicts) > 1:

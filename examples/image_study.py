@@ -57,6 +57,7 @@ from torch import Tensor, nn
 
 from graphattn import graphs
 from graphattn.experiments import (
+    RunFolder,
     accuracy,
     fit,
     machine_info,
@@ -69,6 +70,8 @@ from graphattn.experiments import (
     split_indices,
     write_table,
 )
+from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, int_in, output_folder
+from graphattn.experiments.files import staged
 from graphattn.experiments.plots import figure, heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 from graphattn.nn.positional import sinusoidal_table
@@ -103,36 +106,49 @@ DIGIT = 8  # side of a digit in pixels
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
-    p.add_argument("--out", type=Path, default=Path("outputs/image_study"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=output_folder, default=Path("outputs/image_study"))
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--only", choices=["depth", "width", "positional"], help="run one part")
     g = p.add_argument_group("(a) depth vs hops")
-    g.add_argument("--max-hops", type=int, help="largest distance h (canvas: 2 x (h + 2))")
-    g.add_argument("--depths", type=int, nargs="+", help="model depths L")
-    g.add_argument("--steps", type=int, help="training steps per model")
-    g.add_argument("--canvas-rows", type=int, default=2, help="digit rows per canvas")
+    g.add_argument(
+        "--max-hops", type=int_at_least(1), help="largest distance h (canvas: 2 x (h + 2))"
+    )
+    g.add_argument("--depths", type=int_at_least(1), nargs="+", help="model depths L")
+    g.add_argument("--steps", type=int_at_least(1), help="training steps per model")
+    g.add_argument("--canvas-rows", type=int_at_least(1), default=2, help="digit rows per canvas")
     g = p.add_argument_group("(b) width vs relation types")
-    g.add_argument("--relations", type=int, nargs="+", help="sides K (1..4)")
+    g.add_argument("--relations", type=int_in(1, 4), nargs="+", help="sides K (1..4)")
     g.add_argument(
         "--width-tasks", nargs="+", choices=["sectors", "neighbours"], help="targets of (b)"
     )
-    g.add_argument("--heads", type=int, nargs="+", help="heads H; must divide --d-model")
-    g.add_argument("--width-steps", type=int, help="training steps per model")
-    g.add_argument("--width-d-model", type=int, help="width of the (b) models")
+    g.add_argument(
+        "--heads", type=int_at_least(1), nargs="+", help="heads H; must divide --d-model"
+    )
+    g.add_argument("--width-steps", type=int_at_least(1), help="training steps per model")
+    g.add_argument("--width-d-model", type=int_at_least(1), help="width of the (b) models")
     g = p.add_argument_group("(c) positional encodings across sizes")
     g.add_argument("--sizes", nargs="+", help="test sizes HxW (the first is the training size)")
-    g.add_argument("--pe-steps", type=int, help="training steps per model")
-    g.add_argument("--patch", type=int, default=2, help="patch side in pixels (divides 8)")
-    p.add_argument("--d-model", type=int, default=32)
-    p.add_argument("--model-heads", type=int, default=4, help="heads of the (a) and (c) models")
-    p.add_argument("--batch", type=int, default=16, help="canvases or digits per step")
-    p.add_argument("--test-limit", type=int, help="use only the first N test digits (default: all)")
-    p.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (one-cycle)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    g.add_argument("--pe-steps", type=int_at_least(1), help="training steps per model")
+    g.add_argument(
+        "--patch", type=int_at_least(1), default=2, help="patch side in pixels (divides 8)"
+    )
+    p.add_argument("--d-model", type=int_at_least(1), default=32)
+    p.add_argument(
+        "--model-heads", type=int_at_least(1), default=4, help="heads of the (a) and (c) models"
+    )
+    p.add_argument("--batch", type=int_at_least(1), default=16, help="canvases or digits per step")
+    p.add_argument(
+        "--test-limit", type=int_at_least(1), help="use only the first N test digits (default: all)"
+    )
+    p.add_argument(
+        "--lr",
+        type=float_in(0, None, low_open=True),
+        default=1e-2,
+        help="peak learning rate (one-cycle)",
+    )
+    p.add_argument("--threads", type=int_at_least(1), default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
@@ -327,7 +343,7 @@ def run_depth(args: argparse.Namespace, data: dict, info: dict, show: bool) -> l
         title="(a) class of the digit h patches away: test accuracy (chance 0.1)",
         vmin=0.0,
         vmax=1.0,
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return out
 
@@ -483,7 +499,7 @@ def run_width(args: argparse.Namespace, data: dict, info: dict, show: bool) -> l
         title=f"(b) K side means ({args.width_tasks[0]}), one layer, d_model={args.width_d_model}",
         vmin=0.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows
 
@@ -613,14 +629,14 @@ def run_positional(args: argparse.Namespace, data: dict, info: dict, show: bool)
         ax.set_xlabel("test image size (rows x columns); trained on 8x8")
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1)
-        ax.axhline(0.1, color="grey", lw=0.8, ls=":")
+        ax.axhline(0.1, color="grey", lw=0.8, ls=":", label="chance (10 classes)")
         ax.legend(fontsize=7, loc="lower left")
 
     figure(
         args.out / "positional.png",
         draw,
         size=(7.0, 4.0),
-        subtitle=machine_line(info),
+        footer=machine_line(info),
         title="(c) 2-D positional encodings across image sizes",
     )
     return rows
@@ -633,6 +649,11 @@ def _settings(args: argparse.Namespace, *names: str) -> dict:
 
 def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     args = parse_args(argv)
+    with RunFolder(args.out):  # writable? checked now; the files land together at the end
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> dict[str, list[dict]]:
     torch.set_num_threads(args.threads)
     info = machine_info()
     print(f"image study, {'quick' if args.quick else 'full'} setting")
@@ -669,7 +690,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
         print_table(
             result["positional"], title="(c) positional encodings across image sizes: test accuracy"
         )
-    print(f"\nwrote {', '.join(sorted(p.name for p in args.out.iterdir()))} into {args.out}/")
+    print(
+        f"\nwrote {', '.join(sorted(p.name for p in staged(args.out).iterdir()))} into {args.out}/"
+    )
     print(f"total {time.perf_counter() - started:.0f} s")
     return result
 

@@ -9,13 +9,12 @@ without self-loops (a node's own features then never reach its output), with
 ``TransformerConv`` with theirs. Every layer has 16 channels in total over 2 heads (PyG's
 layers: 8 per head, concatenated).
 
-    python examples/karate_club.py                     # 10 seeds
-    python examples/karate_club.py --seeds 3 --epochs 50
+    python examples/karate_club.py            # 10 seeds, 200 full-batch steps each
+    python examples/karate_club.py --quick    # 3 seeds, 50 steps
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from torch_geometric.nn import GATConv, TransformerConv
 
 from graphattn import MultiHeadAttentionConv
 from graphattn.experiments import (
+    RunFolder,
     accuracy,
     machine_line,
     print_table,
@@ -33,6 +33,7 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
+from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
 
 HIDDEN, HEADS = 16, 2
 
@@ -75,11 +76,11 @@ class Net(torch.nn.Module):
         return self.out(F.elu(self.conv2(x, edge_index)))
 
 
-def run(kind: str, seed: int, epochs: int, data) -> float:
+def run(kind: str, seed: int, steps: int, data) -> float:
     seed_everything(seed)
     model = Net(kind, data.num_features, int(data.y.max()) + 1)
     opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
-    for _ in range(epochs):
+    for _ in range(steps):
         model.train()
         opt.zero_grad()
         logits = model(data.x, data.edge_index)
@@ -94,21 +95,34 @@ def run(kind: str, seed: int, epochs: int, data) -> float:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (a 34-node graph)")
-    parser.add_argument("--out", type=Path, default=Path("outputs/karate_club"))
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument(
+        "--seeds", type=int_at_least(1), default=None, help="seeds per layer (default 10, quick 3)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int_at_least(1),
+        default=None,
+        help="full-batch optimiser steps, one per epoch (default 200, quick 50)",
+    )
+    parser.add_argument(
+        "--threads", type=int_at_least(1), default=1, help="torch threads (a 34-node graph)"
+    )
+    parser.add_argument("--out", type=output_folder, default=Path("outputs/karate_club"))
+    parser.add_argument("--quick", action="store_true", help="3 seeds, 50 steps")
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.epochs < 1 or args.threads < 1:
-        parser.error("--seeds, --epochs and --threads must be >= 1")
+    if args.seeds is None:
+        args.seeds = 3 if args.quick else 10
+    if args.steps is None:
+        args.steps = 50 if args.quick else 200
+    folder = RunFolder(args.out)  # writable? checked now, before the compute
     torch.set_num_threads(args.threads)
     print(machine_line())
-    print(f"settings: seeds={args.seeds} epochs={args.epochs} hidden={HIDDEN} heads={HEADS}")
+    print(f"settings: seeds={args.seeds} steps={args.steps} hidden={HIDDEN} heads={HEADS}")
     data = KarateClub()[0]
     rows = []
     for kind in progress(KINDS, "layers"):
-        accs = [run(kind, seed, args.epochs, data) for seed in range(args.seeds)]
+        accs = [run(kind, seed, args.steps, data) for seed in range(args.seeds)]
         rows.append(
             {
                 "layer": kind,
@@ -118,7 +132,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             }
         )
     print_table(rows, title="KarateClub test accuracy (30 unlabelled members)", fmt=".3f")
-    path = write_table(args.out / "karate_club.csv", rows, settings=vars(args))
+    with folder:
+        path = write_table(args.out / "karate_club.csv", rows, settings=vars(args))
     print(f"wrote {path}")
     return rows
 

@@ -9,13 +9,13 @@ attention over long sequences.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 
 import torch
 
 from graphattn import FullGraph, MultiHeadAttentionConv
+from graphattn.experiments.cli import ScriptParser, int_at_least
 
 
 def median_time(fn, repeats: int = 5) -> float:
@@ -29,11 +29,13 @@ def median_time(fn, repeats: int = 5) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--length", type=int, default=1024, help="sequence length for timing")
-    parser.add_argument("--d-model", type=int, default=64)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = ScriptParser(doc=__doc__)
+    parser.add_argument(
+        "--length", type=int_at_least(1), default=1024, help="sequence length for timing"
+    )
+    parser.add_argument("--d-model", type=int_at_least(1), default=64)
+    parser.add_argument("--heads", type=int_at_least(1), default=4)
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     print(

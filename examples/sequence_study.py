@@ -54,6 +54,7 @@ from torch import Tensor
 
 from graphattn import graphs
 from graphattn.experiments import (
+    RunFolder,
     fit,
     machine_info,
     machine_line,
@@ -63,6 +64,8 @@ from graphattn.experiments import (
     seed_everything,
     write_table,
 )
+from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, output_folder
+from graphattn.experiments.files import staged
 from graphattn.experiments.plots import heatmap
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 from graphattn.patterns import Pattern
@@ -97,39 +100,58 @@ IGNORE = -100  # label of positions with no token D places back
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ScriptParser(doc=__doc__)
     p.add_argument("--quick", action="store_true", help="the small setting (make demo's)")
-    p.add_argument("--out", type=Path, default=Path("outputs/sequence_study"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=output_folder, default=Path("outputs/sequence_study"))
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--only", choices=["depth", "width"], help="run only (a) or only (b)")
     g = p.add_argument_group("(a) depth vs hops")
-    g.add_argument("--length", type=int, help="tokens per sequence")
-    g.add_argument("--radius", type=int, help="window radius r")
-    g.add_argument("--max-hops", type=int, help="largest hop count h (distances D up to r*h)")
-    g.add_argument("--depths", type=int, nargs="+", help="model depths L")
-    g.add_argument("--vocab", type=int, default=8, help="symbols V (chance = 1/V)")
-    g.add_argument("--steps", type=int, help="training steps per window model")
+    g.add_argument("--length", type=int_at_least(1), help="tokens per sequence")
+    g.add_argument("--radius", type=int_at_least(1), help="window radius r")
     g.add_argument(
-        "--full-steps", type=int, help="training steps of the full-attention model (default 2x)"
+        "--max-hops", type=int_at_least(1), help="largest hop count h (distances D up to r*h)"
     )
-    g.add_argument("--d-model", type=int, help="width of the depth models")
+    g.add_argument("--depths", type=int_at_least(1), nargs="+", help="model depths L")
+    g.add_argument("--vocab", type=int_at_least(1), default=8, help="symbols V (chance = 1/V)")
+    g.add_argument("--steps", type=int_at_least(1), help="training steps per window model")
     g.add_argument(
-        "--depth-heads", type=int, help="heads of the depth models (>= the number of distances)"
+        "--full-steps",
+        type=int_at_least(1),
+        help="training steps of the full-attention model (default 2x)",
+    )
+    g.add_argument("--d-model", type=int_at_least(1), help="width of the depth models")
+    g.add_argument(
+        "--depth-heads",
+        type=int_at_least(1),
+        help="heads of the depth models (>= the number of distances)",
     )
     g = p.add_argument_group("(b) width vs relation types")
-    g.add_argument("--width-length", type=int, default=12, help="tokens per sequence")
-    g.add_argument("--relations", type=int, nargs="+", help="classes (relation types) K")
-    g.add_argument("--heads", type=int, nargs="+", help="heads H; must divide --width-d-model")
-    g.add_argument("--width-d-model", type=int, help="width of the (b) models")
-    g.add_argument("--value-dim", type=int, default=4, help="size d_v of every token's value")
-    g.add_argument("--width-steps", type=int, help="training steps per model")
-    g.add_argument("--width-batch", type=int, default=64, help="sequences per training step")
-    p.add_argument("--batch", type=int, default=16, help="sequences per training step")
-    p.add_argument("--test-seqs", type=int, default=256, help="test sequences per model")
-    p.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (one-cycle)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    g.add_argument("--width-length", type=int_at_least(1), default=12, help="tokens per sequence")
+    g.add_argument(
+        "--relations", type=int_at_least(1), nargs="+", help="classes (relation types) K"
+    )
+    g.add_argument(
+        "--heads", type=int_at_least(1), nargs="+", help="heads H; must divide --width-d-model"
+    )
+    g.add_argument("--width-d-model", type=int_at_least(1), help="width of the (b) models")
+    g.add_argument(
+        "--value-dim", type=int_at_least(1), default=4, help="size d_v of every token's value"
+    )
+    g.add_argument("--width-steps", type=int_at_least(1), help="training steps per model")
+    g.add_argument(
+        "--width-batch", type=int_at_least(1), default=64, help="sequences per training step"
+    )
+    p.add_argument("--batch", type=int_at_least(1), default=16, help="sequences per training step")
+    p.add_argument(
+        "--test-seqs", type=int_at_least(1), default=256, help="test sequences per model"
+    )
+    p.add_argument(
+        "--lr",
+        type=float_in(0, None, low_open=True),
+        default=1e-2,
+        help="peak learning rate (one-cycle)",
+    )
+    p.add_argument("--threads", type=int_at_least(1), default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
@@ -301,7 +323,7 @@ def run_depth(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         title=f"(a) copy the token D back: accuracy (window r={args.radius}: h = ceil(D/r) hops)",
         vmin=0.0,
         vmax=1.0,
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return per_hops
 
@@ -405,7 +427,7 @@ def run_width(args: argparse.Namespace, info: dict, show: bool) -> list[dict]:
         title=f"(b) K class means, one layer, d_model={args.width_d_model}: test normalised MSE",
         vmin=0.0,
         cmap="viridis_r",
-        subtitle=machine_line(info),
+        footer=machine_line(info),
     )
     return rows
 
@@ -417,6 +439,11 @@ def _settings(args: argparse.Namespace, *names: str) -> dict:
 
 def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     args = parse_args(argv)
+    with RunFolder(args.out):  # writable? checked now; the files land together at the end
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> dict[str, list[dict]]:
     torch.set_num_threads(args.threads)
     info = machine_info()
     print(f"sequence study, {'quick' if args.quick else 'full'} setting")
@@ -445,7 +472,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
             "test_nmse",
             title="(b) width vs relation types: test normalised MSE of the K class means",
         )
-    print(f"\nwrote {', '.join(sorted(p.name for p in args.out.iterdir()))} into {args.out}/")
+    print(
+        f"\nwrote {', '.join(sorted(p.name for p in staged(args.out).iterdir()))} into {args.out}/"
+    )
     print(f"total {time.perf_counter() - started:.0f} s")
     return result
 

@@ -1,4 +1,4 @@
-"""Measure five claims about transformer blocks with graphattn.nn (issue 5).
+"""Measure five claims about transformer blocks with graphattn.nn.
 
 Subcommands (each prints its settings and table, writes CSV + PNG into --out, and a verdict
 computed from the numbers by the rule in its ``*_verdict`` function, in ``<claim>_verdict.csv``):
@@ -47,11 +47,19 @@ import torch
 from graphattn import ChunkedGraph, FullGraph, MultiHeadAttentionConv, available_engines
 from graphattn.experiments import (
     PeakMemory,
+    RunFolder,
     machine_line,
     print_table,
     progress,
     run_isolated,
     write_table,
+)
+from graphattn.experiments.cli import (
+    VOCABULARY,
+    ScriptParser,
+    float_in,
+    int_at_least,
+    output_folder,
 )
 from graphattn.experiments.plots import figure
 from graphattn.nn import GraphTransformer, GraphTransformerBlock, GraphTransformerConfig
@@ -541,7 +549,7 @@ def plot(args, name: str, title: str, draw) -> None:
         draw(ax)
         ax.grid(alpha=0.3)
 
-    print(f"wrote {figure(args.out / name, with_grid, title=title, subtitle=machine_line())}")
+    print(f"wrote {figure(args.out / name, with_grid, title=title, footer=machine_line())}")
 
 
 # ---- subcommands --------------------------------------------------------------------------------
@@ -566,7 +574,10 @@ def cmd_variance(args) -> None:
                 [r["output_var_mean"] for r in rows],
                 [r["output_var_std"] for r in rows],
                 marker="o",
+                capsize=3,
+                label="mean over seeds, bars: +- 1 s.d.",
             ),
+            ax.legend(),
             ax.set_xscale("log", base=2),
             ax.set_xlabel("heads"),
             ax.set_ylabel("Var(output)"),
@@ -597,6 +608,7 @@ def cmd_params(args) -> None:
             ),
             ax.set_xscale("log", base=2),
             ax.set_xlabel("heads"),
+            ax.set_ylabel("parameters"),
             ax.set_ylim(bottom=0),
             ax.legend(),
         ),
@@ -758,49 +770,89 @@ def cmd_memory(args) -> None:
                 0.4,
                 label="checkpoint" if ckpt else "no checkpoint",
             )
-        ax.set_xticks([x + 0.2 for x in xs], names)
-        ax.set_yscale("log")
-        ax.set_ylabel("longest sequence")
+        ax.set_xticks([x + 0.2 for x in xs], names)  # bars from 0 on a linear axis
+        ax.set_xlabel("attention variant")
+        ax.set_ylabel("longest sequence that fits (tokens)")
         ax.legend()
 
     plot(args, "e_memory.png", f"(e) longest sequence within {args.budget_mb} MiB (fwd+bwd)", draw)
 
 
+#: the sub-commands: one claim each
+CLAIMS = {
+    "variance": "(a) the attention output's variance at init vs the head count",
+    "params": "(b) the attention parameter count vs the head count",
+    "logits": "(c) the 1/sqrt(d_h) scale and the logit variance",
+    "depth": "(d) Pre-LN vs Post-LN at depth: gradients at init, training without warm-up",
+    "memory": "(e) activation checkpointing: the longest sequence within a memory budget",
+}
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ScriptParser(doc=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quick", action="store_true", help="small settings")
-    common.add_argument("--out", type=Path, default=Path("outputs/transformer_claims"))
-    common.add_argument("--d-model", type=int, default=256, help="d_model for (a)-(c)")
-    common.add_argument("--depth", type=int, default=24, help="blocks for (d)")
-    common.add_argument("--steps", type=int, default=200, help="training steps for (d)")
-    common.add_argument("--seeds", type=int, default=3, help="seeds for (d)")
-    common.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-4], help="(d) lrs")
+    common.add_argument(
+        "--out", type=output_folder, default=Path("outputs/transformer_claims"),
+        help=VOCABULARY["--out"],
+    )  # fmt: skip
+    common.add_argument("--d-model", type=int_at_least(1), default=256, help="d_model for (a)-(c)")
+    common.add_argument(
+        "--layers",
+        dest="depth",
+        metavar="LAYERS",
+        type=int_at_least(1),
+        default=24,
+        help="(d) blocks per stack",
+    )
+    common.add_argument("--steps", type=int_at_least(1), default=200, help="(d) training steps")
+    common.add_argument("--seeds", type=int_at_least(1), default=3, help="(d) seeds per setting")
+    common.add_argument(
+        "--lrs",
+        type=float_in(0, None, low_open=True),
+        nargs="+",
+        default=[1e-3, 3e-4],
+        help="(d) learning rates, each trained without warm-up",
+    )
     common.add_argument(
         "--budget-mb",
-        type=float,
+        type=float_in(0, None, low_open=True),
         default=None,
         help="memory budget for (e) in MiB (default 128, quick 32)",
     )
-    common.add_argument("--channels", type=int, default=128, help="(e) model width")
-    common.add_argument("--heads", type=int, default=4, help="(e) heads")
-    common.add_argument("--layers", type=int, default=12, help="(e) blocks (quick: 4)")
+    common.add_argument(
+        "--memory-d-model", dest="channels", metavar="D_MODEL", type=int_at_least(1), default=128,
+        help="(e) model width d_model",
+    )  # fmt: skip
+    common.add_argument(
+        "--memory-heads", dest="heads", type=int_at_least(1), default=4, help="(e) heads"
+    )
+    common.add_argument(
+        "--memory-layers", dest="layers", type=int_at_least(1), default=12,
+        help="(e) blocks (quick: 4)",
+    )  # fmt: skip
     common.add_argument(
         "--window",
-        type=int,
+        type=int_at_least(1),
         default=64,
         help="(e) chunk size of local attention; lengths are multiples of it (quick: 32)",
     )
-    common.add_argument("--threads", type=int, default=2, help="(e) torch threads per trial")
+    common.add_argument(
+        "--threads", type=int_at_least(1), default=2, help="(e) torch threads per trial"
+    )
     common.add_argument(
         "--tolerance",
-        type=float,
+        type=float_in(0, None, low_open=True),
         default=0.05,
         help="(e) stop when failing/fitting lengths are this close",
     )
-    common.add_argument("--max-trials", type=int, default=6, help="(e) trials after the probes")
-    common.add_argument("--trial-timeout", type=float, default=300.0, help="(e) seconds")
+    common.add_argument(
+        "--max-trials", type=int_at_least(1), default=6, help="(e) trials after the probes"
+    )
+    common.add_argument(
+        "--trial-timeout", type=float_in(0, None, low_open=True), default=300.0, help="(e) seconds"
+    )
     common.add_argument(
         "--variants",
         nargs="+",
@@ -815,8 +867,8 @@ def main(argv=None) -> None:
         ("depth", cmd_depth),
         ("memory", cmd_memory),
     ):
-        sub.add_parser(name, parents=[common]).set_defaults(fn=fn)
-    sub.add_parser("all", parents=[common]).set_defaults(fn=None)
+        sub.add_parser(name, parents=[common], help=CLAIMS[name]).set_defaults(fn=fn)
+    sub.add_parser("all", parents=[common], help="all five, in turn").set_defaults(fn=None)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv
@@ -826,16 +878,16 @@ def main(argv=None) -> None:
         args.tolerance, args.max_trials = max(args.tolerance, 0.25), min(args.max_trials, 3)
         args.layers, args.window = min(args.layers, 4), min(args.window, 32)
     print(f"{machine_line()}; quick={args.quick}; output: {args.out}")
-    args.out.mkdir(parents=True, exist_ok=True)
     fns = (
         [cmd_variance, cmd_params, cmd_logits, cmd_depth, cmd_memory]
         if args.fn is None
         else [args.fn]
     )
-    for fn in fns:
-        start = time.perf_counter()
-        fn(args)
-        print(f"[{fn.__name__} took {time.perf_counter() - start:.1f} s]")
+    with RunFolder(args.out):  # writable? checked now; the files land together at the end
+        for fn in fns:
+            start = time.perf_counter()
+            fn(args)
+            print(f"[{fn.__name__} took {time.perf_counter() - start:.1f} s]")
 
 
 if __name__ == "__main__":

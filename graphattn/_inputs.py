@@ -244,7 +244,12 @@ def _build(
         edges = graph
     else:
         edges = EdgeList(edge_index, num_src, num_dst)
-    if origin is not None and not transposed and origin.is_sorted:
+    if (
+        origin is not None
+        and not transposed
+        and origin.is_sorted
+        and tuple(origin.sparse_size()) == (num_src, num_dst)  # its CSR/CSC cover every node
+    ):
         edges.cache["origin"] = origin  # its own CSR/CSC caches serve the engines
     return GraphInput(edges, num_input, num_loops, mask, transposed)
 
@@ -256,14 +261,17 @@ def check_flow(flow: object) -> str:
     return flow
 
 
-def _stamp(t: Tensor) -> tuple:
+def _stamp(t: Tensor) -> tuple | None:
     """What must be unchanged for a result cached on ``t`` to stay valid: the versions of the
     wrapper and of the plain tensor it wraps (an ``EdgeIndex``'s ``_data``, which writes
-    through ``as_tensor()`` or ``.numpy()`` bump), its storage and its shape."""
+    through ``as_tensor()`` or ``.numpy()`` bump), its storage and its shape. ``None`` for an
+    inference tensor, which has no version counter: an in-place change would go unseen, so
+    nothing is cached on it."""
     data = getattr(t, "_data", None)
     parts = [t] if not isinstance(data, Tensor) else [t, data]
-    versions = tuple(0 if p.is_inference() else p._version for p in parts)
-    return (versions, t.data_ptr(), tuple(t.shape))
+    if any(p.is_inference() for p in parts):
+        return None
+    return (tuple(p._version for p in parts), t.data_ptr(), tuple(t.shape))
 
 
 def _check_not_faked(pattern: Pattern) -> None:
@@ -311,11 +319,15 @@ def normalize_graph(
         store = graph.__dict__.setdefault("_graphattn_inputs", {})
         stamp = _stamp(graph)
         hit = store.get(key)
-        if hit is not None and hit[0] == stamp:
+        if stamp is not None and hit is not None and hit[0] == stamp:
             return hit[1]
         with building_cache():
             out = _build(*args)
-        store[key] = (stamp, out)
+        if stamp is None or any(h[0] != stamp for h in store.values()):
+            # changed in place (or unversioned): PyG's own CSR/CSC caches on it may be stale
+            out.graph.cache.pop("origin", None)
+        if stamp is not None:
+            store[key] = (stamp, out)
         return out
     return _build(*args)
 

@@ -276,7 +276,8 @@ class MultiHeadAttentionConv(MessagePassing):
             )
         _check_engine_name(engine)
         check_flow(kwargs.get("flow", "source_to_target"))
-        kwargs.setdefault("aggr", "add")
+        if kwargs.setdefault("aggr", "add") not in ("add", "sum"):  # what every engine computes
+            raise ValueError(f"`aggr` must be 'add' (attention sums), got {kwargs['aggr']!r}")
         super().__init__(node_dim=0, **kwargs)
 
         self.in_channels = in_channels
@@ -465,7 +466,7 @@ class MultiHeadAttentionConv(MessagePassing):
         v = _cast(v.view(-1, heads, dim), rows)  # (N_src, H, D)
         terms = self._edge_terms(graph, edge_attr, edge_type, compute)
         if not static_mode():  # a value check needs a sync, and a branch that compile breaks on
-            _check_logit_range(q, k, terms, compute, joint_columns(q, k, v))
+            _check_logit_range(q, k, terms, compute, joint_columns(q, k, v), v, (x_src, x_dst))
 
         with torch.autocast(x_dst.device.type, enabled=False):  # engines compute in `compute`
             out, weights = engine(
@@ -817,6 +818,8 @@ def _check_logit_range(
     terms: EdgeTerms | None,
     compute: torch.dtype,
     joint: Tensor | None = None,
+    v: Tensor | None = None,
+    x: tuple[Tensor, Tensor] | None = None,
 ) -> None:
     """A ``ValueError`` when finite inputs could give attention logits beyond the compute
     dtype's range, where every engine (the reference too) would return NaN.
@@ -829,6 +832,11 @@ def _check_logit_range(
     ``joint``: the stacked projection ``[N, 3C]`` whose columns ``q`` and ``k`` are, if they
     are: its largest value bounds both maxima in one contiguous pass; only when that is not
     enough to pass (or is not finite) are ``q`` and ``k`` scanned apart.
+
+    ``v``, ``x``: the values and the features ``(x_src, x_dst)``. A float16 projection (float16
+    features, or float16 autocast) of finite features can overflow float16's range (65504) on
+    its own; when ``q``, ``k`` or ``v`` are then not finite while the features are, that is
+    the overflow, and a ``ValueError`` says so.
     """
     if q.numel() == 0 or k.numel() == 0:
         return
@@ -839,8 +847,13 @@ def _check_logit_range(
         if math.isfinite(both) and both * (both + _largest(*key_terms)) * q.size(-1) < limit:
             return
     q_max, k_max = _largest(q), _largest(k, *key_terms)
+    half = x is not None and v is not None and _float16_projection(x[1])
     if not (math.isfinite(q_max) and math.isfinite(k_max)):
+        if half:
+            _check_projection_overflow(q, k, v, x)
         return  # non-finite values: their documented semantics, not an overflow
+    if half and not math.isfinite(_largest(v)):  # v alone can overflow too
+        _check_projection_overflow(q, k, v, x)
     if q_max * k_max * q.size(-1) < limit:
         return
     q_norm = torch.linalg.vector_norm(q.detach().double(), dim=-1).amax(0)  # (H,)
@@ -856,6 +869,31 @@ def _check_logit_range(
             "features (a LayerNorm before the layer), or run the layer in float64 "
             "(`conv.double()`)"
         )
+
+
+def _float16_projection(x: Tensor) -> bool:
+    """Whether the projections of ``x`` run in float16 (float16 features, or autocast)."""
+    device = x.device.type
+    return x.dtype == torch.float16 or (
+        torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16
+    )
+
+
+def _check_projection_overflow(q: Tensor, k: Tensor, v: Tensor, x: tuple[Tensor, Tensor]) -> None:
+    """A ``ValueError`` when finite features have query/key/value projections that are not
+    finite: a float16 projection overflowed (beyond 65504), and every row attending to them
+    would be NaN. (Non-finite edge terms or features keep their documented semantics.)"""
+    if all(bool(torch.isfinite(t.detach()).all()) for t in (q, k, v)):
+        return  # the non-finite values come from the edge terms
+    x_src, x_dst = x
+    for t in (x_src,) if x_src is x_dst else (x_src, x_dst):
+        if not bool(torch.isfinite(t.detach()).all()):
+            return  # non-finite features: their documented semantics
+    raise ValueError(
+        "`x` is finite but its float16 query/key/value projections are not: they exceed the "
+        f"range of float16 ({torch.finfo(torch.float16).max:.0f}); normalise the features (a "
+        "LayerNorm before the layer), or run the layer in float32 or bfloat16"
+    )
 
 
 def _check_engine_name(engine: object) -> None:

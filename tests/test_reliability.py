@@ -14,6 +14,7 @@ import threading
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as fixed_seed
 from hypothesis import strategies as st
 from torch import Tensor
 
@@ -409,13 +410,45 @@ def test_largest_of_strided_columns_equals_contiguous():
 
 # ---- the fuzz suite -----------------------------------------------------------------------
 
+# The examples are seeded: by default hypothesis derives its seed from the test itself, so every
+# run draws the same examples; GRAPHATTN_FUZZ_SEED=<int> draws another fixed set (a failure
+# names the seed that reproduces it). GRAPHATTN_FUZZ_EXAMPLES sets how many (and hubs of 10^5
+# in-edges instead of 2,000).
+_FUZZ_SEED = os.environ.get("GRAPHATTN_FUZZ_SEED")
 FUZZ = settings(
     max_examples=int(os.environ.get("GRAPHATTN_FUZZ_EXAMPLES", "25")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize="GRAPHATTN_FUZZ_EXAMPLES" not in os.environ,
+    derandomize=_FUZZ_SEED is None,
+    print_blob=True,
 )
 BIG = "GRAPHATTN_FUZZ_EXAMPLES" in os.environ
+
+
+def _fuzz_seed(test):
+    return fixed_seed(int(_FUZZ_SEED))(test) if _FUZZ_SEED is not None else test
+
+
+# float32 tolerances grow with the length of the sums an engine computes. A node's output is
+# sum_j alpha_ij v_j over its d in-edges, normalised by sum_j exp(s_ij - m_i); a recursive
+# float32 sum of d terms is off by up to (d - 1) u sum|terms| (Higham, "Accuracy and Stability
+# of Numerical Algorithms", section 4.2; u = 2^-24), and engines sum in different orders
+# (scatter: segment sums; fused: an online softmax per target; dense/blocked: SDPA blocks), so
+# two correct engines may differ by that much. With sum_j alpha_ij = 1, sum|terms| <= max|v|:
+# a few units for N(0, 1) features through a default-initialised layer. The errors do not
+# cancel when the terms repeat (a hub fed by a few sources thousands of times over): measured
+# about 1e-3 between scatter in float32 and float64 at d = 10^5 (heads 3, head size 1-4), where
+# the fixed 1e-4 failed. So: 1e-4 for the roundings every example has (exp, projections), plus
+# 2 u per term of the longest sum (numerator and normaliser); the longest sum behind a feature
+# gradient runs over a node's in- or out-edges, behind a parameter gradient over all edges.
+_U32 = 2.0**-24
+
+
+def _tolerance(dtype: torch.dtype, terms: int) -> dict:
+    if dtype != torch.float32:
+        return {}  # float64: assert_close's defaults
+    tol = 1e-4 + 2 * _U32 * terms
+    return {"atol": tol, "rtol": tol}
 
 
 @st.composite
@@ -447,6 +480,7 @@ def graphs(draw):
     return p, p.num_nodes
 
 
+@_fuzz_seed
 @FUZZ
 @given(
     graph=graphs(),
@@ -463,6 +497,11 @@ def test_fuzz_every_engine_matches_the_reference(graph, heads, head_dim, dtype, 
     if not is_edges and terms != "none":
         terms = "none"  # patterns carry no per-edge terms
     num_edges = graph.size(1) if is_edges else 0
+    # the longest sum over one node's edges (in or out; +1 for its self-loop)
+    if is_edges and num_edges:
+        longest = 1 + int(max(torch.bincount(graph[0]).max(), torch.bincount(graph[1]).max()))
+    else:
+        longest = 1 + n  # a pattern: at most every node of a graph
     gen = torch.Generator().manual_seed(seed)
     channels = heads * head_dim
     kw = {}
@@ -487,7 +526,7 @@ def test_fuzz_every_engine_matches_the_reference(graph, heads, head_dim, dtype, 
             continue
         out = conv(xa, graph, **call)  # the plain path (SDPA kernels on the block engines)
         want, want_att = ref(xr, graph, **call, return_attention=True)
-        tol = {"atol": 1e-4, "rtol": 1e-4} if dtype == torch.float32 else {}
+        tol = _tolerance(dtype, longest)
         torch.testing.assert_close(out, want, equal_nan=True, **tol)
         torch.testing.assert_close(att.weights, want_att.weights, equal_nan=True, **tol)
         finite = torch.isfinite(want).all(1)
@@ -496,8 +535,10 @@ def test_fuzz_every_engine_matches_the_reference(graph, heads, head_dim, dtype, 
             want[finite].sum().backward()
             torch.testing.assert_close(xa.grad, xr.grad, equal_nan=True, **tol)
             if plant is None:
+                total = num_edges if is_edges else graph.num_edges
+                ptol = _tolerance(dtype, total + n)  # every edge, and the self-loops
                 for (name, p), q in zip(conv.named_parameters(), ref.parameters(), strict=False):
-                    torch.testing.assert_close(p.grad, q.grad, **tol, msg=name)
+                    torch.testing.assert_close(p.grad, q.grad, **ptol, msg=name)
 
 
 @needs_numba

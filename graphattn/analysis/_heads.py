@@ -7,6 +7,7 @@ a regulariser.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -161,6 +162,10 @@ def top_heads_mask(importance: Tensor, keep: int) -> Tensor:
     """
     if not isinstance(importance, Tensor) or importance.dim() != 2:
         raise ValueError("`importance` must be a [layers, heads] tensor")
+    if importance.is_complex() or importance.dtype == torch.bool:
+        raise TypeError(f"`importance` must be real, got dtype {importance.dtype}")
+    if bool(importance.isnan().any()):
+        raise ValueError("`importance` holds NaN: a head without a score cannot be ranked")
     check_int("keep", keep, 0)
     if keep > importance.numel():
         raise ValueError(f"`keep` ({keep}) exceeds the number of heads ({importance.numel()})")
@@ -209,6 +214,8 @@ def orthogonality_penalty(module: nn.Module, *, eps: float = 1e-12) -> Tensor:
     >>> float(orthogonality_penalty(conv).detach())
     0.0
     """
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
+        raise ValueError(f"`eps` must be a finite number > 0, got {eps!r}")
     layers = attention_layers(module)
     if not layers:
         raise ValueError("`module` holds no MultiHeadAttentionConv layer")

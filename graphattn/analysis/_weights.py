@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-from .._checks import check_index_tensor, check_int, check_positive_int
+from .._checks import check_bool, check_index_tensor, check_int, check_positive_int
 from ..patterns import GridGraph, Pattern
 
 __all__ = ["attention_distance", "attention_entropy", "relation_shares"]
@@ -44,6 +44,8 @@ def _unpack(att, name: str = "att") -> tuple[Tensor, Tensor]:
         )
     if edge_index.device != weights.device:
         raise ValueError(f"`{name}.edge_index` and `{name}.weights` are on different devices")
+    if edge_index.numel() > 0 and int(edge_index.min()) < 0:
+        raise ValueError(f"`{name}.edge_index` has a negative node id ({int(edge_index.min())})")
     return edge_index.long(), weights
 
 
@@ -59,13 +61,14 @@ def _num_targets(edge_index: Tensor, num_nodes: int | None) -> int:
     return num_nodes
 
 
-def _node_mean(per_node: Tensor) -> Tensor:
-    """Mean over the nodes (rows) where a value is defined (not NaN): ``[N, H] -> [H]``."""
-    return (
-        per_node.nanmean(0)
-        if per_node.size(0) > 0
-        else per_node.new_full((per_node.size(1),), math.nan)
-    )
+def _node_mean(per_node: Tensor, defined: Tensor) -> Tensor:
+    """Mean over the nodes (rows) where the measure is defined (``defined`` ``[N, 1]``):
+    ``[N, H] -> [H]``. A NaN on a defined node (from NaN weights) stays in the mean, so it
+    shows; NaN for no defined node."""
+    rows = defined.view(-1)
+    if not bool(rows.any()):
+        return per_node.new_full((per_node.size(1),), math.nan)
+    return per_node[rows].mean(0)
 
 
 def attention_entropy(
@@ -97,7 +100,8 @@ def attention_entropy(
     Returns:
         ``[H]``: the mean of :math:`H_i^h` over the target nodes where it is defined, or
         ``[N, H]`` with ``per_node=True``. It is undefined (NaN) for a node without in-edges
-        and, normalised, for a node with one in-edge (:math:`0 / \log 1`).
+        and, normalised, for a node with one in-edge (:math:`0 / \log 1`); those nodes are
+        left out of the mean, while NaN weights on other nodes make the mean NaN.
 
     >>> import torch
     >>> edge_index = torch.tensor([[0, 1, 2, 3, 0], [0, 0, 0, 0, 1]])  # degrees 4 and 1
@@ -109,19 +113,18 @@ def attention_entropy(
     tensor([1., 0.])
     """
     edge_index, weights = _unpack(att)
-    if not isinstance(normalize, bool):
-        raise TypeError(f"`normalize` must be a bool, got {type(normalize).__name__}")
+    check_bool("normalize", normalize)
+    check_bool("per_node", per_node)
     n = _num_targets(edge_index, num_nodes)
     dst = edge_index[1]
     terms = -torch.special.xlogy(weights, weights)  # (E, H)
     entropy = scatter(terms, dst, dim=0, dim_size=n, reduce="sum")  # (N, H)
     degree = torch.bincount(dst, minlength=n).to(weights.dtype).unsqueeze(1)  # (N, 1)
+    defined = degree >= (2 if normalize else 1)  # (N, 1)
     if normalize:
         entropy = entropy / degree.log()
-        entropy = entropy.masked_fill(degree < 2, math.nan)
-    else:
-        entropy = entropy.masked_fill(degree < 1, math.nan)
-    return entropy if per_node else _node_mean(entropy)
+    entropy = entropy.masked_fill(~defined, math.nan)
+    return entropy if per_node else _node_mean(entropy, defined)
 
 
 def relation_shares(
@@ -231,6 +234,7 @@ def attention_distance(att, positions, *, per_node: bool = False) -> Tensor:
             [1.0000]])
     """
     edge_index, weights = _unpack(att)
+    check_bool("per_node", per_node)
     if isinstance(positions, Pattern):
         positions = _pattern_positions(positions)
     if not isinstance(positions, Tensor):
@@ -252,6 +256,6 @@ def attention_distance(att, positions, *, per_node: bool = False) -> Tensor:
     dist = (pos[edge_index[0]] - pos[edge_index[1]]).abs().amax(1, keepdim=True)  # (E, 1)
     dst = edge_index[1]
     out = scatter(weights * dist, dst, dim=0, dim_size=n, reduce="sum")  # (N, H)
-    degree = torch.bincount(dst, minlength=n).unsqueeze(1)
-    out = out.masked_fill(degree < 1, math.nan)
-    return out if per_node else _node_mean(out)
+    defined = torch.bincount(dst, minlength=n).unsqueeze(1) >= 1
+    out = out.masked_fill(~defined, math.nan)
+    return out if per_node else _node_mean(out, defined)

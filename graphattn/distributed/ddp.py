@@ -16,6 +16,7 @@ gradient, exactly (up to the order of floating-point sums). Nothing here replace
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -69,6 +70,8 @@ def init_distributed(backend: str | None = None, **kwargs) -> DistContext:
     """
     if backend is not None and backend not in ("gloo", "nccl", "mpi", "ucc"):
         raise ValueError(f"`backend` must be 'gloo', 'nccl', 'mpi' or 'ucc', got {backend!r}")
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise ValueError("`backend` 'nccl' needs CUDA GPUs, and none is available: use 'gloo'")
     if not dist.is_initialized():
         if "WORLD_SIZE" not in os.environ:
             return DistContext()
@@ -139,9 +142,11 @@ def owned_mean_loss(per_node: Tensor, num_global: int | float | Tensor) -> Tenso
     """
     if not isinstance(per_node, Tensor):
         raise TypeError(f"`per_node` must be a torch.Tensor, got {type(per_node).__name__}")
+    if isinstance(num_global, (bool, str)) or not isinstance(num_global, (int, float, Tensor)):
+        raise TypeError(f"`num_global` must be a number, got {type(num_global).__name__}")
     total = float(num_global)
-    if not total > 0:
-        raise ValueError(f"`num_global` must be > 0, got {total}")
+    if not 0 < total < math.inf:
+        raise ValueError(f"`num_global` must be > 0 and finite, got {total}")
     world = dist.get_world_size() if _initialised() else 1
     return per_node.sum() * (world / total)
 

@@ -19,6 +19,7 @@ and the fallback where ``pymetis`` is missing.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -95,6 +96,10 @@ def partition_nodes(
     if method not in PARTITION_METHODS:
         raise ValueError(f"`method` must be one of {PARTITION_METHODS}, got {method!r}")
     check_int("seed", seed, 0)
+    if 0 < num_nodes < num_parts:
+        raise ValueError(
+            f"`num_parts` ({num_parts}) exceeds the {num_nodes} nodes: a part would be empty"
+        )
     if num_parts == 1 or num_nodes == 0:
         return torch.zeros(num_nodes, dtype=torch.long)
     if method == "metis":
@@ -127,7 +132,14 @@ def partition_nodes(
     return torch.as_tensor(np.asarray(membership), dtype=torch.long)
 
 
-def rank_subgraph(data: Data, parts: Tensor, rank: int, num_hops: int) -> Data:
+def rank_subgraph(
+    data: Data,
+    parts: Tensor,
+    rank: int,
+    num_hops: int,
+    *,
+    edge_attrs: Sequence[str] | None = None,
+) -> Data:
     """The nodes ``rank`` owns plus their exact ``num_hops``-hop halo, as a PyG ``Data``.
 
     The owned nodes come first (``batch_size`` of them, in increasing global id); the batch
@@ -140,6 +152,8 @@ def rank_subgraph(data: Data, parts: Tensor, rank: int, num_hops: int) -> Data:
         parts (Tensor): int ``[N]`` the part of every node (:func:`partition_nodes`).
         rank (int): the part to build.
         num_hops (int): the depth ``L`` of the model.
+        edge_attrs (sequence of str, optional): edge-level attributes whose level their size
+            cannot tell (see :func:`graphattn.loader.hop_batch`). (default: :obj:`None`)
 
     >>> edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])  # a directed 4-cycle
     >>> data = Data(x=torch.arange(4.0).unsqueeze(1), edge_index=edge_index)
@@ -151,8 +165,11 @@ def rank_subgraph(data: Data, parts: Tensor, rank: int, num_hops: int) -> Data:
         raise TypeError(f"`data` must be a torch_geometric.data.Data, got {type(data).__name__}")
     parts = _check_parts(parts, data.num_nodes)
     rank = check_int("rank", rank, 0)
+    num_parts = int(parts.max()) + 1 if parts.numel() else 0
+    if rank >= max(num_parts, 1):
+        raise ValueError(f"`rank` {rank} owns no node: `parts` holds parts 0..{num_parts - 1}")
     owned = (parts == rank).nonzero().view(-1)
-    return hop_batch(data, owned, num_hops)
+    return hop_batch(data, owned, num_hops, edge_attrs=edge_attrs)
 
 
 class ReplicationFactor(NamedTuple):

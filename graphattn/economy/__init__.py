@@ -26,10 +26,11 @@ from .scenarios import (
     supplier_reach,
     tier_losses,
 )
-from .simulate import ShockDynamics, SimulationResult, random_shocks, simulate
+from .simulate import MAX_STEPS, ShockDynamics, SimulationResult, random_shocks, simulate
 
 __all__ = [
     "DEFAULT_TIERS",
+    "MAX_STEPS",
     "RELATION_NAMES",
     "SCENARIOS",
     "EconomyArrays",

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from ._validate import check_edges
 from .generate import EconomyArrays, _build_data, economy_arrays
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def to_data(graph: networkx.MultiDiGraph, *, dtype: torch.dtype = torch.float32)
         if name not in rel_index:
             if "relations" in graph.graph:
                 raise ValueError(
-                    f"edge ({u}, {v}) has relation {name!r}, "
+                    f"`graph` edge ({u}, {v}) has relation {name!r}, "
                     f"not one of graph.graph['relations'] = {relation_names}"
                 )
             rel_index[name] = len(relation_names)
@@ -117,6 +118,13 @@ def to_data(graph: networkx.MultiDiGraph, *, dtype: torch.dtype = torch.float32)
         weight.append(attrs.get("weight", 1.0))
     src_a, dst_a = np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64)
     rel_a, weight_a = np.array(rel, dtype=np.int64), np.array(weight, dtype=np.float64)
+    bad = ~(np.isfinite(weight_a) & (weight_a > 0))
+    if bad.any():
+        e = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"`graph` edge ({nodes[src[e]]}, {nodes[dst[e]]}) has weight {weight_a[e]}: edge "
+            "weights are input shares, finite and positive"
+        )
     order = np.lexsort((src_a, dst_a, rel_a))  # by relation, then customer, then supplier
     identity = nodes == list(range(len(nodes)))
     return _build_data(
@@ -137,7 +145,9 @@ def from_data(data: Data) -> networkx.MultiDiGraph:
     """Convert a ``Data`` made by :func:`to_data` or :func:`economy_data` back to networkx.
 
     Node ``i`` becomes ``data.node_names[i]`` if present, else ``i``. Weights and sizes come
-    back as Python floats of the tensor's precision (exact for float64 tensors).
+    back as Python floats of the tensor's precision (exact for float64 tensors). Edges are
+    keyed by their relation's name; every edge is kept, a repeated (supplier, customer,
+    relation) one under a networkx integer key.
     """
     if not isinstance(data, Data):
         raise TypeError(f"`data` must be a torch_geometric.data.Data, got {type(data).__name__}")
@@ -153,6 +163,12 @@ def from_data(data: Data) -> networkx.MultiDiGraph:
         getattr(data, "tier_names", None)
         or [str(t) for t in range(int(data.tier.max(initial=-1)) + 1)]
     )
+    check_edges(data, len(relation_names))
+    tier = data.tier
+    if list(tier.shape) != [n] or (
+        n and not 0 <= int(tier.min()) <= int(tier.max()) < len(tier_names)
+    ):
+        raise ValueError(f"`data.tier` must hold one tier in [0, {len(tier_names)}) per agent")
     names = list(getattr(data, "node_names", None) or range(n))
     size = data.agent_size.tolist() if getattr(data, "agent_size", None) is not None else [1.0] * n
     weight = (
@@ -166,8 +182,10 @@ def from_data(data: Data) -> networkx.MultiDiGraph:
         for i, (t, s) in enumerate(zip(data.tier.tolist(), size, strict=True))
     )
     src, dst = data.edge_index.tolist()
-    g.add_edges_from(
-        (names[u], names[v], relation_names[r], {"relation": relation_names[r], "weight": w})
-        for u, v, r, w in zip(src, dst, data.edge_type.tolist(), weight, strict=True)
-    )
+    for u, v, r, w in zip(src, dst, data.edge_type.tolist(), weight, strict=True):
+        u, v, name = names[u], names[v], relation_names[r]
+        # keyed by relation, as supply_chain_economy; a repeated (supplier, customer,
+        # relation) edge gets a fresh integer key instead of overwriting the first
+        key = name if not g.has_edge(u, v, key=name) else g.new_edge_key(u, v)
+        g.add_edge(u, v, key=key, relation=name, weight=w)
     return g

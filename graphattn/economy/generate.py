@@ -169,6 +169,8 @@ def economy_arrays(
         raise TypeError(f"`num_relations` must be an int, got {type(num_relations).__name__}")
     if num_relations < 1:
         raise ValueError(f"`num_relations` must be >= 1, got {num_relations}")
+    if isinstance(tiers, str) or not isinstance(tiers, Sequence):
+        raise TypeError(f"`tiers` must be a sequence of tier names, got {type(tiers).__name__}")
     tiers = tuple(str(t) for t in tiers)
     if len(tiers) < 2:
         raise ValueError(f"`tiers` needs at least 2 tiers, got {len(tiers)}")
@@ -184,13 +186,20 @@ def economy_arrays(
         )
     else:
         shares = np.asarray(tier_shares, dtype=np.float64)
-        if shares.shape != (len(tiers),) or (shares <= 0).any():
+        if shares.shape != (len(tiers),) or not (np.isfinite(shares) & (shares > 0)).all():
             raise ValueError(
                 f"`tier_shares` must hold {len(tiers)} positive numbers, got {tier_shares}"
             )
         shares = shares / shares.sum()
-    if not mean_degree >= 1.0:
-        raise ValueError(f"`mean_degree` must be >= 1, got {mean_degree}")
+    for name, value in (
+        ("mean_degree", mean_degree),
+        ("cross_link_prob", cross_link_prob),
+        ("pareto_shape", pareto_shape),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
+    if not 1.0 <= mean_degree < np.inf:
+        raise ValueError(f"`mean_degree` must be finite and >= 1, got {mean_degree}")
     if not 0.0 <= cross_link_prob <= 1.0:
         raise ValueError(f"`cross_link_prob` must be in [0, 1], got {cross_link_prob}")
     if not pareto_shape > 0:
@@ -274,6 +283,8 @@ def economy_data(num_agents: int, *, dtype: torch.dtype = torch.float32, **kwarg
     >>> data.edge_index.shape[0], data.x.shape[1]
     (2, 6)
     """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}")
     arrays = economy_arrays(num_agents, **kwargs)
     return _build_data(
         arrays.tier,

@@ -67,6 +67,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from ._validate import check_edges, check_shocks
+
 __all__ = ["cumulative_impulse_response", "influence_vector", "long_run_loss", "supply_matrix"]
 
 
@@ -102,6 +104,7 @@ def supply_matrix(data: Data, relation: str = "goods"):
     for name in ("edge_index", "edge_type"):
         if getattr(data, name, None) is None:
             raise ValueError(f"`data` has no `{name}`; build it with economy_data or to_data")
+    check_edges(data, len(names))
     n = int(data.num_nodes)
     keep = (data.edge_type == names.index(relation)).numpy()
     src, dst = (t[keep] for t in data.edge_index.numpy())
@@ -111,8 +114,6 @@ def supply_matrix(data: Data, relation: str = "goods"):
         if weight is not None
         else np.ones(src.shape[0], dtype=np.float64)
     )
-    if (w <= 0).any():
-        raise ValueError("`data.edge_weight` must be positive (input shares)")
     w = w / np.bincount(dst, weights=w, minlength=n)[dst]
     return sp.csr_matrix((w, (dst, src)), shape=(n, n))
 
@@ -131,8 +132,7 @@ def _shock_vector(data: Data, shocks: Tensor, relation: str) -> np.ndarray:
         shocks = shocks[:, names.index(relation)]
     if list(shocks.shape) != [n]:
         raise ValueError(f"`shocks` must have shape [{n}] or [{n}, K], got {list(shocks.shape)}")
-    if shocks.numel() and (shocks.min() < 0 or shocks.max() > 1):
-        raise ValueError("`shocks` must lie in [0, 1]")
+    check_shocks(shocks, [n])
     return shocks.detach().double().cpu().numpy()
 
 
@@ -210,6 +210,6 @@ def influence_vector(
     if not isinstance(weights, Tensor) or list(weights.shape) != [n]:
         raise ValueError(f"`weights` must be a tensor of shape [{n}]")
     f = weights.detach().double().cpu().numpy()
-    if (f < 0).any() or not f.sum() > 0:
-        raise ValueError("`weights` must be non-negative with a positive sum")
+    if not np.isfinite(f).all() or (f < 0).any() or not f.sum() > 0:
+        raise ValueError("`weights` must be finite and non-negative with a positive sum")
     return _solve(sp.identity(n, format="csr") - a.T, f / f.sum(), "the influence vector")

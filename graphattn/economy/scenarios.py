@@ -42,6 +42,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from .._checks import check_int
+from ._validate import check_edges
+
 __all__ = [
     "SCENARIOS",
     "Scenario",
@@ -88,6 +91,7 @@ def _check_data(data: Data) -> list[str]:
     names = list(getattr(data, "relation_names", None) or [])
     if not names:
         raise ValueError("`data` has no `relation_names`; build it with economy_data or to_data")
+    check_edges(data, len(names))
     return names
 
 
@@ -191,8 +195,9 @@ def scenario(
         seed (int, optional): the seed of the random choices. (default: :obj:`0`)
     """
     names = _check_data(data)
+    check_int("seed", seed, 0)
     if name not in SCENARIOS:
-        raise ValueError(f"unknown scenario {name!r}; expected one of {SCENARIOS}")
+        raise ValueError(f"`name`: unknown scenario {name!r}; expected one of {SCENARIOS}")
     default_severity = 1.0 if name in ("supplier-failure", "random-failures") else 0.5
     sev = _check_fraction("severity", default_severity if severity is None else severity)
     n, k = int(data.num_nodes), len(names)
@@ -278,11 +283,14 @@ def hop_distance(data: Data, sources: Tensor | Sequence[int], *, max_hops: int |
     """
     _check_data(data)
     n = int(data.num_nodes)
-    sources = torch.as_tensor(sources, dtype=torch.long).flatten()
+    sources = torch.as_tensor(sources)
+    if sources.is_floating_point() or sources.is_complex() or sources.dtype == torch.bool:
+        raise TypeError(f"`sources` must hold agent ids (integers), got dtype {sources.dtype}")
+    sources = sources.long().flatten()
     if sources.numel() and (sources.min() < 0 or sources.max() >= n):
         raise ValueError(f"`sources` must be agent indices in [0, {n})")
-    if max_hops is not None and (isinstance(max_hops, bool) or not isinstance(max_hops, int)):
-        raise TypeError(f"`max_hops` must be an int or None, got {type(max_hops).__name__}")
+    if max_hops is not None:
+        check_int("max_hops", max_hops, 0)
     src, dst = data.edge_index
     dist = torch.full((n,), -1, dtype=torch.long)
     dist[sources] = 0

@@ -70,6 +70,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -78,9 +79,10 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .._checks import check_int
+from .._checks import check_bool, check_int
+from ._validate import check_edges, check_shocks
 
-__all__ = ["ShockDynamics", "SimulationResult", "random_shocks", "simulate"]
+__all__ = ["MAX_STEPS", "ShockDynamics", "SimulationResult", "random_shocks", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,22 @@ class ShockDynamics:
     activity: Mapping[str, float] = field(default_factory=lambda: {"labour": 0.2})
     default_activity: float = 0.3
 
+    def __post_init__(self) -> None:
+        maps = (
+            ("elasticity", self.elasticity),
+            ("pass_through", self.pass_through),
+            ("activity", self.activity),
+        )
+        for name, mapping in maps:
+            if not isinstance(mapping, Mapping):
+                raise TypeError(f"`{name}` must map relation names to numbers")
+            for key, value in mapping.items():
+                _check_number(f"{name}[{key!r}]", value, unit=name == "pass_through")
+        _check_number("default_elasticity", self.default_elasticity)
+        _check_number("default_pass_through", self.default_pass_through, unit=True)
+        _check_number("labour_persistence", self.labour_persistence, unit=True)
+        _check_number("default_activity", self.default_activity)
+
     def eta(self, name: str) -> float:
         return 1.0 if name == "goods" else float(self.activity.get(name, self.default_activity))
 
@@ -119,6 +137,32 @@ class ShockDynamics:
 
     def rho(self, name: str) -> float:
         return float(self.pass_through.get(name, self.default_pass_through))
+
+
+def _check_number(name: str, value: object, *, unit: bool = False) -> None:
+    """A finite number ``>= 0`` (in ``[0, 1]`` when ``unit``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value >= 0 and (value <= 1 or not unit)):
+        raise ValueError(
+            f"`{name}` must be {'in [0, 1]' if unit else 'finite and >= 0'}, got {value}"
+        )
+
+
+MAX_STEPS = 100_000
+"""The most steps :func:`simulate` runs (far past convergence: every level moves by a
+geometric factor per step)."""
+
+
+def _available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 class SimulationResult(NamedTuple):
@@ -194,7 +238,8 @@ def simulate(
         data: an economy ``Data`` with ``edge_index`` (supplier -> customer), ``edge_type``,
             ``edge_weight`` (input shares) and ``relation_names`` (or pass them).
         shocks: ``[N, K]`` shock sizes in ``[0, 1]``, column ``r`` for relation ``r``.
-        steps (int): number of steps ``T >= 0``.
+        steps (int): number of steps ``0 <= T <= MAX_STEPS`` (100,000); the ``[T + 1, N, K]``
+            states must also fit in the memory available.
         persistent (bool, optional): keep the shocks at every step (``True``) or apply them
             at ``t = 0`` only (impulse). (default: :obj:`True`)
         dynamics (ShockDynamics, optional): parameters. (default: ``ShockDynamics()``)
@@ -208,32 +253,39 @@ def simulate(
     """
     if not isinstance(data, Data):
         raise TypeError(f"`data` must be a torch_geometric.data.Data, got {type(data).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"`steps` must be an int >= 0, got {steps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS:
+        raise ValueError(f"`steps` must be an int in [0, {MAX_STEPS}], got {steps!r}")
+    check_bool("persistent", persistent)
+    if dynamics is not None and not isinstance(dynamics, ShockDynamics):
+        raise TypeError(f"`dynamics` must be a ShockDynamics, got {type(dynamics).__name__}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}")
     names = list(
         relation_names
         if relation_names is not None
         else getattr(data, "relation_names", None) or []
     )
     num_rel = len(names)
-    edge_weight = getattr(data, "edge_weight", None)
-    if edge_weight is not None and (edge_weight <= 0).any():
-        raise ValueError("`data.edge_weight` must be positive (input shares)")
     if "goods" not in names:
         raise ValueError(f"`relation_names` must include 'goods', got {names}")
+    for name in ("edge_index", "edge_type"):
+        if getattr(data, name, None) is None:
+            raise ValueError(f"`data` has no `{name}`; build it with economy_data or to_data")
+    check_edges(data, num_rel)  # ids in range, one type and one positive weight per edge
+    edge_weight = getattr(data, "edge_weight", None)
     n = int(data.num_nodes)
-    if not isinstance(shocks, Tensor) or not shocks.is_floating_point():
-        raise TypeError("`shocks` must be a floating-point tensor")
-    if list(shocks.shape) != [n, num_rel]:
-        raise ValueError(f"`shocks` must have shape [{n}, {num_rel}], got {list(shocks.shape)}")
-    if shocks.numel() and (shocks.min() < 0 or shocks.max() > 1):
-        raise ValueError("`shocks` must lie in [0, 1]")
+    check_shocks(shocks, [n, num_rel])
+    available = _available_bytes()
+    need = (steps + 1) * n * num_rel * torch.empty(0, dtype=dtype).element_size()
+    if available is not None and need > available:
+        raise ValueError(
+            f"`steps` {steps} needs {need / 2**30:.1f} GiB for the [T + 1, N, K] states, more "
+            f"than the {available / 2**30:.1f} GiB of memory available"
+        )
     dyn = dynamics if dynamics is not None else ShockDynamics()
 
-    src, dst = data.edge_index  # (E,), (E,)
+    src, dst = data.edge_index.long()  # (E,), (E,)
     rel = data.edge_type.long()
-    if rel.numel() and int(rel.max()) >= num_rel:
-        raise ValueError(f"`data.edge_type` has values >= {num_rel} = len(relation_names)")
     weight = (
         edge_weight.to(dtype) if edge_weight is not None else torch.ones(src.numel(), dtype=dtype)
     )

@@ -45,6 +45,7 @@ __all__ = [
     "EdgeTerms",
     "Engine",
     "block_attention",
+    "cpu_only",
     "empty_attention",
     "joint_columns",
 ]
@@ -163,6 +164,20 @@ class Engine:
         return self.fn(
             q, k, v, graph, terms=terms, dropout=dropout, need_weights=need_weights, module=module
         )
+
+
+def cpu_only(obj):
+    """Mark a function or class that works only on CPU tensors (numba kernels, NumPy views,
+    private ATen CPU kernels).
+
+    A marker, read by the test suite's static check of the engines' CUDA paths
+    (``tests/engines/test_devices.py``): every use of a marked object must sit in another
+    CPU-only function, in a CPU implementation of a custom op, or behind a test of the
+    device type (``x.device.type == "cpu"``), and no CPU-only call may appear anywhere else.
+    At run time it only sets ``__cpu_only__`` on ``obj``.
+    """
+    obj.__cpu_only__ = True
+    return obj
 
 
 def joint_columns(*tensors: Tensor) -> Tensor | None:

@@ -45,6 +45,7 @@ from .base import (
     Engine,
     Graph,
     block_attention,
+    cpu_only,
     empty_attention,
     pattern_supports,
 )
@@ -411,6 +412,7 @@ def _segment(t: Tensor, start: int, length: int) -> Tensor:
     return F.pad(t[lo:hi], (0, 0, 0, 0, front, length - front - (hi - lo)))
 
 
+@cpu_only
 class _GroupedWindows(torch.autograd.Function):
     """Blocked attention of one graph as flash-kernel calls on groups of blocks.
 

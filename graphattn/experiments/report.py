@@ -15,10 +15,15 @@ import io
 import json
 import os
 import platform
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+import numpy as np
+
+from .files import write_text
 
 __all__ = [
     "format_value",
@@ -88,7 +93,12 @@ def machine_info() -> dict[str, str]:
     return info
 
 
-def _describe(info: dict[str, str]) -> str:
+def _describe(info: dict[str, str], name: str = "info") -> str:
+    if not isinstance(info, dict):
+        raise TypeError(f"`{name}` must be a dict like machine_info()'s, got {type(info).__name__}")
+    missing = [k for k in ("cpu", "cores", "torch", "torch_threads") if k not in info]
+    if missing:
+        raise ValueError(f"`{name}` lacks {missing}: pass what machine_info() returns")
     mem = f", {info['memory_gib']} GiB" if "memory_gib" in info else ""
     load = f", load {info['load_average']}" if "load_average" in info else ""
     return (
@@ -120,16 +130,23 @@ def write_table(
     """Write ``rows`` (dicts with the same keys) as a CSV with ``# key: value`` header lines:
     the date, the command (default: this process's command line), the machine and the
     settings (as JSON). Returns the path."""
+    if isinstance(rows, (str, bytes, dict)) or not isinstance(rows, Sequence):
+        raise TypeError(f"`rows` must be a sequence of dicts, got {type(rows).__name__}")
     if not rows:
         raise ValueError("`rows` is empty: nothing to write")
+    if not all(isinstance(row, dict) for row in rows):
+        raise TypeError("`rows` must hold dicts (column -> value)")
+    if settings is not None and not isinstance(settings, dict):
+        raise TypeError(f"`settings` must be a dict, got {type(settings).__name__}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ValueError(f"`path` {str(path)!r} is a folder; give the CSV file's path")
     machine = machine_info() if machine is None else machine
     command = command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     header = {
         "date": datetime.date.today().isoformat(),
         "command": command,
-        "machine": _describe(machine),
+        "machine": _describe(machine, "machine"),
     }
     if settings:
         header["settings"] = json.dumps(settings, sort_keys=True, default=str)
@@ -143,22 +160,30 @@ def write_table(
         if list(row) != fields:
             raise ValueError(f"every row needs the columns {fields}, got {list(row)}")
         writer.writerow({k: _cell(v) for k, v in row.items()})
-    path.write_text(buffer.getvalue())
-    return path
+    return write_text(path, buffer.getvalue())  # atomic: the old file or the new, never half
 
 
 def _cell(value: object) -> object:
-    if isinstance(value, float):
-        return repr(value)  # shortest round-trip form
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))  # shortest round-trip form (numpy scalars too)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
     return value
 
 
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf)")
+
+
 def _parse(text: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            continue
+    """A cell as an int or float when it is written as one (as :func:`write_table` writes
+    numbers: no ``_`` separators, no spaces), else as the text itself."""
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
     return text
 
 
@@ -173,16 +198,19 @@ def read_table(path: str | Path) -> tuple[list[dict], dict[str, str]]:
     >>> rows, meta["command"]
     ([{'n': 1, 't': 0.5}], 'demo')
     """
-    lines = Path(path).read_text().splitlines()
+    text = Path(path).read_text()
     meta: dict[str, str] = {}
-    body = []
-    for line in lines:
-        if line.startswith("# ") and not body:
-            key, _, value = line[2:].partition(": ")
-            meta[key] = value
-        else:
-            body.append(line)
-    rows = [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(body)]
+    start = 0
+    while text.startswith("# ", start):  # the header comments, then the CSV itself
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        key, _, value = text[start + 2 : end].partition(": ")
+        meta[key] = value
+        start = end + 1
+    reader = csv.DictReader(io.StringIO(text[start:], newline=""))
+    if not reader.fieldnames:
+        raise ValueError(f"`path` {str(path)!r} holds no table (no header row): empty or cut")
+    rows = [{k: _parse(v) for k, v in row.items()} for row in reader]
     return rows, meta
 
 
@@ -197,6 +225,9 @@ def print_table(
     if not rows:
         return
     columns = list(rows[0]) if columns is None else list(columns)
+    missing = [c for c in columns if not any(c in r for r in rows)]
+    if missing:
+        raise ValueError(f"`columns` {missing} are in none of the rows")
     cells = [[format_value(r.get(c, ""), fmt) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     if title:

@@ -21,7 +21,12 @@ Options (separated by ``|``):
 - ``pivot: row, col, value``: ``value`` in a grid of the distinct ``row`` x ``col`` values;
 - ``where: key=value, ...``: keep matching rows only;
 - ``fmt: .3f`` for every number, or ``fmt: a=.0f, b=.2f`` per column (default ``.4g``);
-- ``column: name`` (values only): the cell of the single matching row.
+- ``column: name`` (values only): the cell of the single matching row;
+- ``note: text`` (tables only): added to the caption, e.g. that the recording predates a change.
+
+Under every table comes a caption line generated from its CSV's header: the date and the
+machine of the recording and the file (``<sub>Recorded 2026-12-02 on <machine>;
+results/bench/scaling.csv</sub>``), so a reader never takes one machine's numbers for another's.
 
 ``python -m graphattn.experiments.tables README.md docs/*.md`` rewrites the generated parts;
 with ``--check`` it only reports (and exits 1) where a file differs from its CSVs, which the
@@ -36,9 +41,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .files import write_text
 from .report import read_table
 
-__all__ = ["check", "render", "render_file"]
+__all__ = ["caption", "check", "render", "render_file"]
 
 _TABLE = re.compile(r"(<!-- table: (?P<spec>.*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
 _VALUE = re.compile(r"(<!-- value: (?P<spec>.*?) -->)(?P<body>.*?)(<!-- end value -->)", re.S)
@@ -52,7 +58,7 @@ def _options(spec: str) -> tuple[str, dict[str, str]]:
         if not sep:
             raise ValueError(f"bad option {part!r} in marker {spec!r} (expected `key: value`)")
         options[key.strip()] = value.strip()
-    unknown = set(options) - {"columns", "pivot", "where", "fmt", "labels", "column"}
+    unknown = set(options) - {"columns", "pivot", "where", "fmt", "labels", "column", "note"}
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)} in marker {spec!r}")
     return path, options
@@ -72,13 +78,28 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _load(root: Path, path: str, options: dict[str, str]) -> list[dict]:
-    rows, _ = read_table(root / path)
+def _load(root: Path, path: str, options: dict[str, str]) -> tuple[list[dict], dict[str, str]]:
+    rows, meta = read_table(root / path)
     where = _pairs(options.get("where", ""))
     for key in where:
         if rows and key not in rows[0]:
             raise ValueError(f"{path} has no column {key!r} (in `where`)")
-    return [r for r in rows if all(str(r[k]) == v for k, v in where.items())]
+    return [r for r in rows if all(str(r[k]) == v for k, v in where.items())], meta
+
+
+def caption(path: str, meta: dict[str, str], note: str | None = None) -> str:
+    """The line under a generated table: when and on what its CSV was recorded, and where it
+    is (``meta``: the CSV's ``# key: value`` header, as :func:`read_table` returns it).
+
+    >>> caption("results/a.csv", {"date": "2026-12-02", "machine": "AMD EPYC, 2 cores"})
+    '<sub>Recorded 2026-12-02 on AMD EPYC, 2 cores; `results/a.csv`.</sub>'
+    """
+    date = meta.get("date", "on an unrecorded date")
+    machine = meta.get("machine", "an unrecorded machine")
+    text = f"Recorded {date} on {machine}; `{path}`."
+    if note:
+        text += f" {note.rstrip('.')}."
+    return f"<sub>{text}</sub>"
 
 
 def _formatter(options: dict[str, str]):
@@ -102,7 +123,13 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _table(root: Path, spec: str) -> str:
     path, options = _options(spec)
-    rows = _load(root, path, options)
+    rows, meta = _load(root, path, options)
+    # a blank line ends the table (a line right under it would be read as one more row)
+    body = _table_body(spec, path, options, rows)
+    return body + "\n" + caption(path, meta, options.get("note")) + "\n"
+
+
+def _table_body(spec: str, path: str, options: dict[str, str], rows: list[dict]) -> str:
     if not rows:
         raise ValueError(f"marker {spec!r} selects no rows of {path}")
     cell = _formatter(options)
@@ -131,7 +158,7 @@ def _table(root: Path, spec: str) -> str:
 
 def _value(root: Path, spec: str) -> str:
     path, options = _options(spec)
-    rows = _load(root, path, options)
+    rows, _ = _load(root, path, options)
     if len(rows) != 1:
         raise ValueError(f"value marker {spec!r} must select exactly one row, got {len(rows)}")
     column = options.get("column")
@@ -154,7 +181,7 @@ def render_file(path: str | Path, root: str | Path = ".", *, write: bool = True)
     old = path.read_text()
     new = render(old, root)
     if new != old and write:
-        path.write_text(new)
+        write_text(path, new)  # atomic: a failed write leaves the old file whole
     return new != old
 
 

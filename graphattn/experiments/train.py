@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -9,6 +10,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from .._checks import check_int
 
 __all__ = [
     "accuracy",
@@ -24,6 +27,7 @@ T = TypeVar("T")
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch, and return a torch generator seeded with ``seed``."""
+    check_int("seed", seed, 0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -37,10 +41,14 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[Tensor, Tens
     >>> len(train), len(test), sorted(train.tolist() + test.tolist()) == list(range(10))
     (7, 3, True)
     """
+    check_int("n", n, 2)  # at least one node on each side
+    check_int("seed", seed, 0)
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
+        raise TypeError(f"`test_fraction` must be a float, got {type(test_fraction).__name__}")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    num_test = max(1, int(round(n * test_fraction)))
+    num_test = min(n - 1, max(1, int(round(n * test_fraction))))
     return perm[num_test:], perm[:num_test]
 
 
@@ -79,6 +87,19 @@ def fit(
     """
     if schedule not in ("onecycle", "constant"):
         raise ValueError(f"`schedule` must be 'onecycle' or 'constant', got {schedule!r}")
+    for name, fn in (("loss_fn", loss_fn), ("batches", batches)):
+        if not callable(fn):
+            raise TypeError(f"`{name}` must be callable, got {type(fn).__name__}")
+    check_int("epochs", epochs, 0)
+    for name, value in (("lr", lr), ("weight_decay", weight_decay), ("clip", clip)):
+        if value is None and name == "clip":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
+        low_ok = value >= 0 if name == "weight_decay" else value > 0
+        if not (math.isfinite(value) and low_ok):
+            want = ">= 0" if name == "weight_decay" else "> 0"
+            raise ValueError(f"`{name}` must be a finite number {want}, got {value}")
     epoch_batches = [list(batches(e)) for e in range(epochs)]
     total = sum(len(b) for b in epoch_batches)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -110,14 +131,30 @@ def fit(
     return history
 
 
+def _check_pair(a: object, b: object, name_a: str, name_b: str, *, same_shape: bool) -> None:
+    for name, t in ((name_a, a), (name_b, b)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
+    if same_shape and a.shape != b.shape:
+        raise ValueError(
+            f"`{name_a}` {list(a.shape)} and `{name_b}` {list(b.shape)} must have one shape"
+        )
+
+
 def accuracy(logits: Tensor, target: Tensor) -> float:
     """Share of rows whose arg-max equals ``target``.
 
     >>> accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0]]), torch.tensor([0, 0]))
     0.5
     """
+    _check_pair(logits, target, "logits", "target", same_shape=False)
     if target.numel() == 0:
         raise ValueError("`target` is empty")
+    if logits.shape[:-1] != target.shape:
+        raise ValueError(
+            f"`logits` {list(logits.shape)} must be `target` {list(target.shape)} plus a class "
+            "dimension"
+        )
     return float((logits.argmax(-1) == target).float().mean())
 
 
@@ -128,6 +165,9 @@ def normalised_mse(pred: Tensor, target: Tensor) -> float:
     >>> normalised_mse(torch.zeros(4), torch.tensor([1.0, -1.0, 1.0, -1.0]))
     1.0
     """
+    _check_pair(pred, target, "pred", "target", same_shape=True)
+    if target.numel() == 0:
+        raise ValueError("`target` is empty")
     var = target.float().var(correction=0)
     if var <= 0:
         raise ValueError("`target` is constant: the normalised MSE is undefined")

@@ -25,6 +25,7 @@ without replacement (PyG's fan-out sampling): cheaper, but no longer exact.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -99,12 +100,43 @@ class HopSampler:
                 )
         self.num_nodes = num_nodes
         self.num_edges = edge_index.size(1)
+        self._source = weakref.ref(edge_index)  # what `built_on` recognises without a pass
+        self._source_version = None if edge_index.is_inference() else edge_index._version
         src, dst = edge_index
         perm = torch.argsort(dst, stable=True)  # CSR of incoming edges: by target
         self._perm = perm  # (E,) edge id at CSR position
         self._col = src[perm]  # (E,) source at CSR position
         self._rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=edge_index.device)
         torch.cumsum(torch.bincount(dst, minlength=num_nodes), 0, out=self._rowptr[1:])
+
+    def __getstate__(self) -> dict:  # a weak reference does not pickle (spawned workers)
+        return {**self.__dict__, "_source": None, "_source_version": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._source = _dead_reference
+
+    def built_on(self, edge_index: Tensor) -> bool:
+        """Whether this sampler indexes exactly the edges ``edge_index`` (same order): the
+        tensor it was built from, unchanged, or one equal to it (checked in one pass)."""
+        if not isinstance(edge_index, Tensor):
+            return False
+        if (
+            self._source() is edge_index
+            and self._source_version is not None
+            and not edge_index.is_inference()
+            and edge_index._version == self._source_version
+        ):
+            return True
+        if tuple(edge_index.shape) != (2, self.num_edges):
+            return False
+        ei = edge_index.to(self._col.device).long()
+        dst = torch.repeat_interleave(
+            torch.arange(self.num_nodes, device=self._col.device),
+            self._rowptr.diff(),
+            output_size=self.num_edges,
+        )  # (E,) target at CSR position
+        return torch.equal(ei[0, self._perm], self._col) and torch.equal(ei[1, self._perm], dst)
 
     def in_degree(self, nodes: Tensor) -> Tensor:
         """Number of in-edges of ``nodes`` (duplicates counted)."""
@@ -131,18 +163,26 @@ class HopSampler:
         """
         num_hops = check_int("num_hops", num_hops, 0)
         fanout = _check_num_neighbors(num_neighbors, num_hops)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"`generator` must be a torch.Generator, got {type(generator).__name__}"
+            )
         seeds = self._check_seeds(seeds)
         nodes = [seeds]  # the nodes first reached at each hop
+        seen = seeds  # all of them, in one tensor
         pos, dst = [], []  # per hop: CSR positions of the edges into its nodes, their targets
         first = 0  # position in n_id of the current hop's first node
         for hop in range(num_hops):
             frontier = nodes[-1]
+            if frontier.numel() == 0:
+                break  # nothing new was reached: the remaining hops add nothing either
             p, target = self._in_edges(frontier, fanout[hop], generator)
             pos.append(p)
             dst.append(target + first)
-            nodes.append(self._new_nodes(self._col[p], nodes))
+            nodes.append(self._new_nodes(self._col[p], seen))
+            seen = torch.cat([seen, nodes[-1]])
             first += frontier.numel()
-        n_id = torch.cat(nodes)
+        n_id = seen
         pos_all = torch.cat(pos) if pos else seeds.new_zeros(0)
         src = self._relabel(self._col[pos_all], n_id)
         edge_index = torch.stack([src, torch.cat(dst) if dst else seeds.new_zeros(0)])
@@ -151,8 +191,8 @@ class HopSampler:
             e_id=self._perm[pos_all],
             edge_index=edge_index,
             num_seeds=seeds.numel(),
-            num_sampled_nodes=[n.numel() for n in nodes],
-            num_sampled_edges=[p.numel() for p in pos],
+            num_sampled_nodes=[n.numel() for n in nodes] + [0] * (num_hops + 1 - len(nodes)),
+            num_sampled_edges=[p.numel() for p in pos] + [0] * (num_hops - len(pos)),
         )
 
     # ---- helpers ----------------------------------------------------------------------------
@@ -163,17 +203,15 @@ class HopSampler:
     def _dense(self, count: int) -> bool:
         return count * _DENSE_RATIO >= self.num_nodes
 
-    def _new_nodes(self, reached: Tensor, nodes: list[Tensor]) -> Tensor:
-        """The distinct ids in ``reached`` that are in none of ``nodes``, ascending."""
+    def _new_nodes(self, reached: Tensor, seen: Tensor) -> Tensor:
+        """The distinct ids in ``reached`` that are not in ``seen``, ascending."""
         if self._dense(reached.numel()):
             mark = torch.zeros(self.num_nodes, dtype=torch.bool, device=reached.device)
             mark[reached] = True
-            for seen in nodes:
-                mark[seen] = False
+            mark[seen] = False
             return mark.nonzero().view(-1)
         reached = torch.unique(reached)  # sorted
-        seen = torch.sort(torch.cat(nodes)).values
-        return reached[~_isin_sorted(reached, seen)]
+        return reached[~_isin_sorted(reached, torch.sort(seen).values)]
 
     def _relabel(self, ids: Tensor, n_id: Tensor) -> Tensor:
         """The position in ``n_id`` of every id in ``ids`` (all of which are in ``n_id``)."""
@@ -220,6 +258,10 @@ class HopSampler:
         shuffled = torch.argsort(key)  # still grouped by node (keys of node g lie in [g, g + 1))
         keep = torch.sort(shuffled[rank < fanout]).values  # the first `fanout` of each node
         return pos[keep], group[keep]
+
+
+def _dead_reference() -> None:
+    return None
 
 
 def _isin_sorted(values: Tensor, sorted_set: Tensor) -> Tensor:

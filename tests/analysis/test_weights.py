@@ -150,3 +150,15 @@ def test_bad_input_names_the_argument():
         attention_distance((edge_index, weights), torch.arange(1))
     with pytest.raises(TypeError, match="`positions`"):
         attention_distance((edge_index, weights), [0, 1])
+
+
+def test_nan_weights_show_in_the_mean_instead_of_being_dropped():
+    """attention_entropy and attention_distance left NaN nodes out of their mean, as if they
+    were nodes without in-edges; only undefined nodes are left out now."""
+    edge_index = torch.tensor([[0, 1, 0, 1], [0, 0, 1, 1]])  # nodes 0 and 1 have 2 in-edges
+    weights = torch.tensor([[0.5], [0.5], [float("nan")], [float("nan")]])
+    assert math.isnan(float(attention_entropy((edge_index, weights))))
+    assert math.isnan(float(attention_distance((edge_index, weights), torch.arange(3.0))))
+    isolated = torch.tensor([[0, 1], [0, 0]])  # node 1 has no in-edge: left out, not NaN
+    finite = torch.tensor([[0.5], [0.5]])
+    assert float(attention_entropy((isolated, finite), num_nodes=2)) == pytest.approx(math.log(2))

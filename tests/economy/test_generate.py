@@ -167,3 +167,21 @@ def test_custom_tiers_and_many_relations():
     goods, labour = data.edge_type == 0, data.edge_type == 2
     assert (src_tier[goods] == 0).all() and (dst_tier[goods] == 1).all()
     assert (src_tier[labour] == 1).all() and (dst_tier[labour] == 0).all()
+
+
+def test_parallel_edges_of_one_relation_survive_the_round_trip():
+    """from_data keyed edges by (supplier, customer, relation): 286 edges became 281."""
+    data = economy_data(60, seed=0, dtype=torch.float64)
+    repeat = torch.arange(5)
+    for name in ("edge_index", "edge_type", "edge_weight"):
+        value = getattr(data, name)
+        setattr(data, name, torch.cat([value, value[..., repeat]], dim=-1))
+    graph = from_data(data)
+    assert graph.number_of_edges() == data.num_edges
+    back = to_data(graph, dtype=torch.float64)
+    assert back.num_edges == data.num_edges
+    ours = sorted(zip(*data.edge_index.tolist(), data.edge_type.tolist(), strict=True))
+    theirs = sorted(zip(*back.edge_index.tolist(), back.edge_type.tolist(), strict=True))
+    assert ours == theirs
+    u, v = data.edge_index[:, 0].tolist()
+    assert graph.has_edge(u, v, key=data.relation_names[int(data.edge_type[0])])  # named key

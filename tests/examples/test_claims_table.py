@@ -56,6 +56,16 @@ def test_claims_table_collects_every_verdict_in_order(tmp_path):
     assert len(table.collect([first, second], allow_missing=True)) == 10
 
 
+def test_the_default_inputs_are_the_recorded_runs(monkeypatch, tmp_path):
+    """`python examples/claims_table.py` as documented works on a fresh clone: its default
+    inputs are where the README's table was recorded from, and they give that table."""
+    monkeypatch.chdir(ROOT)
+    rows = table.collect([Path(p) for p in table.RECORDED])
+    recorded, meta = read_table(ROOT / "results" / "claims" / "claims.csv")
+    assert meta["settings"] == '{"inputs": ' + str(list(table.RECORDED)).replace("'", '"') + "}"
+    assert rows == recorded
+
+
 def test_transformer_claim_rules():
     variance = [{"heads": h, "output_var_mean": v} for h, v in ((1, 1.0), (16, 1.05))]
     assert transformer.variance_verdict(variance)[1] == "confirmed"

@@ -15,7 +15,7 @@ import torch
 from graphattn.experiments import read_table
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--agents", "300", "--steps", "3", "--channels", "8", "--heads", "2", "--threads", "1"]
+TINY = ["--agents", "300", "--steps", "3", "--d-model", "8", "--heads", "2", "--threads", "1"]
 
 
 def _load_example():
@@ -81,3 +81,53 @@ def test_torchrun_two_processes_give_the_single_process_losses(tmp_path):
     ranks, _ = read_table(tmp_path / "np2-random-ranks.csv")
     assert sorted(r["rank"] for r in ranks) == [0, 1]
     assert sum(r["owned_nodes"] for r in ranks) == 300
+
+
+def _cache_args(example, tmp_path, *extra):
+    return example.parse_args(
+        ["--agents", "60", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path), *extra]
+    )
+
+
+def test_the_economy_cache_is_keyed_on_every_setting_that_shapes_it(tmp_path, monkeypatch):
+    """The cache key left out --density: a second run with another density trained on the
+    first run's data while its CSV recorded the new density."""
+    import graphattn
+    from graphattn.distributed import DistContext
+
+    example = _load_example()
+    ctx = DistContext()
+    first = example.load_data(_cache_args(example, tmp_path, "--density", "0.3"), ctx)
+    other = example.load_data(_cache_args(example, tmp_path, "--density", "0.6"), ctx)
+    assert not torch.equal(first.x, other.x)  # the shocks are inputs
+    assert len(list((tmp_path / "cache").glob("economy-*.pt"))) == 2
+    monkeypatch.setattr(example, "build_economy", lambda args: pytest.fail("not from the cache"))
+    again = example.load_data(_cache_args(example, tmp_path, "--density", "0.3"), ctx)
+    assert torch.equal(again.x, first.x) and torch.equal(again.y, first.y)
+    monkeypatch.setattr(graphattn, "__version__", "0.0.0")  # another library version
+    with pytest.raises(pytest.fail.Exception, match="not from the cache"):
+        example.load_data(_cache_args(example, tmp_path, "--density", "0.3"), ctx)
+
+
+def test_the_partition_cache_is_keyed_on_the_method_and_the_parts(tmp_path, monkeypatch):
+    from graphattn.distributed import DistContext
+
+    example = _load_example()
+    args = _cache_args(example, tmp_path, "--partition", "random")
+    data = example.load_data(args, DistContext())
+    two, three = DistContext(world_size=2), DistContext(world_size=3)
+    parts = {
+        (method, ctx.world_size): example.load_partition(
+            _cache_args(example, tmp_path, "--partition", method), ctx, data
+        )
+        for method in ("random", "metis")
+        for ctx in (two, three)
+    }
+    assert len(list((tmp_path / "cache").glob("parts-*.pt"))) == 4
+    assert int(parts["random", 3].max()) == 2 and int(parts["random", 2].max()) == 1
+    monkeypatch.setattr(example, "shared_partition", lambda *a, **k: pytest.fail("recomputed"))
+    again = example.load_partition(args, two, data)
+    assert torch.equal(again, parts["random", 2])
+    seeded = _cache_args(example, tmp_path, "--partition", "random", "--seed", "1")
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):  # another seed: another key
+        example.load_partition(seeded, two, example.load_data(seeded, DistContext()))

@@ -27,10 +27,10 @@ def _load():
 
 
 TINY = [
-    "--agents", "120", "--steps", "4", "--top", "5", "--graphml-max-nodes", "40",
+    "--agents", "120", "--sim-steps", "4", "--top", "5", "--graphml-max-nodes", "40",
     "--vol-agents", "60", "120", "--vol-seeds", "2", "--vol-reps", "4", "--shapes", "inf", "1.5",
     "--learn-agents", "40", "--train-economies", "2", "--train-scenarios", "2",
-    "--test-scenarios", "2", "--epochs", "2", "--d-model", "8", "--heads", "2", "--layers", "2",
+    "--test-scenarios", "2", "--steps", "2", "--d-model", "8", "--heads", "2", "--layers", "2",
     "--horizon", "2", "--no-progress",
 ]  # fmt: skip
 
@@ -93,7 +93,7 @@ def test_seeded_parts_repeat():
         (["--shapes", "0.5"], "--shapes"),
         (["--agents", "5"], "--agents"),
         (["--heads", "3"], "--heads"),
-        (["--scenarios", "--parts", "scenarios"], "no scenario"),
+        (["--scenarios", "--only", "scenarios"], "no scenario"),
         (["--vol-agents", "100"], "--vol-agents"),
     ],
 )
@@ -104,11 +104,37 @@ def test_bad_arguments(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_bad_shock_values_name_the_problem(tmp_path):
+def test_bad_shock_values_name_the_problem_before_any_compute(tmp_path, capsys):
+    """An unknown relation or tier failed only after the economy was generated."""
     shocks = _load()
-    with pytest.raises(ValueError, match="relation"):
-        shocks.main(
-            [*TINY, "--parts", "scenarios", "--shock", "3:steel:0.5", "--out", str(tmp_path)]
-        )
-    with pytest.raises(ValueError, match="tier"):
-        shocks.main([*TINY, "--parts", "scenarios", "--tier", "bank", "--out", str(tmp_path)])
+    for bad, word in ((["--shock", "3:steel:0.5"], "relation"), (["--tier", "bank"], "--tier")):
+        with pytest.raises(SystemExit):
+            shocks.main([*TINY, "--only", "scenarios", *bad, "--out", str(tmp_path)])
+        assert word in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_interrupted_run_leaves_the_last_complete_run(tmp_path, monkeypatch):
+    """An interrupted run left a folder mixing two runs' files; now the folder keeps the last
+    complete run until a new one completes, and then holds exactly the new run's files."""
+    shocks = _load()
+    out = tmp_path / "out"
+    base = [*TINY, "--only", "scenarios", "--out", str(out)]
+    shocks.main([*base, "--scenarios", "credit-crunch", "random-failures"])
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert "neighbourhood_random-failures.graphml" in first
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # after the CSVs, the GraphML files and two figures
+
+    monkeypatch.setattr(shocks, "loss_histogram", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        shocks.main([*base, "--scenarios", "credit-crunch", "--sim-steps", "3"])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+    monkeypatch.undo()
+    shocks.main([*base, "--scenarios", "credit-crunch", "--sim-steps", "3"])
+    names = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert "neighbourhood_random-failures.graphml" not in names  # the old run's: removed
+    assert "neighbourhood_credit-crunch.graphml" in names
+    rows, _ = read_table(out / "scenario_losses.csv")
+    assert max(r["step"] for r in rows) == 3

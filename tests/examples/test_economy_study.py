@@ -15,7 +15,7 @@ from ._studies import assert_receptive_field, load_example
 study = load_example("economy_study")
 
 TINY = [
-    "--agents", "20", "--economies", "2", "--scenarios", "2", "--test-economies", "2",
+    "--agents", "20", "--train-economies", "2", "--train-scenarios", "2", "--test-economies", "2",
     "--test-scenarios", "1", "--steps", "3", "--width-steps", "3", "--d-model", "8",
     "--depth-heads", "2", "--width-d-model", "8", "--depths", "1", "2", "--hops", "1", "2",
     "--heads", "1", "2", "--relations", "1", "3", "--reach-graphs", "1", "--batch", "2",

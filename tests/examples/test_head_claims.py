@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from graphattn.experiments import read_table
+from graphattn.experiments import plots, read_table
 
 ROOT = Path(__file__).resolve().parents[2]
 VERDICTS = {"confirmed", "partly", "refuted"}
@@ -34,10 +34,13 @@ def test_every_claim_runs_and_writes_csv_png_and_a_verdict(tmp_path, capsys, mon
 
     figures = []
 
-    def draw_only(path, draw, **kwargs):  # run the drawing code; skip layout and PNG encoding
-        fig, ax = plt.subplots()
-        draw(ax)
-        plt.close(fig)
+    def draw_only(path, draw, **kwargs):  # run the drawing code and the figure checks;
+        fig, ax = plt.subplots()  # skip layout and PNG encoding
+        try:
+            draw(ax)
+            plots._check_axes(ax, str(path))  # labelled axes, explained lines, distinct series
+        finally:
+            plt.close(fig)
         figures.append(Path(path).name)
 
     def heatmap(path, rows, row, col, value, **kwargs):

@@ -54,6 +54,26 @@ def test_render_pivot_columns_and_values(tmp_path):
     assert render(out, tmp_path) == out  # idempotent
 
 
+def test_every_table_gets_a_caption_from_its_csv_header(tmp_path):
+    """The date and machine under a table are the CSV's, so another recording (another
+    machine) changes the caption and `check` reports the document as stale."""
+    _write(tmp_path, [{"a": 1, "b": 0.5}])
+    doc = "<!-- table: r.csv | note: predates the kernel rewrite -->\nold\n<!-- end table -->\n"
+    out = render(doc, tmp_path)
+    date = read_table(tmp_path / "r.csv")[1]["date"]
+    table, caption = out.split("<!-- end table -->")[0].split("\n\n")[-2:]
+    assert table.endswith("| 1 | 0.5 |")  # a blank line between them: the table ends there
+    assert caption == (
+        f"<sub>Recorded {date} on test cpu, 2 cores, torch x (2 threads); `r.csv`. "
+        "predates the kernel rewrite.</sub>\n"
+    )
+    other = {**MACHINE, "cpu": "another cpu"}
+    write_table(tmp_path / "r.csv", [{"a": 1, "b": 0.5}], machine=other, command="cmd")
+    assert "on another cpu, 2 cores" in render(out, tmp_path)
+    (tmp_path / "doc.md").write_text(out)
+    assert check([tmp_path / "doc.md"], tmp_path) == [str(tmp_path / "doc.md")]
+
+
 def test_check_reports_files_that_drifted(tmp_path):
     _write(tmp_path, [{"a": 1, "b": 0.5}])
     doc = tmp_path / "doc.md"
@@ -150,7 +170,10 @@ def test_panels_draws_every_panel_and_rejects_bad_input(tmp_path):
     from graphattn.experiments.plots import panels
 
     seen = []
-    draws = [lambda ax, i=i: (seen.append(i), ax.plot([0, 1], [i, i])) for i in range(3)]
+    draws = [
+        lambda ax, i=i: (seen.append(i), ax.plot([0, 1], [i, i]), ax.set(xlabel="x", ylabel="y"))
+        for i in range(3)
+    ]
     path = panels(tmp_path / "p.png", draws, ncols=2, title="three panels")
     assert seen == [0, 1, 2] and path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="draws"):

@@ -3,6 +3,9 @@ graph's on the seeds; fan-out sampling; PyG's NeighborLoader where it can run; b
 
 from __future__ import annotations
 
+import pickle
+import time
+
 import pytest
 import torch
 import torch_geometric.typing
@@ -261,3 +264,77 @@ def test_pyg_neighbor_loader_gives_the_same_batches():
         sub = ours.sample(seeds, 2)
         assert sorted(batch.n_id.tolist()) == sorted(sub.n_id.tolist())
         assert sorted(batch.e_id.tolist()) == sorted(sub.e_id.tolist())
+
+
+def test_hops_after_the_frontier_is_empty_cost_nothing():
+    """On a 6-cycle every node is reached within 6 hops; 20,000 hops took > 20 s (each empty
+    hop re-read every earlier hop). The layout lists keep one entry per hop."""
+    ring = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
+    sampler = HopSampler(ring, 6)
+    exact = sampler.sample(torch.tensor([2]), 8)
+    start = time.perf_counter()
+    sub = sampler.sample(torch.tensor([2]), 20_000)
+    assert time.perf_counter() - start < 1.0
+    assert torch.equal(sub.n_id, exact.n_id) and torch.equal(sub.e_id, exact.e_id)
+    assert sub.num_sampled_nodes == [1] * 6 + [0] * 19_995
+    assert sub.num_sampled_edges == [1] * 6 + [0] * 19_994
+
+
+def test_an_edge_attribute_whose_level_its_size_cannot_tell():
+    """With E == N, PyG takes an attribute without "edge" in its name as per node, so
+    ``weight`` was sliced by node id; now that is an error unless declared."""
+    ring = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
+    data = Data(x=torch.randn(6, 2), edge_index=ring, weight=torch.arange(6.0), num_nodes=6)
+    with pytest.raises(ValueError, match=r"level of \['weight'\]"):
+        hop_batch(data, torch.tensor([0]), 1)
+    with pytest.raises(ValueError, match=r"level of \['weight'\]"):
+        KHopLoader(data, 1)
+    batch = hop_batch(data, torch.tensor([0]), 1, edge_attrs=["weight"])
+    assert torch.equal(batch.weight, data.weight[batch.e_id])  # the edge 5 -> 0
+    assert torch.equal(batch.x, data.x[batch.n_id])
+    batch = next(iter(KHopLoader(data, 1, edge_attrs=["weight"], batch_size=2)))
+    assert torch.equal(batch.weight, data.weight[batch.e_id])
+    data.weight = torch.arange(6.0)  # declared per node (none of them is per edge)
+    batch = hop_batch(data, torch.tensor([0]), 1, edge_attrs=[])
+    assert torch.equal(batch.weight, data.weight[batch.n_id])
+    with pytest.raises(ValueError, match="`edge_attrs`: 'nope' is not a tensor attribute"):
+        hop_batch(data, torch.tensor([0]), 1, edge_attrs=["nope"])
+    with pytest.raises(TypeError, match="`edge_attrs` must be a sequence"):
+        hop_batch(data, torch.tensor([0]), 1, edge_attrs="weight")
+
+
+def test_a_sampler_built_on_another_graph_of_the_same_size_is_refused():
+    data = _graph()
+    other = HopSampler(data.edge_index.flip(0), N)  # same N and E, other edges
+    with pytest.raises(ValueError, match="`sampler` was built on other edges"):
+        hop_batch(data, torch.tensor([0]), 1, sampler=other)
+    same = HopSampler(data.edge_index, N)
+    batch = hop_batch(data, torch.tensor([3]), 2, sampler=same)
+    assert torch.equal(batch.n_id, hop_batch(data, torch.tensor([3]), 2).n_id)
+    copy = data.clone()  # equal edges in another tensor: accepted
+    assert hop_batch(copy, torch.tensor([3]), 2, sampler=same).num_nodes == batch.num_nodes
+    data.edge_index[0, 0] = (data.edge_index[0, 0] + 1) % N  # changed after the sampler
+    with pytest.raises(ValueError, match="`sampler` was built on other edges"):
+        hop_batch(data, torch.tensor([0]), 1, sampler=same)
+
+
+def test_the_loader_sends_its_workers_the_batch_recipe_not_itself():
+    """``multiprocessing_context="spawn"`` pickles the collate function for every worker; a
+    bound method took the whole loader along and killed the workers."""
+    data = _graph()
+    loader = KHopLoader(data, 1, batch_size=4, generator=torch.Generator().manual_seed(0))
+    blob = pickle.dumps(loader.collate_fn)
+    assert b"KHopLoader" not in blob
+    collate = pickle.loads(blob)
+    batch = collate([3, 11])
+    assert torch.equal(batch.n_id, hop_batch(data, torch.tensor([3, 11]), 1).n_id)
+
+
+@pytest.mark.slow
+def test_spawned_workers_with_a_generator_load_the_batches():
+    data = _graph()
+    loader = KHopLoader(
+        data, 1, batch_size=16, generator=torch.Generator().manual_seed(0), num_workers=1,
+        multiprocessing_context="spawn",
+    )  # fmt: skip
+    assert sum(b.batch_size for b in loader) == N

@@ -1,24 +1,28 @@
-"""The fused engine: sparse attention on the CPU without per-edge tensors (numba kernels).
+"""The fused engine: sparse attention without per-edge tensors (numba on the CPU, Triton on CUDA).
 
 The forward walks a CSR of incoming edges per target node with an online softmax
 (FlashAttention's idea applied to graphs) and keeps only a per-(node, head) log-sum-exp. The
 backward recomputes the scores: a pass by target gives ``dq`` and the gradients of the edge
 terms, a pass by source (a CSR by source, a permutation of the same edges) gives ``dk`` and
-``dv``; every output row is written by one thread, so there are no races and no atomics.
-Nothing of size ``E x H x D`` is ever allocated (unless edge-feature terms, which are
-themselves ``E x H x D``, need gradients, or weights with gradients are asked for).
+``dv``; every output row is written by one thread (one program on a GPU), so there are no
+races and no atomics (but for per-relation gradients on a GPU). Nothing of size ``E x H x D``
+is ever allocated (unless edge-feature terms, which are themselves ``E x H x D``, need
+gradients, or weights with gradients are asked for).
 
-The package is split by concern: :mod:`.csr` groups the edges (a counting sort, cached on the
-graph object), :mod:`.ops` registers the pure ``torch.library`` custom ops that take the CSR
-as explicit inputs (so ``torch.library.opcheck`` and ``torch.compile(fullgraph=True)`` work),
-and :mod:`.kernels` holds the numba kernels. numba is an optional dependency (the ``fused``
-extra): without it this engine declines every call and ``engine="auto"`` uses another.
+The package is split by concern: :mod:`.csr` groups the edges (a counting sort on the CPU, a
+stable sort on CUDA; cached on the graph object), :mod:`.ops` registers the pure
+``torch.library`` custom ops that take the CSR as explicit inputs (so
+``torch.library.opcheck`` and ``torch.compile(fullgraph=True)`` work) with their CPU
+implementations over the numba kernels of :mod:`.kernels`, and :mod:`.triton_ops` registers
+their CUDA implementations over the Triton kernels of :mod:`.triton_kernels`. numba (the
+``fused`` extra) and Triton (the ``gpu`` extra) are optional: without the one a device needs,
+this engine declines calls there and ``engine="auto"`` uses another.
 
 Dropout is applied inside the kernels with a counter-based hash of ``(seed, edge, head)``
-(the seed is drawn from torch's generator, so ``torch.manual_seed`` makes it reproducible),
-which lets the backward recompute the mask instead of storing it. Its masks differ from
-those of :func:`torch.nn.functional.dropout` in the ``scatter`` engine, with the same
-distribution.
+(the seed is drawn from torch's CPU generator, so ``torch.manual_seed`` makes it reproducible,
+and a seed gives the same mask on both devices), which lets the backward recompute the mask
+instead of storing it. Its masks differ from those of :func:`torch.nn.functional.dropout` in
+the ``scatter`` engine, with the same distribution.
 
 Attention weights (``need_weights``) are recomputed from the saved log-sum-exp by a kernel;
 when ``q`` or ``k`` require gradients they are computed by differentiable torch operations
@@ -32,18 +36,22 @@ from torch import Tensor
 
 from ...patterns import EdgeList, Pattern
 from .._finite import transforms_active
-from ..base import AttentionRequest, EdgeTerms, Engine, Graph
-from . import ops  # noqa: F401  (registers the custom ops)
+from ..base import AttentionRequest, EdgeTerms, Engine, Graph, cpu_only
 from .csr import CSR, MAX_INDEX, csr_for
+
+# importing triton_ops registers the custom ops (.ops: CPU) and their CUDA implementations
+from .triton_ops import triton_available
 
 __all__ = ["AUTO_MIN_EDGES", "CSR", "ENGINE", "csr_for", "fused_attention", "prefers", "supports"]
 
 _FLOATS = (torch.float32, torch.float64)
 _HALF = (torch.float16, torch.bfloat16)
+_DEVICES = ("cpu", "cuda")
 
 AUTO_MIN_EDGES = 32768
-"""``engine="auto"`` prefers ``scatter`` on graphs with fewer edges than this, where the
-kernels' fixed costs outweigh what they save (``benchmarks/auto_crossover.py``)."""
+"""On the CPU ``engine="auto"`` prefers ``scatter`` on graphs with fewer edges than this,
+where the kernels' fixed costs outweigh what they save (``benchmarks/auto_crossover.py``); on
+CUDA it always prefers this engine."""
 
 
 _NUMBA: list[bool] = []  # memo of numba_available()
@@ -55,6 +63,7 @@ _NO_TRANSFORMS = (
 )
 
 
+@cpu_only
 @torch.compiler.assume_constant_result
 def numba_available() -> bool:
     """Whether numba can be imported (the ``fused`` extra); imports it on first use."""
@@ -83,12 +92,13 @@ def fused_attention(
     need_weights: bool = False,
     module=None,
 ) -> tuple[Tensor, Tensor | None]:
-    """Sparse attention over incoming edges with the fused CPU kernels (see :mod:`..base`).
+    """Sparse attention over incoming edges with the fused kernels (see :mod:`..base`).
 
     Args:
         q: ``[N_dst, H, D]``, k: ``[N_src, H, D]``, v: ``[N_src, H, Dv]``, float32 or float64
-            CPU tensors (``q`` pre-scaled); or float16/bfloat16 "16-bit rows", read in 16 bits
-            and accumulated in float32 (outputs, weights and edge terms are float32 then).
+            tensors on the CPU (numba kernels) or on CUDA (Triton kernels), ``q`` pre-scaled;
+            or float16/bfloat16 "16-bit rows", read in 16 bits and accumulated in float32
+            (outputs, weights and edge terms are float32 then).
         graph: an :class:`~graphattn.patterns.EdgeList` or a
             :class:`~graphattn.patterns.Pattern`.
         terms: edge features and relation embeddings, or :obj:`None`.
@@ -115,8 +125,11 @@ def fused_attention(
                 f"`{name}` must be float32, float64, float16 or bfloat16 (fused engine), "
                 f"got {t.dtype}"
             )
-        if t.device.type != "cpu":
-            raise ValueError(f"the fused engine runs on the CPU; `{name}` is on {t.device}")
+        if t.device.type not in _DEVICES or t.device != q.device:
+            raise ValueError(
+                f"the fused engine runs on the CPU or on CUDA, all of `q`, `k`, `v` on one "
+                f"device; `{name}` is on {t.device}"
+            )
         if t.dim() != 3:
             raise ValueError(f"`{name}` must have shape [N, H, D], got {list(t.shape)}")
     same_dtype = q.dtype == k.dtype == v.dtype
@@ -128,7 +141,7 @@ def fused_attention(
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1), got {dropout}")
     if isinstance(graph, Pattern):
-        edges = graph.edge_list()
+        edges = graph.edge_list(q.device)
     elif isinstance(graph, EdgeList):
         edges = graph
     else:
@@ -146,7 +159,13 @@ def fused_attention(
     if grad and _requires_grad(q, k, v):
         by_source = csr_for(edges, "source")
     else:  # the backward, which alone reads it, will not run
-        by_source = CSR(*(torch.empty(0, dtype=d) for d in (torch.long, torch.int32, torch.int32)))
+        by_source = CSR(
+            *(
+                torch.empty(0, dtype=d, device=q.device)
+                for d in (torch.long, torch.int32, torch.int32)
+            )
+        )
+    # the seed is drawn on (and stays on) the CPU: the kernels take it as a number
     if dropout > 0.0:
         seed = torch.randint(0, 2**62, (), dtype=torch.long)
     else:
@@ -179,10 +198,15 @@ def _detach(t: Tensor | None) -> Tensor | None:
 
 
 def supports(request: AttentionRequest) -> str | None:
-    if not numba_available():
-        return "numba is not installed (pip install 'graphattn[fused]')"
-    if request.device.type != "cpu":
-        return f"it runs on the CPU only, not on {request.device}"
+    device = request.device.type
+    if device == "cpu":
+        if not numba_available():
+            return "numba is not installed (pip install 'graphattn[fused]')"
+    elif device == "cuda":
+        if not triton_available():
+            return "Triton is not installed (pip install 'graphattn[gpu]')"
+    else:
+        return f"it runs on the CPU (numba) or on CUDA (Triton), not on {request.device}"
     if request.dtype not in _FLOATS:
         return f"it computes in float32 or float64, not {request.dtype}"
     if request.message_passing:
@@ -202,8 +226,14 @@ def supports(request: AttentionRequest) -> str | None:
 
 
 def prefers(request: AttentionRequest) -> bool:
-    # under torch.compile the choice must not depend on sizes (no recompile per size)
-    return torch.compiler.is_compiling() or request.num_edges >= AUTO_MIN_EDGES
+    # On CUDA always: `scatter` holds several E x H x D tensors, and GPU memory is where
+    # attention over large graphs breaks first (the speed crossover there is not measured).
+    # Under torch.compile the choice must not depend on sizes (no recompile per size).
+    return (
+        request.device.type == "cuda"
+        or torch.compiler.is_compiling()
+        or request.num_edges >= AUTO_MIN_EDGES
+    )
 
 
 ENGINE = Engine("fused", fused_attention, supports, priority=100, prefers=prefers, half_rows=True)

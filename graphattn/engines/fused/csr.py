@@ -1,9 +1,11 @@
 """Edges grouped by target (or by source): the CSR views the fused kernels walk.
 
-:func:`group_edges` is a stable counting sort in numba, O(E + N) with no temporaries beyond
-its outputs, registered as the custom op ``graphattn::group_edges`` so that it also runs
-inside ``torch.compile``. Indices are int32 (the engine declines graphs with 2**31 or more
-nodes or edges), offsets int64.
+:func:`group_edges` is the custom op ``graphattn::group_edges`` (so that it also runs inside
+``torch.compile``): on the CPU a stable counting sort in numba, O(E + N) with no temporaries
+beyond its outputs (:func:`numba_group_edges`); on CUDA a stable sort by torch ops
+(:func:`torch_group_edges`, registered by :mod:`.triton_ops`), so the edges never leave the
+GPU. Indices are int32 (the engine declines graphs with 2**31 or more nodes or edges), offsets
+int64.
 
 :func:`csr_for` caches the views on the graph object they belong to (``EdgeList.cache``), so
 an edge list (or pattern) reused across layers and steps is grouped once; a PyG ``EdgeIndex``
@@ -19,8 +21,16 @@ import torch
 from torch import Tensor
 
 from ...patterns import EdgeList, building_cache
+from ..base import cpu_only
 
-__all__ = ["CSR", "MAX_INDEX", "csr_for", "group_edges"]
+__all__ = [
+    "CSR",
+    "MAX_INDEX",
+    "csr_for",
+    "group_edges",
+    "numba_group_edges",
+    "torch_group_edges",
+]
 
 MAX_INDEX = 2**31 - 1
 """Largest node or edge count the int32 indices of the fused engine hold."""
@@ -49,6 +59,7 @@ class CSR:
         return self.ptr, self.idx, self.eid
 
 
+@cpu_only
 @cache
 def _kernel():
     from numba import njit
@@ -81,8 +92,8 @@ def _kernel():
     return group
 
 
-@torch.library.custom_op("graphattn::group_edges", mutates_args=(), device_types="cpu")
-def group_edges(
+@cpu_only
+def numba_group_edges(
     keys: Tensor, values: Tensor, num_keys: int, num_values: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Group edges by ``keys`` (stable): ``(ptr int64 [num_keys + 1], values int32, eid int32)``.
@@ -106,11 +117,43 @@ def group_edges(
         keys_np, values_np, num_keys, num_values, ptr.numpy(), out_values.numpy(), out_eid.numpy()
     )
     if bad >= 0:
-        raise ValueError(
-            f"edge {bad} ({int(values[bad])} -> {int(keys[bad])}) refers to a node outside "
-            f"[0, {num_values}) x [0, {num_keys})"
-        )
+        _out_of_range(keys, values, bad, num_keys, num_values)
     return ptr, out_values, out_eid
+
+
+group_edges = torch.library.custom_op(
+    "graphattn::group_edges", numba_group_edges, mutates_args=(), device_types="cpu"
+)
+
+
+def _out_of_range(keys: Tensor, values: Tensor, bad: int, num_keys: int, num_values: int):
+    raise ValueError(
+        f"edge {bad} ({int(values[bad])} -> {int(keys[bad])}) refers to a node outside "
+        f"[0, {num_values}) x [0, {num_keys})"
+    )
+
+
+def torch_group_edges(
+    keys: Tensor, values: Tensor, num_keys: int, num_values: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`group_edges` by torch ops on any device (the CUDA implementation): a stable sort
+    of the keys and a histogram; one host synchronisation, for the range check.
+
+    >>> ptr, idx, eid = torch_group_edges(torch.tensor([1, 1, 0]), torch.tensor([0, 2, 1]), 3, 3)
+    >>> ptr.tolist(), idx.tolist(), eid.tolist()
+    ([0, 1, 3, 3], [1, 0, 2], [2, 0, 1])
+    """
+    num_edges = keys.numel()
+    if max(num_edges, num_keys, num_values) > MAX_INDEX:
+        raise ValueError(f"the fused engine holds at most {MAX_INDEX} nodes and edges")
+    keys, values = keys.detach().long(), values.detach().long()  # (E,), (E,)
+    outside = (keys < 0) | (keys >= num_keys) | (values < 0) | (values >= num_values)
+    if num_edges > 0 and bool(outside.any()):
+        _out_of_range(keys, values, int(outside.nonzero()[0, 0]), num_keys, num_values)
+    eid = torch.sort(keys, stable=True).indices  # (E,) int64
+    ptr = keys.new_zeros(num_keys + 1)
+    ptr[1:] = torch.bincount(keys, minlength=num_keys).cumsum(0)
+    return ptr, values[eid].to(torch.int32), eid.to(torch.int32)
 
 
 @group_edges.register_fake
@@ -127,7 +170,10 @@ def _from_edge_index(origin, by_target: bool) -> CSR:
     """The CSR from a PyG ``EdgeIndex``'s own (cached) CSC or CSR."""
     (ptr, idx), perm = origin.get_csc() if by_target else origin.get_csr()
     num_edges = idx.numel()
-    eid = torch.arange(num_edges, dtype=torch.int32) if perm is None else perm.to(torch.int32)
+    if perm is None:
+        eid = torch.arange(num_edges, dtype=torch.int32, device=idx.device)
+    else:
+        eid = perm.to(torch.int32)
     out = (ptr.to(torch.long), idx.to(torch.int32).contiguous(), eid.contiguous())
     # PyG's own caches may hold inference tensors (made in inference mode): copy those
     return CSR(*(t.clone() if t.is_inference() else t for t in out))
@@ -137,7 +183,7 @@ def _build(edges: EdgeList, by_target: bool) -> CSR:
     origin = edges.cache.get("origin")
     if origin is not None and not torch.compiler.is_compiling():
         return _from_edge_index(origin, by_target)
-    src, dst = edges.edge_index.cpu()
+    src, dst = edges.edge_index  # the op runs on the edges' device
     if by_target:
         out = torch.ops.graphattn.group_edges(dst, src, edges.num_dst, edges.num_src)
     else:

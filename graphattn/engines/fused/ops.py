@@ -2,8 +2,11 @@
 
 The ops are pure: the graph travels as explicit CSR inputs (by target, and by source for the
 backward), so nothing is looked up in a cache behind torch's back, ``torch.library.opcheck``
-passes and ``torch.compile`` traces them with their fake implementations. NumPy views of the
-tensors go to the numba kernels of :mod:`.kernels` (imported on first use).
+passes and ``torch.compile`` traces them with their fake implementations. Each op has one
+implementation per device: on the CPU (defined here) NumPy views of the tensors go to the
+numba kernels of :mod:`.kernels` (imported on first use); on CUDA the Triton kernels of
+:mod:`.triton_kernels` run, registered by :mod:`.triton_ops`. The autograd formula and the fake
+implementations are shared.
 """
 
 from __future__ import annotations
@@ -16,30 +19,40 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["fused_attention_op", "run_ranges"]
+from ..base import cpu_only
+
+__all__ = [
+    "accumulate_dtype",
+    "backward_op",
+    "fused_attention_op",
+    "numba_backward",
+    "numba_forward",
+    "numba_weights",
+    "run_ranges",
+    "weights_op",
+]
 
 _SERIAL_WORK = 16384
 """Below this many edges plus nodes a kernel runs in the calling thread."""
 _CHUNKS_PER_THREAD = 4  # balanced chunks per thread, so that a slow chunk does not stall
 
 _pool_lock = threading.Lock()
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (pid, thread count)
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, pool)
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
-    """The kernels' thread pool of ``threads`` workers; new ones after ``fork`` (the child has
-    no pool threads). A pool is never shut down while the process lives: another Python thread
-    may still be submitting to it after ``torch.set_num_threads`` changed."""
+    """The kernels' thread pool of ``threads`` workers: one per process, replaced when
+    ``torch.set_num_threads`` changed the count, and new after ``fork`` (the child has no pool
+    threads). A replaced pool is not shut down (another Python thread may still be submitting
+    to it); once the last caller drops it, the pool is collected and its threads exit, so the
+    process holds the threads of one pool, not one pool per thread count ever used."""
+    global _pool
     pid = os.getpid()
     with _pool_lock:
-        executor = _pools.get((pid, threads))
-        if executor is None:
-            for key in [key for key in _pools if key[0] != pid]:
-                del _pools[key]  # a parent's pools: their threads do not exist in this child
-            executor = _pools[pid, threads] = ThreadPoolExecutor(
-                threads, thread_name_prefix="graphattn-fused"
-            )
-        return executor
+        if _pool is None or _pool[:2] != (pid, threads):
+            executor = ThreadPoolExecutor(threads, thread_name_prefix="graphattn-fused")
+            _pool = (pid, threads, executor)
+        return _pool[2]
 
 
 def chunk_bounds(ptr: np.ndarray, chunks: int) -> np.ndarray:
@@ -84,6 +97,7 @@ def num_ranges(ptr: np.ndarray) -> int:
     return len(chunk_bounds(ptr, threads * _CHUNKS_PER_THREAD)) - 1
 
 
+@cpu_only
 def _kernels(shape, q: Tensor, csr) -> object:
     """The kernel build for this call (see :func:`.kernels.select`)."""
     from . import kernels
@@ -96,6 +110,7 @@ def _kernels(shape, q: Tensor, csr) -> object:
 _BITS = {torch.float16: torch.int16, torch.bfloat16: torch.uint16}  # how numba reads 16-bit rows
 
 
+@cpu_only
 def _np(t: Tensor) -> np.ndarray:
     """A NumPy view; float16/bfloat16 as their int16/uint16 bits (see kernels._ld)."""
     t = t.detach().contiguous()
@@ -107,12 +122,14 @@ def accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in _BITS else dtype
 
 
+@cpu_only
 def _flat(t: Tensor) -> np.ndarray:
     """A contiguous ``[rows, H * D]`` NumPy view of an ``[rows, H, D]`` tensor."""
     a = _np(t)
     return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))  # (rows, H * D)
 
 
+@cpu_only
 def _records(q, v, csr, ek, ev, rk, rv, et, mask, dropout, seed):
     """The kernels' ``shape``, ``csr``, ``terms`` and ``drop`` records."""
     from .kernels import CSRArrays, DropSpec, Shape, TermArrays
@@ -160,14 +177,14 @@ def _check_terms(q, v, num_edges, ek, ev, rk, rv, et, mask) -> None:
                 f"`edge_type` must have shape [{num_edges}] and `rel_key`/`rel_value` the "
                 f"same number of relations, got {list(et.shape)}, {rk.size(0)}, {rv.size(0)}"
             )
-        if num_edges > 0 and (int(et.min()) < 0 or int(et.max()) >= rk.size(0)):
+        if num_edges > 0 and bool(((et < 0) | (et >= rk.size(0))).any()):  # one sync on CUDA
             raise ValueError(f"`edge_type` values must be in [0, {rk.size(0)})")
     if mask is not None and (mask.dtype != torch.bool or mask.shape != (num_edges,)):
         raise ValueError(f"`edge_mask` must be bool of shape [{num_edges}], got {mask.dtype}")
 
 
-@torch.library.custom_op("graphattn::fused_attention", mutates_args=(), device_types="cpu")
-def fused_attention_op(
+@cpu_only
+def numba_forward(
     q: Tensor,
     k: Tensor,
     v: Tensor,
@@ -206,6 +223,11 @@ def fused_attention_op(
     return out, lse
 
 
+fused_attention_op = torch.library.custom_op(
+    "graphattn::fused_attention", numba_forward, mutates_args=(), device_types="cpu"
+)
+
+
 @fused_attention_op.register_fake
 def _(q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, mask, dropout, seed):
     n, heads, _ = q.shape
@@ -213,8 +235,8 @@ def _(q, k, v, tp, ti, te, sp, si, se, ek, ev, rk, rv, et, mask, dropout, seed):
     return q.new_empty(n, heads, v.size(-1), dtype=acc), q.new_empty(n, heads, dtype=acc)
 
 
-@torch.library.custom_op("graphattn::fused_attention_backward", mutates_args=(), device_types="cpu")
-def _backward_op(
+@cpu_only
+def numba_backward(
     grad_out: Tensor,
     grad_lse: Tensor | None,
     q: Tensor,
@@ -304,7 +326,12 @@ def _backward_op(
     return dq, dk, dv, dek, dev, drk, drv
 
 
-@_backward_op.register_fake
+backward_op = torch.library.custom_op(
+    "graphattn::fused_attention_backward", numba_backward, mutates_args=(), device_types="cpu"
+)
+
+
+@backward_op.register_fake
 def _(
     grad_out, grad_lse, q, k, v, tp, ti, te, sp, si, se, edge_key, edge_value, rel_key,
     rel_value, edge_type, edge_mask, out, lse, dropout, seed, need_qkv, need_edge_key,
@@ -380,8 +407,8 @@ torch.library.register_autograd(
 )
 
 
-@torch.library.custom_op("graphattn::fused_attention_weights", mutates_args=(), device_types="cpu")
-def _weights_op(
+@cpu_only
+def numba_weights(
     q: Tensor,
     k: Tensor,
     t_ptr: Tensor,
@@ -402,6 +429,11 @@ def _weights_op(
     return w
 
 
-@_weights_op.register_fake
+weights_op = torch.library.custom_op(
+    "graphattn::fused_attention_weights", numba_weights, mutates_args=(), device_types="cpu"
+)
+
+
+@weights_op.register_fake
 def _(q, k, t_ptr, t_idx, t_eid, edge_key, rel_key, edge_type, edge_mask, lse):
     return lse.new_empty(t_idx.shape[0], q.size(1))

@@ -1,0 +1,186 @@
+"""``argparse`` types that check a command-line value's range while the line is parsed.
+
+A script declares ``p.add_argument("--heads", type=int_at_least(1))``; a bad value then stops
+the script at once with argparse's usage message naming the flag (``argument --heads: must
+be an int >= 1, got '0'``), before any data is generated or any model trained.
+
+>>> import argparse
+>>> p = argparse.ArgumentParser(exit_on_error=False)
+>>> _ = p.add_argument("--lr", type=float_in(0, None, low_open=True))
+>>> p.parse_args(["--lr", "0.01"]).lr
+0.01
+>>> float_in(0, None, low_open=True)("nan")
+Traceback (most recent call last):
+    ...
+argparse.ArgumentTypeError: must be a finite number > 0, got 'nan'
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = [
+    "VOCABULARY",
+    "ScriptParser",
+    "float_in",
+    "int_at_least",
+    "int_in",
+    "output_folder",
+    "probability",
+    "summary",
+]
+
+
+def _named(fn: Callable, name: str, bounds: tuple) -> Callable:
+    fn.__name__ = name  # argparse names the type in some messages
+    fn.bounds = bounds  # (low, high, low_open, high_open): what the tests probe just outside
+    return fn
+
+
+def int_in(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """An int in ``[low, high]`` (``None``: no bound on that side)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            if high is None:
+                want = f">= {low}"
+            elif low is None:
+                want = f"<= {high}"
+            else:
+                want = f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"must be an int {want}, got {text!r}")
+        return value
+
+    return _named(parse, "int", (low, high, False, False))
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An int ``>= low``."""
+    return int_in(low, None)
+
+
+def float_in(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Callable[[str], float]:
+    """A finite float between ``low`` and ``high`` (``None``: no bound on that side), the
+    bounds included unless ``low_open`` / ``high_open``. NaN and infinities are refused."""
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    want = " and ".join(parts)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        ok = math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value < high if high_open else value <= high
+        if not ok:
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number{' ' + want if want else ''}, got {text!r}"
+            )
+        return value
+
+    return _named(parse, "float", (low, high, low_open, high_open))
+
+
+probability = float_in(0.0, 1.0)
+"""A float in ``[0, 1]``."""
+
+
+def output_folder(text: str) -> Path:
+    """A folder that can be created or written: not a file, and its nearest existing ancestor
+    a writable folder. (The run still creates it at start, which is the final word.)"""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    probe = path
+    while not probe.exists():
+        parent = probe.parent
+        if parent == probe:
+            break
+        probe = parent
+    if probe.exists() and not probe.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be created: {str(probe)!r} is a file")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r} is not writable ({str(probe)!r} is read-only)")
+    return path
+
+
+# One vocabulary across the examples and benchmarks: a flag means the same thing in every script,
+# and an option declared without a help text gets this one. (`--d-model` is the total width, as
+# the layer's `out_channels`; `--steps` counts optimiser steps; `--only` names parts of a run;
+# `--quick` is every script's small setting.)
+VOCABULARY = {
+    "--quick": "small settings: the same code paths in a minute or so",
+    "--out": "output folder: created before any compute; the run's files land there together",
+    "--seed": "random seed (a run is repeatable for a given seed)",
+    "--seeds": "independent runs (seeds) to average over",
+    "--threads": "torch CPU threads",
+    "--no-progress": "hide the progress bars",
+    "--d-model": "model width d_model, all heads together (heads must divide it)",
+    "--heads": "attention heads (they split --d-model)",
+    "--layers": "transformer blocks (model depth)",
+    "--steps": "optimiser steps",
+    "--lr": "peak learning rate",
+    "--nodes": "nodes N of the random graph",
+    "--agents": "agents (nodes) per economy",
+    "--degree": "edges per node: E = degree * N",
+    "--repeats": "timed steps per configuration (the median is reported)",
+    "--rounds": "sweeps over all configurations, in turn; medians over rounds are reported",
+    "--radius": "window radius r: each token attends to |i - j| <= r",
+    "--partition": "how nodes are split over processes (METIS via pymetis, or random)",
+    "--cache": "folder where generated graphs and partitions are kept between runs",
+}
+
+
+def summary(doc: str | None) -> str:
+    """The first paragraph of a script's docstring as one line: its ``--help`` description
+    (cutting at the first line break cut sentences in half).
+
+    >>> summary("Where the fused engine\\nbeats the reference.\\n\\nDetails.")
+    'Where the fused engine beats the reference.'
+    """
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
+class ScriptParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` for the examples and benchmarks: the description is the
+    docstring's first paragraph (pass ``doc=__doc__``), and an option declared without a help
+    text gets its :data:`VOCABULARY` entry, so one flag reads the same in every script."""
+
+    def __init__(self, *args, doc: str | None = None, **kwargs):
+        if doc is not None and "description" not in kwargs:
+            kwargs["description"] = summary(doc)
+        super().__init__(*args, **kwargs)
+
+    def _fill_help(self) -> None:
+        for action in self._actions:
+            if action.help is None and action.option_strings:
+                action.help = VOCABULARY.get(action.option_strings[-1])
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._fill_help()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._fill_help()
+        return super().format_help()
