@@ -27,7 +27,7 @@ def test_quick_run_writes_every_table_and_the_figure(tmp_path, capsys):
         assert (tmp_path / f"{name}.csv").read_text().startswith("# date: ")
     assert (tmp_path / "neighbors_match.png").read_bytes()[:4] == b"\x89PNG"
     settings = json.loads(read_table(tmp_path / "neighbors_match.csv")[1]["settings"])
-    assert (settings["radii"], settings["max_steps"], settings["max_seconds"]) == ([2, 3], 30, 2.0)
+    assert (settings["radii"], settings["steps"], settings["max_seconds"]) == ([2, 3], 30, 2.0)
     rows = {(row["model"], row["r"]): row for row in result["neighbors_match"]}
     assert set(rows) == {(m, r) for m in nm.MODELS for r in (2, 3)}
     for (model, r), row in rows.items():
@@ -116,8 +116,25 @@ def test_summary_reads_where_accuracy_falls():
     assert paper["first_r_below_0.9"] == 5 and paper["stopped_by"] == "not reported"
 
 
-def test_bad_arguments_are_refused():
-    for argv in (["--radii", "1"], ["--max-steps", "0"], ["--quick", "--demo"],
-                 ["--max-seconds", "-1"], ["--models", "GCN"]):  # fmt: skip
+def test_the_layer_fits_the_smallest_tree_and_the_stopping_rule_ends_the_run(tmp_path):
+    """r = 2 (76 training trees): r + 1 layers of this layer fit the training set, and the run
+    stops at the evaluation that first reaches 1.0, well inside its step cap."""
+    threads = torch.get_num_threads()
+    try:
+        argv = ["--quick", "--radii", "2", "--models", "graphattn on tree", "--steps", "300"]
+        result = nm.main([*argv, "--max-seconds", "60", "--out", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)
+    (row,) = result["neighbors_match"]
+    assert (row["train_accuracy"], row["stopped_by"]) == (1.0, "fit")
+    assert row["best_step"] == row["steps"] < 300 and row["steps"] % 15 == 0  # an evaluation
+    here = next(s for s in result["summary"] if s["source"] == "here")
+    assert (here["kept_0.95_up_to_r"], here["first_r_below_0.9"]) == (2, "")
+
+
+def test_bad_arguments_are_refused(capsys):
+    for argv in (["--radii", "1"], ["--steps", "0"], ["--max-seconds", "-1"],
+                 ["--models", "GCN"]):  # fmt: skip
         with pytest.raises(SystemExit):
             nm.main(argv)
+        assert f"argument {argv[0]}" in capsys.readouterr().err
