@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.graphattn-installed
 DOCS   := README.md docs/*.md
 SETUP  := python=$(PYTHON) torch=$(TORCH) index=$(TORCH_INDEX)
 
-.PHONY: demo test test-all lint tables bench record-quick dist check-docs clean
+.PHONY: demo test test-all lint docs tables bench record-quick dist check-docs clean
 
 # The stamp records the set-up it was made with: another PYTHON, TORCH or TORCH_INDEX on the
 # command line (or a changed pyproject.toml) installs again; another interpreter version makes
@@ -47,6 +47,12 @@ test-all: lint
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# The API reference, built by Sphinx from the docstrings into build/docs (open
+# build/docs/index.html); a fresh build every time, and any warning fails it (CI runs it).
+docs: $(STAMP)
+	$(PY) -m sphinx -E -W --keep-going -q -b html docs/api build/docs
+	@echo "API reference: build/docs/index.html"
 
 # Regenerate the README's and docs' tables from the CSVs in results/.
 tables: $(STAMP)

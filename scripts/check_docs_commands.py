@@ -72,9 +72,6 @@ SUBSTITUTIONS: dict[str, Sub] = {
         None, "graphattn is not on a package index yet (README: Install)"
     ),
     "torchrun --nnodes 2 --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint "
-    "host0.example.org:29400 --rdzv-id run1 examples/distributed_training.py --cache "
-    "/shared/graphattn-cache": Sub(None, "needs two machines and a rendezvous host"),
-    "torchrun --nnodes 2 --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint "
     "host0.example.org:29400 --rdzv-id graphattn-run1 examples/distributed_training.py --cache "
     "/shared/graphattn-cache": Sub(None, "needs two machines and a rendezvous host"),
     'make test TORCH="torch==2.5.1"': Sub(

@@ -91,7 +91,8 @@ def attention_entropy(
     degree. Duplicate edges count separately, as they do in the layer.
 
     Args:
-        att (AttentionOutput or (edge_index, weights)): one layer's attention.
+        att (AttentionOutput or tuple): one layer's attention (or its
+            ``(edge_index, weights)`` pair).
         num_nodes (int, optional): number of target nodes. (default: largest target + 1)
         normalize (bool, optional): divide by :math:`\log d_i`. (default: :obj:`False`)
         per_node (bool, optional): return ``[N, H]`` instead of the mean over nodes.
@@ -151,8 +152,8 @@ def relation_shares(
     ``K + 1``).
 
     Args:
-        att (AttentionOutput or (edge_index, weights)): one layer's attention over
-            ``E' >= E`` edges.
+        att (AttentionOutput or tuple): one layer's attention (or its
+            ``(edge_index, weights)`` pair) over ``E' >= E`` edges.
         edge_type (Tensor): int ``[E]`` relation of each of the caller's edges.
         num_relations (int): number of relation types :math:`K`.
         self_loops (str, optional): ``"ignore"`` or ``"separate"``. (default: ``"ignore"``)
@@ -218,7 +219,8 @@ def attention_distance(att, positions, *, per_node: bool = False) -> Tensor:
     :math:`\max(|\Delta y|, |\Delta x|)` on a grid (and in any number of dimensions).
 
     Args:
-        att (AttentionOutput or (edge_index, weights)): one layer's attention.
+        att (AttentionOutput or tuple): one layer's attention (or its
+            ``(edge_index, weights)`` pair).
         positions (Tensor or Pattern): ``[N]`` or ``[N, D]`` positions of the nodes, or the
             pattern the attention ran on: sequence patterns give each node's index within its
             sequence, a :class:`~graphattn.GridGraph` its ``(row, col)``.
