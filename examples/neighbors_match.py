@@ -44,7 +44,7 @@ LINE = ("r={r} {model:26s} L={layers} train {train_accuracy:.3f} test {test_accu
 # Presets: above `all_up_to` a model runs only if it kept training accuracy >= 0.95 at the r
 # before; value `permutations`; caps on steps and CPU s; evaluation interval; patience (evals).
 KEYS = ("radii", "all_up_to", "permutations", "steps", "max_seconds", "eval_every", "patience")
-PRESETS = {"quick": ([2, 3], 3, 24, 30, 2.0, 15, 20),
+PRESETS = {"quick": ([2, 3], 3, 24, 20, 2.0, 10, 20),
            "full": ([2, 3, 4, 5, 6], 5, 1000, 100000, 480.0, 250, 24)}  # fmt: skip
 BATCH = {2: 64, 3: 64, 7: 2048}  # trees per step by r (else 1024), as the paper's GAT script
 # Alon & Yahav (ICLR 2021), Figure 3 (also images/fig3.png in tech-srl/bottleneck): training
@@ -257,7 +257,7 @@ def plot(path: Path, rows: list[dict], footer: str) -> Path:
 
 def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     p = ScriptParser(doc=__doc__)
-    p.add_argument("--quick", action="store_true", help="seconds: r = 2, 3; 30 steps, 2 CPU s")
+    p.add_argument("--quick", action="store_true", help="seconds: r = 2, 3; 20 steps, 2 CPU s")
     p.add_argument("--radii", type=int_in(2, 7), nargs="+", help="tree depths r (2..6)")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models")
     p.add_argument("--steps", type=int_at_least(1), help="steps per configuration (100000)")

@@ -27,7 +27,7 @@ def test_quick_run_writes_every_table_and_the_figure(tmp_path, capsys):
         assert (tmp_path / f"{name}.csv").read_text().startswith("# date: ")
     assert (tmp_path / "neighbors_match.png").read_bytes()[:4] == b"\x89PNG"
     settings = json.loads(read_table(tmp_path / "neighbors_match.csv")[1]["settings"])
-    assert (settings["radii"], settings["steps"], settings["max_seconds"]) == ([2, 3], 30, 2.0)
+    assert (settings["radii"], settings["steps"], settings["max_seconds"]) == ([2, 3], 20, 2.0)
     rows = {(row["model"], row["r"]): row for row in result["neighbors_match"]}
     assert set(rows) == {(m, r) for m in nm.MODELS for r in (2, 3)}
     for (model, r), row in rows.items():
@@ -42,9 +42,9 @@ def test_quick_run_writes_every_table_and_the_figure(tmp_path, capsys):
         assert (row["layers"], row["edges_per_tree"]) == (layers, edges), model
         assert 2 <= row["layers"] <= r + 1 or model.endswith("full")  # the expander's too
         assert 0.0 <= row["test_accuracy"] <= 1.0 and 0.0 <= row["train_accuracy"] <= 1.0
-        assert 1 <= row["best_step"] <= row["steps"] <= row["max_steps"] == 30
+        assert 1 <= row["best_step"] <= row["steps"] <= row["max_steps"] == 20
         assert row["stopped_by"] in {"fit", "plateau", "step cap", "time cap"}
-        assert row["steps"] == 30 if row["stopped_by"] == "step cap" else row["steps"] <= 30
+        assert row["steps"] == 20 if row["stopped_by"] == "step cap" else row["steps"] <= 20
         assert row["step_ms"] > 0 and row["leaves"] == 2**r
     paper = {(row["model"], row["r"]): row["train_accuracy"] for row in result["published"]}
     assert paper[("GAT", 4)] == 1.0 and paper[("GAT", 5)] == 0.41 and paper[("GCN", 5)] == 0.19
@@ -127,7 +127,7 @@ def test_the_layer_fits_the_smallest_tree_and_the_stopping_rule_ends_the_run(tmp
         torch.set_num_threads(threads)
     (row,) = result["neighbors_match"]
     assert (row["train_accuracy"], row["stopped_by"]) == (1.0, "fit")
-    assert row["best_step"] == row["steps"] < 300 and row["steps"] % 15 == 0  # an evaluation
+    assert row["best_step"] == row["steps"] < 300 and row["steps"] % 10 == 0  # an evaluation
     here = next(s for s in result["summary"] if s["source"] == "here")
     assert (here["kept_0.95_up_to_r"], here["first_r_below_0.9"]) == (2, "")
 
