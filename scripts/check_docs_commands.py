@@ -165,6 +165,10 @@ SUBSTITUTIONS: dict[str, Sub] = {
         "python examples/head_claims.py copy --quick --out results/head_claims",
         "the full setting: the quick form",
     ),
+    "python examples/neighbors_match.py --out results/neighbors_match": Sub(
+        "python examples/neighbors_match.py --quick --out results/neighbors_match",
+        "the recorded run takes over an hour of CPU (480 s per configuration): the quick form",
+    ),
     "python examples/sequence_study.py --out results/sequence_study/full": Sub(
         "python examples/sequence_study.py --quick --out results/sequence_study/full",
         "the full setting takes hours: the quick form",

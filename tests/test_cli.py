@@ -26,6 +26,7 @@ SCRIPTS = {
     "examples/head_claims": (load_example, "head_claims", ["copy"]),
     "examples/image_study": (load_example, "image_study", []),
     "examples/karate_club": (load_example, "karate_club", []),
+    "examples/neighbors_match": (load_example, "neighbors_match", []),
     "examples/quickstart": (load_example, "quickstart", None),  # main() reads sys.argv
     "examples/sequence_study": (load_example, "sequence_study", []),
     "examples/transformer_claims": (load_example, "transformer_claims", ["params"]),

@@ -1,12 +1,14 @@
-"""Graph builders that return PyG ``Data``: sequences (full, causal, chunked, window) and
-image patch grids.
+"""Graph builders that return PyG ``Data``: sequences (full, causal, chunked, window), image
+patch grids, and random regular expanders to lay over any graph.
 
-Each builder returns a ``Data`` carrying a structured pattern in ``data.pattern``;
-``data.pattern.edge_index()`` materializes the exact edge list. :func:`locality_order`
+The sequence and grid builders return a ``Data`` carrying a structured pattern in
+``data.pattern``; ``data.pattern.edge_index()`` materializes the exact edge list.
+:func:`expander` returns a random edge list in ``data.edge_index``. :func:`locality_order`
 renumbers any graph for memory locality. Supply-chain economies live in
 :mod:`graphattn.economy`.
 """
 
+from .expander import expander
 from .grid import grid, patchify
 from .ordering import NodeOrder, locality_order
 from .sequence import causal, chunked, full, pattern_data, window
@@ -15,6 +17,7 @@ __all__ = [
     "NodeOrder",
     "causal",
     "chunked",
+    "expander",
     "full",
     "grid",
     "locality_order",

@@ -26,9 +26,9 @@ from ..patterns import CausalFullGraph, ChunkedGraph, FullGraph, Pattern, Window
 __all__ = ["full", "causal", "chunked", "window", "pattern_data"]
 
 
-def _sizes(lengths: int | Sequence[int]) -> list[int]:
+def _sizes(lengths: int | Sequence[int], name: str = "lengths") -> list[int]:
     if isinstance(lengths, bool):
-        raise TypeError("`lengths` must be an int or a sequence of ints, got bool")
+        raise TypeError(f"`{name}` must be an int or a sequence of ints, got bool")
     if isinstance(lengths, int):
         lengths = [lengths]
     elif isinstance(lengths, torch.Tensor):
@@ -36,9 +36,9 @@ def _sizes(lengths: int | Sequence[int]) -> list[int]:
     out = list(lengths)
     for n in out:
         if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"`lengths` must hold ints, got {type(n).__name__}")
+            raise TypeError(f"`{name}` must hold ints, got {type(n).__name__}")
         if n < 0:
-            raise ValueError(f"`lengths` must be >= 0, got {n}")
+            raise ValueError(f"`{name}` must be >= 0, got {n}")
     return out
 
 
