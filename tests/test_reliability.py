@@ -398,7 +398,7 @@ def test_logit_range_check_on_one_stacked_buffer(engine):
 
 
 def test_largest_of_strided_columns_equals_contiguous():
-    from graphattn.conv import _largest
+    from graphattn._checks import _largest
 
     base = torch.randn(50, 12)
     base[7, 5] = -9.0

@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph, building_cache
-from ._finite import first_order, guarded_attention, static_mode, transforms_active
+from .._runtime import building_cache, static_mode, transforms_active
+from ..patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph
+from ._finite import first_order, guarded_attention
 from .base import (
     EdgeTerms,
     Engine,

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..patterns import CausalFullGraph, FullGraph, Pattern, building_cache
+from .._runtime import building_cache
+from ..patterns import CausalFullGraph, FullGraph, Pattern
 from ._finite import first_order, guarded_attention
 from .base import (
     EdgeTerms,

@@ -20,7 +20,8 @@ from functools import cache
 import torch
 from torch import Tensor
 
-from ...patterns import EdgeList, building_cache
+from ..._runtime import building_cache
+from ...patterns import EdgeList
 from ..base import cpu_only
 
 __all__ = [
