@@ -239,6 +239,7 @@ def pattern_supports(patterns: tuple[type, ...], needs: str):
     message-passing hooks."""
 
     def supports(request: AttentionRequest) -> str | None:
+        """Every reason this engine cannot serve ``request``, or :obj:`None` when it can."""
         return reasons(
             (not isinstance(request.graph, patterns), f"it needs {needs}"),
             (request.has_edge_terms, "it does not take edge features or relation types"),

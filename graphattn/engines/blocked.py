@@ -550,4 +550,5 @@ def _gather_edge_weights(probs: Tensor, graph: Pattern, plan: _Plan) -> Tensor:
 
 
 supports = pattern_supports(BLOCKED_PATTERNS, "a ChunkedGraph, WindowGraph or GridGraph pattern")
+#: The engine as the registry holds it: its function, what it supports, its rank for "auto".
 ENGINE = Engine("blocked", blocked_attention, supports, priority=20, strided_rows=True)

@@ -165,4 +165,5 @@ supports = pattern_supports(
     (FullGraph, CausalFullGraph),
     "a FullGraph or CausalFullGraph pattern (attention to the whole graph)",
 )
+#: The engine as the registry holds it: its function, what it supports, its rank for "auto".
 ENGINE = Engine("dense", dense_attention, supports, priority=10, strided_rows=True)

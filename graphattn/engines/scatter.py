@@ -150,7 +150,9 @@ def scatter_attention(
 
 
 def supports(request: AttentionRequest) -> str | None:
+    """:obj:`None`: the reference serves every request."""
     return None
 
 
+#: The engine as the registry holds it: its function, what it supports, its rank for "auto".
 ENGINE = Engine("scatter", scatter_attention, supports, priority=1000, strided_rows=True)

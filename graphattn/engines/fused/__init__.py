@@ -215,6 +215,7 @@ def _detach(t: Tensor | None) -> Tensor | None:
 
 
 def supports(request: AttentionRequest) -> str | None:
+    """Every reason this engine cannot serve ``request``, or :obj:`None` when it can."""
     device = request.device.type
     graph = request.graph
     sizes = (graph.num_nodes,) if isinstance(graph, Pattern) else (graph.num_src, graph.num_dst)
@@ -235,6 +236,7 @@ def supports(request: AttentionRequest) -> str | None:
 
 
 def prefers(request: AttentionRequest) -> bool:
+    """Whether ``engine="auto"`` takes this engine for a request it supports."""
     # On CUDA always: `scatter` holds several E x H x D tensors, and GPU memory is where
     # attention over large graphs breaks first (the speed crossover there is not measured).
     # Under torch.compile the choice must not depend on sizes (no recompile per size).
@@ -245,4 +247,5 @@ def prefers(request: AttentionRequest) -> bool:
     )
 
 
+#: The engine as the registry holds it: its function, what it supports, its rank for "auto".
 ENGINE = Engine("fused", fused_attention, supports, priority=100, prefers=prefers, half_rows=True)
