@@ -56,8 +56,11 @@ __all__ = ["BLOCKED_PATTERNS", "DEFAULT_BLOCK_SIZE", "ENGINE", "blocked_attentio
 #: Pattern types the blocked engine computes.
 BLOCKED_PATTERNS = (ChunkedGraph, WindowGraph, GridGraph)
 
-#: Query nodes per block for windows and grids (grids round it to whole rows); chosen by
-#: timing 32 / 64 / 128 with ``benchmarks/dense_vs_sparse.py`` on windows.
+#: Query nodes per block for windows and grids (grids round it to whole rows). A block of a
+#: window of radius ``r`` reads ``block + 2 r`` keys: larger blocks spend less on that halo,
+#: smaller ones less on padding and masked pairs. A default, not a measured optimum: no
+#: timing of other sizes is committed (:func:`blocked_attention` takes another as
+#: ``block_size``).
 DEFAULT_BLOCK_SIZE = 64
 
 

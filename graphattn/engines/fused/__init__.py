@@ -58,8 +58,10 @@ _DEVICES = ("cpu", "cuda")
 
 AUTO_MIN_EDGES = 32768
 """On the CPU ``engine="auto"`` prefers ``scatter`` on graphs with fewer edges than this,
-where the kernels' fixed costs outweigh what they save (``benchmarks/auto_crossover.py``); on
-CUDA it always prefers this engine."""
+where the kernels' fixed costs outweigh what they save; on CUDA it always prefers this engine.
+A setting, not a current measurement: ``benchmarks/auto_crossover.py`` times the crossover,
+and its committed table (``results/auto_crossover/``) was recorded with the kernels as they
+were before 0.3.4."""
 
 
 _NUMBA: list[bool] = []  # memo of numba_available()
