@@ -18,6 +18,7 @@ from .patterns import (
     WindowGraph,
 )
 
+#: The package's version (as in ``pyproject.toml`` and the changelog).
 __version__ = "0.3.6"
 
 __all__ = [

@@ -23,23 +23,18 @@ from torch_geometric import EdgeIndex
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import coalesce, scatter, to_torch_sparse_tensor
 
-from ._checks import check_index_tensor, static_int, tracing
-from .patterns import EdgeList, Pattern, building_cache
+from ._checks import check_flow, check_index_tensor, static_int
+from ._runtime import building_cache, tracing
+from .patterns import EdgeList, Pattern
 
 __all__ = [
-    "FILL_REDUCTIONS",
-    "FLOWS",
     "GraphInput",
-    "check_fill_value",
-    "check_flow",
     "loop_edge_attr",
     "loop_nodes",
     "normalize_graph",
     "self_loops",
     "weights_in_input_form",
 ]
-
-FLOWS = ("source_to_target", "target_to_source")
 
 
 @dataclass(frozen=True)
@@ -254,13 +249,6 @@ def _build(
     return GraphInput(edges, num_input, num_loops, mask, transposed)
 
 
-def check_flow(flow: object) -> str:
-    """``flow`` as one of PyG's two directions, or a ``ValueError`` naming it."""
-    if flow not in FLOWS:
-        raise ValueError(f"`flow` must be one of {FLOWS}, got {flow!r}")
-    return flow
-
-
 def _stamp(t: Tensor) -> tuple | None:
     """What must be unchanged for a result cached on ``t`` to stay valid: the versions of the
     wrapper and of the plain tensor it wraps (an ``EdgeIndex``'s ``_data``, which writes
@@ -333,37 +321,6 @@ def normalize_graph(
 
 
 # ---- edge features of the appended self-loops (GATConv's `fill_value`) ----------------------
-FILL_REDUCTIONS = ("add", "sum", "mean", "min", "max", "mul")
-
-
-def check_fill_value(fill_value: object) -> float | Tensor | str | None:
-    """GATConv's ``fill_value`` (the edge features of added self-loops), checked: :obj:`None`
-    (ones, as in PyG's ``add_self_loops``), a number, a tensor (one row, or a scalar), or
-    the name of a reduction of each node's incoming edge features (:data:`FILL_REDUCTIONS`).
-    """
-    if fill_value is None or isinstance(fill_value, str) and fill_value in FILL_REDUCTIONS:
-        return fill_value
-    if isinstance(fill_value, str):
-        raise ValueError(
-            f"`fill_value` as a str must be one of {FILL_REDUCTIONS}, got {fill_value!r}"
-        )
-    if isinstance(fill_value, (int, float)) and not isinstance(fill_value, bool):
-        return float(fill_value)
-    if isinstance(fill_value, Tensor):
-        if fill_value.is_complex() or fill_value.dtype == torch.bool:
-            raise TypeError(f"`fill_value` as a tensor must be real, got dtype {fill_value.dtype}")
-        if fill_value.dim() > 2 or (fill_value.dim() == 2 and fill_value.size(0) != 1):
-            raise ValueError(
-                "`fill_value` as a tensor must be a scalar or one row of edge features "
-                f"([edge_dim] or [1, edge_dim]), got shape {list(fill_value.shape)}"
-            )
-        return fill_value
-    raise TypeError(
-        "`fill_value` must be a float, a tensor, None or one of "
-        f"{FILL_REDUCTIONS}, got {type(fill_value).__name__}"
-    )
-
-
 def loop_edge_attr(
     graph: GraphInput, edge_attr: Tensor, fill_value: float | Tensor | str | None
 ) -> Tensor:
@@ -413,10 +370,12 @@ def loop_nodes(graph: GraphInput, num_edges: int | Tensor) -> Tensor:
 
 # ---- returned attention weights in the caller's input form -------------------------------
 def weights_in_input_form(
-    graph: object, normalized: GraphInput, weights: Tensor, device: torch.device
+    graph: object, normalized: GraphInput, weights: Tensor, device: torch.device, pyg: bool
 ) -> tuple[Tensor, Tensor]:
-    """``(edges, weights)`` as PyG's attention layers return them for the input ``graph``
-    (``return_attention_weights=True``):
+    """``(edges, weights)`` for returned attention weights: without ``pyg``, the ``[2, E']``
+    edges in the caller's orientation (the caller's own edges first, then the self-loops the
+    layer appended); with ``pyg`` (PyG's spelling, ``return_attention_weights=True``), as
+    PyG's attention layers return them for the input ``graph``:
 
     - an integer tensor (or a pattern, an ``EdgeList``): the ``[2, E']`` edges in the caller's
       orientation, the caller's own edges first, then the self-loops the layer appended;
@@ -428,6 +387,8 @@ def weights_in_input_form(
       (weight 0) merge into the appended ones and the weights of duplicate entries add up.
     """
     edge_index = normalized.caller_edge_index(device)
+    if not pyg:
+        return edge_index, weights
     if isinstance(graph, EdgeIndex):
         if normalized.num_loops == 0:
             return graph, weights

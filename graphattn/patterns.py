@@ -20,7 +20,6 @@ True
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +27,8 @@ import torch
 import torch.utils._pytree as pytree
 from torch import Tensor
 
-from ._checks import check_bool, check_index_tensor, check_int, check_sizes, static_int, tracing
+from ._checks import check_bool, check_index_tensor, check_int, check_sizes, static_int
+from ._runtime import building_cache, tracing
 
 __all__ = [
     "CausalFullGraph",
@@ -68,24 +68,6 @@ def _as_ptr(num_nodes: int | None, ptr: Tensor | Sequence[int] | None) -> tuple[
     if num_nodes is not None and values[-1] != check_int("num_nodes", num_nodes, 0):
         raise ValueError(f"`ptr[-1]` ({values[-1]}) must equal `num_nodes` ({num_nodes})")
     return tuple(values)
-
-
-def building_cache() -> contextlib.AbstractContextManager:
-    """The context in which derived structures are built for a graph's :attr:`cache`.
-
-    Inside :func:`torch.inference_mode` it turns inference mode off, so that a graph first
-    used there caches normal tensors, which later training can save for its backward
-    (inference tensors cannot be). Inside a ``torch.func`` transform (``grad``, ``hessian``,
-    ``vmap``, ...) it steps outside the transform, so that what is cached belongs to no
-    transform level and later calls, inside other transforms or none, can use it. Outside
-    both it does nothing.
-    """
-    stack = contextlib.ExitStack()
-    if torch.is_inference_mode_enabled():
-        stack.enter_context(torch.inference_mode(False))
-    if torch._C._are_functorch_transforms_active():
-        stack.enter_context(torch._C._DisableFuncTorch())
-    return stack
 
 
 class _Frozen:
@@ -249,7 +231,8 @@ class Pattern(_Frozen):
 
     # ---- value semantics ------------------------------------------------------------------
     def _params(self) -> tuple[tuple[str, Any], ...]:
-        """``(name, value)`` of the rule's parameters (for ``==``, ``hash`` and ``repr``)."""
+        """``(name, value)`` of the rule's parameters, for ``==``, ``hash``, ``repr`` and
+        pickling (the constructor takes them as keywords, with ``ptr``)."""
         return ()
 
     def _key(self) -> tuple:
@@ -271,8 +254,8 @@ class Pattern(_Frozen):
 
 
 def _rebuild(cls: type, ptr: tuple[int, ...], params: dict) -> Pattern:
-    if cls is GridGraph:
-        return GridGraph(params.pop("height"), params.pop("width"), ptr=ptr, **params)
+    """Unpickle a pattern: every pattern's constructor takes ``ptr`` and its :meth:`_params`
+    as keywords (a subclass whose constructor does not overrides ``__reduce__``)."""
     return cls(ptr=ptr, **params)
 
 

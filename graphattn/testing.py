@@ -10,9 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .engines.base import AttentionRequest, EdgeTerms, Engine
-from .engines.registry import resolve_engine
-from .engines.scatter import scatter_attention
+from .engines import AttentionRequest, EdgeTerms, Engine, resolve_engine, scatter_attention
 from .patterns import EdgeList, Pattern
 
 __all__ = ["assert_matches_reference", "random_qkv"]
@@ -83,13 +81,8 @@ def assert_matches_reference(
         has_relations=terms is not None and terms.edge_type is not None,
         need_weights=need_weights,
     )
-    if isinstance(engine, Engine):
-        reason = engine.supports(request)
-        if reason is not None:
-            raise ValueError(f"`engine`={engine.name!r} cannot run this call: {reason}")
-        fn, engine = engine, engine.name
-    else:
-        fn = resolve_engine(engine, request)
+    fn = resolve_engine(engine, request)  # a name, or an Engine (registered or not)
+    engine = fn.name
     inputs = [t for t in (q, k, v) if t.requires_grad]
     if terms is not None:
         inputs += [

@@ -172,7 +172,7 @@ CASES = [
 ]  # fmt: skip
 
 
-# ---- round three: the economy, loader, distributed, analysis and experiments entry points ----
+# ---- the economy, loader, distributed, analysis and experiments entry points ----------------
 def shocks() -> torch.Tensor:
     return random_shocks(60, 3, seed=1)
 

@@ -122,8 +122,8 @@ def _outside(bounds: tuple, kind: str) -> list[str]:
 @pytest.mark.parametrize("script", list(SCRIPTS))
 def test_every_numeric_flag_refuses_values_outside_its_range(script, monkeypatch, capsys, tmp_path):
     """``--heads 0``, ``--threads 0``, ``--steps 0``, ``--lr nan``, ``--graphml-max-nodes -5``
-    and the like crashed deep inside or ran on silently; each is now argparse's usage error
-    naming the flag, before anything runs."""
+    and the like are argparse's usage error naming the flag, before anything runs (not a
+    crash deep inside, nor a run that goes on silently)."""
     actions = _actions(_parser(script, monkeypatch))
     unchecked = [a.option_strings[0] for a in actions if a.type in (int, float)]
     assert not unchecked, f"{script}: flags without a range-checked type: {unchecked}"
@@ -175,10 +175,10 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 @pytest.mark.parametrize("script", list(SCRIPTS))
 def test_help_is_complete_and_speaks_one_vocabulary(script, monkeypatch):
-    """Every option has a help text and every description is whole (cutting the docstring
-    at its first line break left sentences like "against GATConv and"); no help names an
-    issue; no script uses a retired flag; every script has --quick unless it says why not;
-    --scenarios names scenarios (in one script it was a count)."""
+    """Every option has a help text and every description is whole (not cut at the
+    docstring's first line break, mid-sentence); no help names an issue; no script uses a
+    retired flag; every script has --quick unless it says why not; --scenarios names
+    scenarios in every script (never a count)."""
     parser = _parser(script, monkeypatch)
     help_text = "\n".join(p.format_help() for p in _parsers(parser))  # fills vocabulary help
     description = " ".join((parser.description or "").split())
@@ -237,7 +237,7 @@ def test_checks_across_flags_come_before_any_compute(script, argv, flag, monkeyp
 
 
 def test_an_output_folder_that_cannot_be_made_stops_the_run_before_compute(tmp_path, monkeypatch):
-    """A read-only ``--out`` failed only after all the compute. (As root, ``os.access``
+    """A read-only ``--out`` stops the run before any compute. (As root, ``os.access``
     grants everything, so the run's own attempt to create the folder is the final check.)"""
     shocks = _module("examples/economy_shocks")
     out = tmp_path / "out"

@@ -4,9 +4,12 @@ runs every shell command too, outside the test suite: they take hours) covers ev
 
 from __future__ import annotations
 
+import ast
 import doctest
+import functools
 import importlib
 import importlib.util
+import inspect
 import pkgutil
 import re
 import sys
@@ -96,7 +99,7 @@ def test_extraction_reads_blocks_spans_markers_and_templates(tmp_path):
 
 
 def test_the_test_files_the_docs_name_exist():
-    """docs/economy.md named test files that did not exist."""
+    """Every test file (and test) the docs name exists."""
     named = set()
     for path in DOCS:
         named |= set(re.findall(r"tests/[\w/]+\.py(?:::\w+)?", path.read_text()))
@@ -118,9 +121,92 @@ def test_docstring_examples(name):
     assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"
 
 
-def test_public_names():
-    for name in graphattn.__all__:
-        assert hasattr(graphattn, name), name
+PUBLIC = ["graphattn"] + [m for m in MODULES if not any(p.startswith("_") for p in m.split("."))]
+
+
+@functools.cache
+def _documented_in_source(module_name: str) -> frozenset[str]:
+    """Names a module's own source documents where it defines them: a ``def`` or ``class``
+    with a docstring, or an assignment with a string after it or ``#:`` comments before it
+    (what Sphinx's autodoc reads)."""
+    source = inspect.getsource(importlib.import_module(module_name))
+    lines, body = source.splitlines(), ast.parse(source).body
+    found = set()
+    for node, after in zip(body, [*body[1:], None], strict=True):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+            found.add(node.name)
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        string_after = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+        comment_before = node.lineno > 1 and lines[node.lineno - 2].lstrip().startswith("#:")
+        if string_after or comment_before:
+            found.update(t.id for t in targets if isinstance(t, ast.Name))
+    return frozenset(found)
+
+
+def _documented(name: str, obj: object) -> bool:
+    """A docstring of its own, or documented where a graphattn module defines it."""
+    if inspect.isclass(obj):
+        own = vars(obj).get("__doc__")
+    elif inspect.isfunction(obj) or inspect.ismodule(obj):
+        own = obj.__doc__
+    else:
+        own = None  # an instance's __doc__ is its class's
+    if own and own.strip():
+        return True
+    return any(
+        getattr(importlib.import_module(module), name, None) is obj
+        and name in _documented_in_source(module)
+        for module in PUBLIC + MODULES
+    )
+
+
+@pytest.mark.parametrize("module_name", PUBLIC)
+def test_public_names_resolve_and_are_documented(module_name):
+    """Every public module has a docstring and (every package) an ``__all__``; every name in
+    an ``__all__`` exists, once, and is documented, so the API reference lists it."""
+    module = importlib.import_module(module_name)
+    assert (module.__doc__ or "").strip(), f"{module_name} has no docstring"
+    exported = getattr(module, "__all__", None)
+    if exported is None:
+        assert not hasattr(module, "__path__"), f"the package {module_name} has no __all__"
+        return
+    assert len(set(exported)) == len(exported), f"{module_name}.__all__ repeats a name"
+    for name in exported:
+        assert hasattr(module, name), f"{module_name}.__all__ names {name!r}, which is not there"
+        obj = getattr(module, name)
+        assert _documented(name, obj), f"{module_name}.{name} has no documentation"
+
+
+def _resolve(dotted: str) -> object:
+    """The object a dotted ``graphattn...`` name refers to (an ``AttributeError`` or
+    ``ImportError`` when there is none)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def test_the_docs_name_only_what_the_package_has():
+    """Every ``graphattn.<...>`` name the README and docs spell out in code exists."""
+    names = set()
+    for path in DOCS:
+        names |= set(re.findall(r"`(graphattn(?:\.\w+)+)(?:\(\))?`", path.read_text()))
+    assert len(names) > 10
+    missing = []
+    for dotted in sorted(names):
+        try:
+            _resolve(dotted)
+        except (AttributeError, ImportError):
+            missing.append(dotted)
+    assert not missing, f"the docs name what graphattn does not have: {missing}"
 
 
 def test_the_version_is_one_number_everywhere():

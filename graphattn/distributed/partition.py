@@ -39,6 +39,7 @@ __all__ = [
     "replication_factor",
 ]
 
+#: How :func:`partition_nodes` may split a graph.
 PARTITION_METHODS = ("metis", "random")
 
 

@@ -50,8 +50,11 @@ from torch_geometric.data import Data
 
 __all__ = ["DEFAULT_TIERS", "RELATION_NAMES", "EconomyArrays", "economy_arrays", "economy_data"]
 
+#: The default tiers of a generated economy, upstream first (the last are households).
 DEFAULT_TIERS: tuple[str, ...] = ("raw", "supplier", "manufacturer", "retailer", "consumer")
 DEFAULT_TIER_SHARES: tuple[float, ...] = (0.10, 0.15, 0.15, 0.20, 0.40)
+#: Names of the relation types, by id: an economy with ``K`` relations uses the first ``K``
+#: (``relation<k>`` beyond these).
 RELATION_NAMES: tuple[str, ...] = (
     "goods",
     "capital",

@@ -57,6 +57,7 @@ __all__ = [
     "tier_losses",
 ]
 
+#: The named scenarios :func:`scenario` builds (described at the top of this module).
 SCENARIOS: tuple[str, ...] = (
     "supplier-failure",
     "credit-crunch",

@@ -36,22 +36,11 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from .._checks import tracing
+from .._runtime import static_mode, transforms_active
 
-__all__ = ["Neighbours", "all_finite", "first_order", "guarded_attention", "static_mode"]
+__all__ = ["Neighbours", "all_finite", "first_order", "guarded_attention"]
 
 _NAN = float("nan")
-
-
-def transforms_active() -> bool:
-    """Whether a ``torch.func`` transform (``grad``, ``vmap``, ...) is running."""
-    return torch._C._are_functorch_transforms_active()
-
-
-def static_mode() -> bool:
-    """Whether value-dependent branches are out (``torch.compile``, ``torch.export``,
-    ``torch.jit.trace`` or ``torch.func``)."""
-    return tracing() or transforms_active()
 
 
 def all_finite(*tensors: Tensor | None) -> bool:

@@ -23,9 +23,10 @@ An engine is a pure function with no parameters::
 - ``out``: ``[N_dst, H, Dv]``; a node with no incoming edge gets zeros.
 
 Next to its function every engine module defines ``supports(request)``, which returns
-:obj:`None` when the engine can serve an :class:`AttentionRequest` or a short reason when it
-cannot, and ``prefers(request)``, which says whether ``engine="auto"`` should pick it for a
-request it supports (an engine may support small graphs but not be worth it there).
+:obj:`None` when the engine can serve an :class:`AttentionRequest` or, when it cannot, every
+reason why (short clauses joined by ``"; "``, see :func:`reasons`), and ``prefers(request)``,
+which says whether ``engine="auto"`` should pick it for a request it supports (an engine may
+support small graphs but not be worth it there).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._runtime import static_mode
 from ..patterns import EdgeList, Pattern
-from ._finite import static_mode
 
 __all__ = [
     "AttentionRequest",
@@ -48,6 +49,7 @@ __all__ = [
     "cpu_only",
     "empty_attention",
     "joint_columns",
+    "reasons",
 ]
 
 Graph = Pattern | EdgeList
@@ -217,18 +219,32 @@ def joint_columns(*tensors: Tensor) -> Tensor | None:
     return first.as_strided((rows, total), (total, 1))
 
 
+#: The reason of an engine that does not run PyG's ``propagate``.
+NO_MESSAGE_PASSING = "it does not run PyG's message passing (hooks or an explainer are active)"
+
+
+def reasons(*checks: tuple[bool, str]) -> str | None:
+    """What ``supports`` returns: every reason whose condition holds, joined by ``"; "``, or
+    :obj:`None` when none does.
+
+    >>> reasons((True, "it needs a pattern"), (False, "no edge terms"), (True, "no hooks"))
+    'it needs a pattern; no hooks'
+    """
+    found = [reason for failed, reason in checks if failed]
+    return "; ".join(found) if found else None
+
+
 def pattern_supports(patterns: tuple[type, ...], needs: str):
     """``supports`` of an engine that serves only ``patterns``, without edge terms or PyG's
     message-passing hooks."""
 
     def supports(request: AttentionRequest) -> str | None:
-        if not isinstance(request.graph, patterns):
-            return f"it needs {needs}"
-        if request.has_edge_terms:
-            return "it does not take edge features or relation types"
-        if request.message_passing:
-            return "it does not run PyG's message passing (hooks or an explainer are active)"
-        return None
+        """Every reason this engine cannot serve ``request``, or :obj:`None` when it can."""
+        return reasons(
+            (not isinstance(request.graph, patterns), f"it needs {needs}"),
+            (request.has_edge_terms, "it does not take edge features or relation types"),
+            (request.message_passing, NO_MESSAGE_PASSING),
+        )
 
     return supports
 

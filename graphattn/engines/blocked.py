@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph, building_cache
-from ._finite import first_order, guarded_attention, static_mode, transforms_active
+from .._runtime import building_cache, static_mode, transforms_active
+from ..patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph
+from ._finite import first_order, guarded_attention
 from .base import (
     EdgeTerms,
     Engine,
@@ -55,8 +56,11 @@ __all__ = ["BLOCKED_PATTERNS", "DEFAULT_BLOCK_SIZE", "ENGINE", "blocked_attentio
 #: Pattern types the blocked engine computes.
 BLOCKED_PATTERNS = (ChunkedGraph, WindowGraph, GridGraph)
 
-#: Query nodes per block for windows and grids (grids round it to whole rows); chosen by
-#: timing 32 / 64 / 128 with ``benchmarks/dense_vs_sparse.py`` on windows.
+#: Query nodes per block for windows and grids (grids round it to whole rows). A block of a
+#: window of radius ``r`` reads ``block + 2 r`` keys: larger blocks spend less on that halo,
+#: smaller ones less on padding and masked pairs. A default, not a measured optimum: no
+#: timing of other sizes is committed (:func:`blocked_attention` takes another as
+#: ``block_size``).
 DEFAULT_BLOCK_SIZE = 64
 
 
@@ -549,4 +553,5 @@ def _gather_edge_weights(probs: Tensor, graph: Pattern, plan: _Plan) -> Tensor:
 
 
 supports = pattern_supports(BLOCKED_PATTERNS, "a ChunkedGraph, WindowGraph or GridGraph pattern")
+#: The engine as the registry holds it: its function, what it supports, its rank for "auto".
 ENGINE = Engine("blocked", blocked_attention, supports, priority=20, strided_rows=True)

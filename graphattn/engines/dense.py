@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..patterns import CausalFullGraph, FullGraph, Pattern, building_cache
+from .._runtime import building_cache
+from ..patterns import CausalFullGraph, FullGraph, Pattern
 from ._finite import first_order, guarded_attention
 from .base import (
     EdgeTerms,
@@ -164,4 +165,5 @@ supports = pattern_supports(
     (FullGraph, CausalFullGraph),
     "a FullGraph or CausalFullGraph pattern (attention to the whole graph)",
 )
+#: The engine as the registry holds it: its function, what it supports, its rank for "auto".
 ENGINE = Engine("dense", dense_attention, supports, priority=10, strided_rows=True)

@@ -3,8 +3,9 @@
 It materializes per-edge messages (``E x H x D``), so it is the slowest and most memory-hungry
 engine, but it runs on any graph, any device and with every option, and it is the one that
 runs PyG's message passing for real: given the layer as ``module``, the layer's own
-``edge_update`` and ``message`` run inside its ``propagate``, so PyG's hooks, explainers and
-``flow`` see them. Every other engine is tested against it.
+``edge_update`` and ``message`` (both from :class:`AttentionMessages`) run inside its
+``propagate``, so PyG's hooks, explainers and ``flow`` see them. Every other engine is tested
+against it.
 """
 
 from __future__ import annotations
@@ -20,39 +21,21 @@ from torch_geometric.utils import softmax
 from ..patterns import Pattern
 from .base import AttentionRequest, EdgeTerms, Engine, Graph
 
-__all__ = ["ENGINE", "attention_alpha", "attention_message", "scatter_attention"]
+__all__ = ["ENGINE", "AttentionMessages", "AttentionPropagation", "scatter_attention"]
 
 
-def attention_alpha(
-    query_i: Tensor,
-    key_j: Tensor,
-    edge_key: Tensor | None,
-    edge_mask: Tensor | None,
-    index: Tensor,
-    ptr: Tensor | None,
-    size_i: int | None,
-) -> Tensor:
-    """Attention weights ``[E, H]``: the softmax over each target's incoming edges of
-    ``<q_i, k_j + e^K_ij>`` (``q`` pre-scaled); masked edges get weight 0."""
-    if edge_key is not None:
-        key_j = key_j + edge_key
-    logits = (query_i * key_j).sum(dim=-1)  # (E, H)
-    if edge_mask is not None:
-        logits = logits.masked_fill(edge_mask.unsqueeze(-1), float("-inf"))
-    return softmax(logits, index, ptr, size_i)
+class AttentionMessages:
+    """PyG's message-passing methods of attention, mixed into a
+    :class:`~torch_geometric.nn.conv.MessagePassing` (placed before it in the bases): the
+    weights in :meth:`edge_update`, the weighted values in :meth:`message`, and
+    :meth:`explain_message` for PyG's explainers.
 
-
-def attention_message(value_j: Tensor, alpha: Tensor, edge_value: Tensor | None) -> Tensor:
-    """The message ``alpha_ij (v_j + e^V_ij)`` of every edge, ``[E, H, Dv]``."""
-    if edge_value is not None:
-        value_j = value_j + edge_value
-    return alpha.unsqueeze(-1) * value_j
-
-
-class AttentionPropagation(MessagePassing):
-    """Parameter-free message passing with :func:`attention_alpha` and
-    :func:`attention_message`: the module :func:`scatter_attention` propagates through when
-    it is not given the layer."""
+    :class:`AttentionPropagation` (the reference's own module) and
+    :class:`~graphattn.MultiHeadAttentionConv` (so that PyG's hooks and explainers see the
+    layer's messages) both take them from here. They run inside ``edge_updater(edge_index,
+    query=, key=, edge_key=, edge_mask=)`` and ``propagate(edge_index, value=, alpha=,
+    edge_value=)``, as :func:`scatter_attention` calls them.
+    """
 
     # The arguments of `propagate` / `edge_updater`, for PyG's generated (jinja) versions.
     # (typing.Optional, not `X | None`: PyG renders these into generated source.)
@@ -64,10 +47,7 @@ class AttentionPropagation(MessagePassing):
         "edge_mask": Optional[Tensor],  # noqa: UP045
     }
 
-    def __init__(self):
-        super().__init__(aggr="sum", node_dim=0)
-
-    def edge_update(  # type: ignore[override]
+    def edge_update(
         self,
         query_i: Tensor,
         key_j: Tensor,
@@ -77,10 +57,49 @@ class AttentionPropagation(MessagePassing):
         ptr: Tensor | None,
         size_i: int | None,
     ) -> Tensor:
-        return attention_alpha(query_i, key_j, edge_key, edge_mask, index, ptr, size_i)
+        """Attention weights ``[E, H]``: the softmax over each target's incoming edges of
+        ``<q_i, k_j + e^K_ij>`` (``q`` pre-scaled); masked edges get weight 0."""
+        if edge_key is not None:
+            key_j = key_j + edge_key
+        logits = (query_i * key_j).sum(dim=-1)  # (E, H)
+        if edge_mask is not None:
+            logits = logits.masked_fill(edge_mask.unsqueeze(-1), float("-inf"))
+        return softmax(logits, index, ptr, size_i)
 
-    def message(self, value_j: Tensor, alpha: Tensor, edge_value: Tensor | None) -> Tensor:  # type: ignore[override]
-        return attention_message(value_j, alpha, edge_value)
+    def message(self, value_j: Tensor, alpha: Tensor, edge_value: Tensor | None) -> Tensor:
+        """The message ``alpha_ij (v_j + e^V_ij)`` of every edge, ``[E, H, Dv]``."""
+        if edge_value is not None:
+            value_j = value_j + edge_value
+        return alpha.unsqueeze(-1) * value_j
+
+    def explain_message(self, inputs: Tensor, dim_size: int | None) -> Tensor:
+        """PyG's explainers: scale every message by the (sigmoid of the) explained edge mask.
+
+        The mask covers the caller's edges; the self-loops a layer appends after them
+        (``add_self_loops``) are kept unexplained (factor 1), as in PyG's own layers.
+        """
+        edge_mask = self._edge_mask
+        if edge_mask is None:
+            raise ValueError("no `edge_mask` to explain; set it with PyG's explain utilities")
+        if self._apply_sigmoid:
+            edge_mask = edge_mask.sigmoid()
+        extra = inputs.size(0) - edge_mask.size(0)
+        if extra < 0:
+            raise ValueError(
+                f"the explained `edge_mask` has {edge_mask.size(0)} entries but the layer "
+                f"passes {inputs.size(0)} messages"
+            )
+        if extra:
+            edge_mask = torch.cat([edge_mask, edge_mask.new_ones(extra)])
+        return inputs * edge_mask.view(-1, *([1] * (inputs.dim() - 1)))
+
+
+class AttentionPropagation(AttentionMessages, MessagePassing):
+    """Parameter-free message passing with :class:`AttentionMessages`: the module
+    :func:`scatter_attention` propagates through when it is not given the layer."""
+
+    def __init__(self):
+        super().__init__(aggr="sum", node_dim=0)
 
 
 _REFERENCE = AttentionPropagation()
@@ -131,7 +150,9 @@ def scatter_attention(
 
 
 def supports(request: AttentionRequest) -> str | None:
+    """:obj:`None`: the reference serves every request."""
     return None
 
 
+#: The engine as the registry holds it: its function, what it supports, its rank for "auto".
 ENGINE = Engine("scatter", scatter_attention, supports, priority=1000, strided_rows=True)

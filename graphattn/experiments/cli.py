@@ -125,10 +125,10 @@ def output_folder(text: str) -> Path:
     return path
 
 
-# One vocabulary across the examples and benchmarks: a flag means the same thing in every script,
-# and an option declared without a help text gets this one. (`--d-model` is the total width, as
-# the layer's `out_channels`; `--steps` counts optimiser steps; `--only` names parts of a run;
-# `--quick` is every script's small setting.)
+#: One vocabulary across the examples and benchmarks: a flag means the same thing in every
+#: script, and an option declared without a help text gets this one. (``--d-model`` is the total
+#: width, as the layer's ``out_channels``; ``--steps`` counts optimiser steps; ``--only`` names
+#: parts of a run; ``--quick`` is every script's small setting.)
 VOCABULARY = {
     "--quick": "small settings: the same code paths in a minute or so",
     "--out": "output folder: created before any compute; the run's files land there together",

@@ -33,6 +33,7 @@ from .._checks import check_index_tensor, check_int
 
 __all__ = ["METHODS", "NodeOrder", "locality_order"]
 
+#: The orderings :func:`locality_order` computes.
 METHODS = ("rcm", "metis", "degree")
 
 

@@ -197,9 +197,9 @@ class HopSampler:
 
     # ---- helpers ----------------------------------------------------------------------------
     # Sets of node ids are handled two ways: with sorting and binary search, in time
-    # O(k log k) for k ids, or with a mask / map over all N nodes, O(N + k). The second is
-    # several times faster once k is a sizeable share of N (a rank's halo); the first keeps
-    # small batches on a big graph from touching N-sized memory.
+    # O(k log k) for k ids, or with a mask / map over all N nodes, O(N + k). The second costs
+    # less once k is a sizeable share of N (a rank's halo); the first keeps small batches on
+    # a big graph from touching N-sized memory.
     def _dense(self, count: int) -> bool:
         return count * _DENSE_RATIO >= self.num_nodes
 

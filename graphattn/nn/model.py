@@ -15,7 +15,6 @@ from .._checks import (
     check_positive_int,
     check_same_device,
 )
-from ..analysis import orthogonality_penalty
 from ..conv import AttentionOutput
 from ..engines import available_engines
 from ..patterns import EdgeList, Pattern
@@ -27,6 +26,7 @@ from .positional import (
     _check_grid_size,
     positions_in_graph,
 )
+from .regularization import orthogonality_penalty
 
 __all__ = ["GraphTransformer", "GraphTransformerConfig", "GraphTransformerOutput"]
 

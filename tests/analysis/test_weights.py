@@ -153,8 +153,8 @@ def test_bad_input_names_the_argument():
 
 
 def test_nan_weights_show_in_the_mean_instead_of_being_dropped():
-    """attention_entropy and attention_distance left NaN nodes out of their mean, as if they
-    were nodes without in-edges; only undefined nodes are left out now."""
+    """attention_entropy and attention_distance keep NaN nodes in their mean (it is NaN);
+    only nodes where the measure is undefined (no in-edges) are left out."""
     edge_index = torch.tensor([[0, 1, 0, 1], [0, 0, 1, 1]])  # nodes 0 and 1 have 2 in-edges
     weights = torch.tensor([[0.5], [0.5], [float("nan")], [float("nan")]])
     assert math.isnan(float(attention_entropy((edge_index, weights))))

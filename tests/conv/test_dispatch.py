@@ -61,7 +61,7 @@ def test_stacked_projection_reaches_only_engines_that_read_strided_rows(strided,
         return scatter_attention(q, k, v, graph, **kwargs)
 
     engine = Engine("rows-test", fn, scatter.supports, priority=999, strided_rows=strided)
-    monkeypatch.setitem(registry._REGISTRY, engine.name, engine)
+    monkeypatch.setitem(registry._ENGINES, engine.name, engine)
     torch.manual_seed(0)
     conv = MultiHeadAttentionConv(8, 8, heads=2, engine="rows-test", add_self_loops=False)
     x, edges = torch.randn(5, 8), torch.tensor([[0, 1, 2, 3, 4, 0], [1, 2, 3, 4, 0, 2]])
@@ -149,14 +149,15 @@ def test_stacked_projection_gradients_with_and_without_one_buffer(engine, monkey
     """The blocked engine hands back dq, dk, dv side by side in one buffer, which the stacked
     projection's backward takes as it is; scatter's separate gradients are concatenated.
     Both give the gradients of three separate projections."""
-    from graphattn import MultiHeadAttentionConv, WindowGraph
+    from graphattn import MultiHeadAttentionConv, WindowGraph, _projection
     from graphattn import conv as conv_module
 
     found = []
     real = conv_module.joint_columns
-    monkeypatch.setattr(
-        conv_module, "joint_columns", lambda *g: found.append(real(*g) is not None) or real(*g)
-    )
+    for module in (conv_module, _projection):  # the forward's check, the projection's backward
+        monkeypatch.setattr(
+            module, "joint_columns", lambda *g: found.append(real(*g) is not None) or real(*g)
+        )
     torch.manual_seed(0)
     graph = WindowGraph(70, radius=5)
     x = torch.randn(70, 8, dtype=torch.float64, requires_grad=True)

@@ -29,7 +29,8 @@ def _pair(engine: str, **kw):
 
 @pytest.mark.parametrize("aggr", ["max", "mean", "min", "mul"])
 def test_an_aggregation_the_engines_do_not_compute_is_refused(aggr):
-    """``aggr="max"`` was accepted: ``scatter`` took the max, ``fused`` summed."""
+    """Every engine sums, so any other ``aggr`` is refused (else ``scatter`` would take the max
+    where ``fused`` sums)."""
     with pytest.raises(ValueError, match="`aggr` must be 'add'"):
         MultiHeadAttentionConv(4, 8, 2, aggr=aggr)
     for ok in ("add", "sum"):
@@ -39,7 +40,8 @@ def test_an_aggregation_the_engines_do_not_compute_is_refused(aggr):
 @pytest.mark.xdist_group("fused-builds")  # one worker compiles the 16-bit builds
 @pytest.mark.parametrize("engine", EDGE_ENGINES)
 def test_float16_projections_that_overflow_are_a_clear_error(engine):
-    """Finite float16 features whose projections exceed 65504 gave NaN on every row."""
+    """Finite float16 features whose projections exceed 65504 raise an error that says so,
+    instead of giving NaN on every row."""
     conv, _ = _pair(engine)
     conv = conv.half()
     edge_index = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
@@ -77,9 +79,9 @@ def test_non_finite_float16_features_keep_their_local_semantics():
 @pytest.mark.parametrize("engine", EDGE_ENGINES)
 @pytest.mark.parametrize("inference", [False, True])
 def test_an_edge_index_changed_in_place_is_not_served_from_a_stale_cache(engine, inference):
-    """An EdgeIndex made under inference_mode has no version counter; changed in place
-    through ``as_tensor()`` it was served from the cache (difference 1.5). A sorted one
-    changed in place served PyG's own stale CSC on ``fused``."""
+    """An EdgeIndex changed in place through ``as_tensor()`` gets a fresh result: one made
+    under inference_mode too (it has no version counter), and a sorted one on ``fused``
+    (whose CSC comes from PyG's own cache on it)."""
     conv, ref = _pair(engine, add_self_loops=False)
     x = torch.randn(4, 8)
     raw = torch.tensor([[1, 2, 0, 3, 0, 1], [0, 0, 1, 1, 2, 2]])
@@ -99,8 +101,8 @@ def test_an_edge_index_changed_in_place_is_not_served_from_a_stale_cache(engine,
 @pytest.mark.parametrize("engine", EDGE_ENGINES)
 @pytest.mark.parametrize("sort_order", [None, "col", "row"])
 def test_an_edge_index_without_sparse_size_and_isolated_trailing_nodes(engine, sort_order):
-    """A valid EdgeIndex without ``sparse_size``, nodes 3..5 isolated: ``fused`` failed
-    ("`t_ptr` must have 7 entries") where ``scatter`` worked."""
+    """A valid EdgeIndex without ``sparse_size`` whose nodes 3..5 are isolated runs on every
+    engine as on the reference; the isolated nodes get only the output bias."""
     conv, ref = _pair(engine, add_self_loops=False)
     x = torch.randn(6, 8)
     raw = torch.tensor([[1, 2, 0], [0, 1, 2]])
@@ -114,7 +116,8 @@ def test_an_edge_index_without_sparse_size_and_isolated_trailing_nodes(engine, s
 
 @needs_numba
 def test_cycling_the_thread_count_does_not_pile_up_thread_pools():
-    """Cycling ``torch.set_num_threads`` through 1..8 twice left 35 pool threads alive."""
+    """Cycling ``torch.set_num_threads`` through 1..8 twice leaves at most 8 pool threads
+    alive: a replaced pool winds down."""
     torch.manual_seed(0)
     conv = MultiHeadAttentionConv(8, 8, 2, engine="fused")
     x = torch.randn(4000, 8)

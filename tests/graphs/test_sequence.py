@@ -1,12 +1,14 @@
 """Sequence patterns and builders: every materialized edge list against a brute-force
 definition, plus the builders' Data and input checks."""
 
+import pickle
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphattn import CausalFullGraph, ChunkedGraph, FullGraph, WindowGraph
+from graphattn import CausalFullGraph, ChunkedGraph, FullGraph, GridGraph, WindowGraph
 from graphattn.graphs import causal, chunked, full, pattern_data, window
 
 sizes_st = st.lists(st.integers(0, 13), min_size=1, max_size=4)
@@ -94,6 +96,24 @@ def test_patterns_are_printable_value_objects():
     assert ChunkedGraph(10, chunk_size=3) != WindowGraph(10, radius=3)
     assert CausalFullGraph(4) != FullGraph(4)
     assert not isinstance(CausalFullGraph(4), FullGraph)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        FullGraph.from_sizes([2, 0, 3]),
+        CausalFullGraph(4),
+        ChunkedGraph(5, chunk_size=2),
+        WindowGraph.from_sizes([4, 2], radius=2, causal=True),
+        GridGraph(2, 3, radius=1, metric="manhattan", num_graphs=2),
+    ],
+    ids=lambda p: type(p).__name__,
+)
+def test_patterns_pickle_to_equal_values(pattern):
+    """Every pattern rebuilds from its pointer and its parameters as keywords, grids too."""
+    copy = pickle.loads(pickle.dumps(pattern))
+    assert type(copy) is type(pattern) and copy == pattern
+    assert torch.equal(copy.edge_index(), pattern.edge_index())
 
 
 @pytest.mark.parametrize(

@@ -267,8 +267,8 @@ def test_pyg_neighbor_loader_gives_the_same_batches():
 
 
 def test_hops_after_the_frontier_is_empty_cost_nothing():
-    """On a 6-cycle every node is reached within 6 hops; 20,000 hops took > 20 s (each empty
-    hop re-read every earlier hop). The layout lists keep one entry per hop."""
+    """On a 6-cycle every node is reached within 6 hops; 20,000 hops take under a second (an
+    empty hop re-reads no earlier hop). The layout lists keep one entry per hop."""
     ring = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
     sampler = HopSampler(ring, 6)
     exact = sampler.sample(torch.tensor([2]), 8)
@@ -281,8 +281,8 @@ def test_hops_after_the_frontier_is_empty_cost_nothing():
 
 
 def test_an_edge_attribute_whose_level_its_size_cannot_tell():
-    """With E == N, PyG takes an attribute without "edge" in its name as per node, so
-    ``weight`` was sliced by node id; now that is an error unless declared."""
+    """With E == N an attribute's size cannot tell per node from per edge (PyG would take
+    ``weight``, without "edge" in its name, as per node): that is an error unless declared."""
     ring = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
     data = Data(x=torch.randn(6, 2), edge_index=ring, weight=torch.arange(6.0), num_nodes=6)
     with pytest.raises(ValueError, match=r"level of \['weight'\]"):

@@ -34,9 +34,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..._runtime import transforms_active
 from ...patterns import EdgeList, Pattern
-from .._finite import transforms_active
-from ..base import AttentionRequest, EdgeTerms, Engine, Graph, cpu_only
+from ..base import (
+    NO_MESSAGE_PASSING,
+    AttentionRequest,
+    EdgeTerms,
+    Engine,
+    Graph,
+    cpu_only,
+    reasons,
+)
 from .csr import CSR, MAX_INDEX, csr_for
 
 # importing triton_ops registers the custom ops (.ops: CPU) and their CUDA implementations
@@ -50,11 +58,22 @@ _DEVICES = ("cpu", "cuda")
 
 AUTO_MIN_EDGES = 32768
 """On the CPU ``engine="auto"`` prefers ``scatter`` on graphs with fewer edges than this,
-where the kernels' fixed costs outweigh what they save (``benchmarks/auto_crossover.py``); on
-CUDA it always prefers this engine."""
+where the kernels' fixed costs outweigh what they save; on CUDA it always prefers this engine.
+A setting, not a current measurement: ``benchmarks/auto_crossover.py`` times the crossover,
+and its committed table (``results/auto_crossover/``) was recorded with the kernels as they
+were before 0.3.4."""
 
 
 _NUMBA: list[bool] = []  # memo of numba_available()
+
+_NO_NUMBA = "numba is not installed (pip install 'graphattn[fused]')"
+_NO_TRITON = "Triton is not installed (pip install 'graphattn[gpu]')"
+_NO_JIT_TRACE = (
+    "torch.jit.trace would record its CSR for the example graph's node count only; traces run "
+    "'scatter' (torch.export and torch.compile record the fused ops)"
+)
+_NO_TRANSFORMS_HERE = "it does not run under torch.func transforms (grad, vmap, ...); use 'scatter'"
+_TOO_LARGE = f"it holds at most {MAX_INDEX} nodes and edges (int32 indices)"
 
 _NO_TRANSFORMS = (
     "the fused engine does not run under torch.func transforms (grad, vmap, jacrev, ...): "
@@ -198,34 +217,28 @@ def _detach(t: Tensor | None) -> Tensor | None:
 
 
 def supports(request: AttentionRequest) -> str | None:
+    """Every reason this engine cannot serve ``request``, or :obj:`None` when it can."""
     device = request.device.type
-    if device == "cpu":
-        if not numba_available():
-            return "numba is not installed (pip install 'graphattn[fused]')"
-    elif device == "cuda":
-        if not triton_available():
-            return "Triton is not installed (pip install 'graphattn[gpu]')"
-    else:
-        return f"it runs on the CPU (numba) or on CUDA (Triton), not on {request.device}"
-    if request.dtype not in _FLOATS:
-        return f"it computes in float32 or float64, not {request.dtype}"
-    if request.message_passing:
-        return "it does not run PyG's message passing (hooks or an explainer are active)"
-    if transforms_active():
-        return "it does not run under torch.func transforms (grad, vmap, ...); use 'scatter'"
-    if torch.jit.is_tracing():
-        return (
-            "torch.jit.trace would record its CSR for the example graph's node count only; "
-            "traces run 'scatter' (torch.export and torch.compile record the fused ops)"
-        )
     graph = request.graph
     sizes = (graph.num_nodes,) if isinstance(graph, Pattern) else (graph.num_src, graph.num_dst)
-    if max(*sizes, request.num_edges) > MAX_INDEX:
-        return f"it holds at most {MAX_INDEX} nodes and edges (int32 indices)"
-    return None
+    traced = torch.jit.is_tracing()  # sizes are tensors there: no comparisons on them
+    return reasons(
+        (device == "cpu" and not numba_available(), _NO_NUMBA),
+        (device == "cuda" and not triton_available(), _NO_TRITON),
+        (
+            device not in _DEVICES,
+            f"it runs on the CPU (numba) or on CUDA (Triton), not on {request.device}",
+        ),
+        (request.dtype not in _FLOATS, f"it computes in float32 or float64, not {request.dtype}"),
+        (request.message_passing, NO_MESSAGE_PASSING),
+        (transforms_active(), _NO_TRANSFORMS_HERE),
+        (traced, _NO_JIT_TRACE),
+        (not traced and max(*sizes, request.num_edges) > MAX_INDEX, _TOO_LARGE),
+    )
 
 
 def prefers(request: AttentionRequest) -> bool:
+    """Whether ``engine="auto"`` takes this engine for a request it supports."""
     # On CUDA always: `scatter` holds several E x H x D tensors, and GPU memory is where
     # attention over large graphs breaks first (the speed crossover there is not measured).
     # Under torch.compile the choice must not depend on sizes (no recompile per size).
@@ -236,4 +249,5 @@ def prefers(request: AttentionRequest) -> bool:
     )
 
 
+#: The engine as the registry holds it: its function, what it supports, its rank for "auto".
 ENGINE = Engine("fused", fused_attention, supports, priority=100, prefers=prefers, half_rows=True)

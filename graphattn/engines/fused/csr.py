@@ -20,7 +20,8 @@ from functools import cache
 import torch
 from torch import Tensor
 
-from ...patterns import EdgeList, building_cache
+from ..._runtime import building_cache
+from ...patterns import EdgeList
 from ..base import cpu_only
 
 __all__ = [
@@ -121,6 +122,8 @@ def numba_group_edges(
     return ptr, out_values, out_eid
 
 
+#: The custom op ``graphattn::group_edges``: :func:`numba_group_edges` on the CPU,
+#: :func:`torch_group_edges` on CUDA (registered by :mod:`.triton_ops`).
 group_edges = torch.library.custom_op(
     "graphattn::group_edges", numba_group_edges, mutates_args=(), device_types="cpu"
 )

@@ -223,6 +223,8 @@ def numba_forward(
     return out, lse
 
 
+#: The custom op ``graphattn::fused_attention``: :func:`numba_forward` on the CPU, the Triton
+#: kernels on CUDA (registered by :mod:`.triton_ops`).
 fused_attention_op = torch.library.custom_op(
     "graphattn::fused_attention", numba_forward, mutates_args=(), device_types="cpu"
 )
@@ -326,6 +328,8 @@ def numba_backward(
     return dq, dk, dv, dek, dev, drk, drv
 
 
+#: The custom op ``graphattn::fused_attention_backward``: :func:`numba_backward` on the CPU,
+#: the Triton kernels on CUDA (registered by :mod:`.triton_ops`).
 backward_op = torch.library.custom_op(
     "graphattn::fused_attention_backward", numba_backward, mutates_args=(), device_types="cpu"
 )
@@ -429,6 +433,8 @@ def numba_weights(
     return w
 
 
+#: The custom op ``graphattn::fused_attention_weights``: :func:`numba_weights` on the CPU,
+#: the Triton kernels on CUDA (registered by :mod:`.triton_ops`).
 weights_op = torch.library.custom_op(
     "graphattn::fused_attention_weights", numba_weights, mutates_args=(), device_types="cpu"
 )
