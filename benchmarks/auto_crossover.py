@@ -4,8 +4,8 @@
 One layer (d_model 64, 4 heads, float32), forward + backward, on random graphs with 8 edges
 per node and a growing number of edges, each engine timed in the same process, alternating,
 median of ``--repeats`` steps after a warm-up. The ``ratio`` column is scatter time over fused
-time (above 1: fused is faster). ``graphattn.engines.fused.AUTO_MIN_EDGES`` is set from this
-table: the edge count from which fused wins at every larger size measured.
+time (above 1: fused is faster). ``graphattn.engines.fused.AUTO_MIN_EDGES`` was set from a
+recording of this table: the edge count from which fused won at every larger size measured.
 
     python benchmarks/auto_crossover.py
     python benchmarks/auto_crossover.py --quick   # 4 sizes, 5 repeats
