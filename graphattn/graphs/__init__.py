@@ -7,7 +7,7 @@ renumbers any graph for memory locality. Supply-chain economies live in
 :mod:`graphattn.economy`.
 """
 
-from .grid import grid, patchify
+from .grid import edge_offsets, grid, patchify
 from .ordering import NodeOrder, locality_order
 from .sequence import causal, chunked, full, pattern_data, window
 
@@ -15,6 +15,7 @@ __all__ = [
     "NodeOrder",
     "causal",
     "chunked",
+    "edge_offsets",
     "full",
     "grid",
     "locality_order",
