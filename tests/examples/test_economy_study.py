@@ -1,4 +1,5 @@
-"""examples/economy_study.py: a tiny run, the reach analysis, head shares, receptive field."""
+"""examples/economy_study.py: a tiny run (`examples` marker), the targets, the reach analysis and
+the receptive field."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from graphattn.nn import GraphTransformer
 
 from ._studies import assert_receptive_field, load_example
 
@@ -23,6 +22,7 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.mark.examples
 def test_tiny_run_writes_every_table_and_figure(tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
@@ -76,17 +76,6 @@ def test_out_of_reach_counts_shocks_beyond_l_hops():
             else:
                 assert 0.0 < reach[k, depth] < 1.0
     assert reach[3, 1] > reach[3, 2]  # more is out of reach the shallower the model
-
-
-def test_head_relation_share_sums_to_one():
-    graphs = study.make_graphs(25, 3, 2, 1, seed=5, density=0.5, steps=1)
-    data = study.collate(graphs)
-    torch.manual_seed(0)
-    model = study.build_model(data.x.size(1), d_model=12, heads=3, layers=2, num_relations=3)
-    assert isinstance(model, GraphTransformer)
-    shares = study.head_relation_share(model, data, 3)
-    assert shares.shape == (2, 3, 3)  # (layers, heads, relations)
-    np.testing.assert_allclose(shares.sum(-1), 1.0, rtol=1e-5)
 
 
 @pytest.mark.parametrize("layers", [1, 2])

@@ -1,4 +1,5 @@
-"""examples/sequence_study.py: a tiny run, the tasks' ground truth, and the receptive field."""
+"""examples/sequence_study.py: a tiny run (`examples` marker), the tasks' ground truth, and the
+receptive field."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.mark.examples
 def test_tiny_run_writes_every_table_and_figure(tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
