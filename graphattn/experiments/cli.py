@@ -21,6 +21,7 @@ import argparse
 import copy
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -175,7 +176,9 @@ class ScriptParser(argparse.ArgumentParser):
     each mapping option names (their ``dest``) to values. The first level is the default; every
     other one gets a flag of its name (``--quick``, ``--smoke``; one at a time). After parsing,
     every option the command line left at ``None`` takes its value from the chosen level, and
-    ``args.preset`` names that level. An option the command line sets keeps its value.
+    ``args.preset`` names that level. An option the command line sets keeps its value; a key
+    that no option declares is a setting of the level the command line does not change (set
+    on ``args`` as it is). Every level must set the same keys.
 
     >>> p = ScriptParser(presets={"full": {"steps": 600}, "quick": {"steps": 30}})
     >>> _ = p.add_argument("--steps", type=int_at_least(1))
@@ -184,13 +187,33 @@ class ScriptParser(argparse.ArgumentParser):
     (30, 'quick', True)
     >>> p.parse_args(["--quick", "--steps", "5"]).steps, p.parse_args([]).steps
     (5, 600)
+
+    ``script`` (the script's path from the repository root) makes ``args.command`` the command
+    that reproduces the run (:func:`command_line` of the arguments parsed), for the headers of
+    its tables; :meth:`add_run_options` adds the options every run has (``out=`` adds them with
+    their defaults).
     """
 
-    def __init__(self, *args, doc: str | None = None, presets: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        doc: str | None = None,
+        presets: dict | None = None,
+        script: str | None = None,
+        out: str | None = None,
+        **kwargs,
+    ):
         if doc is not None and "description" not in kwargs:
             kwargs["description"] = summary(doc)
         super().__init__(*args, **kwargs)
+        if script is not None and (not isinstance(script, str) or not script.endswith(".py")):
+            raise ValueError(
+                f"`script` must be the script's path, e.g. 'examples/x.py', got {script!r}"
+            )
+        self.script = script
         self.presets = _check_presets(presets)
+        if out is not None:
+            self.add_run_options(out)
         if self.presets:
             group = self.add_mutually_exclusive_group()
             for level in list(self.presets)[1:]:
@@ -201,19 +224,32 @@ class ScriptParser(argparse.ArgumentParser):
             if action.help is None and action.option_strings:
                 action.help = VOCABULARY.get(action.option_strings[-1])
 
+    def add_run_options(
+        self, out: str, *, threads: int | None = 1, progress: bool = True, seed: int | None = None
+    ) -> None:
+        """Add ``--out`` (default ``out``, checked by :func:`output_folder`), ``--threads``
+        (default ``threads``; ``None``: no such option), with ``progress`` ``--no-progress``,
+        and with a ``seed`` ``--seed`` (that default)."""
+        self.add_argument("--out", type=output_folder, default=Path(out))
+        if threads is not None:
+            self.add_argument("--threads", type=int_at_least(1), default=threads,
+                              help=f"torch CPU threads (default {threads})")  # fmt: skip
+        if progress:
+            self.add_argument("--no-progress", action="store_true")
+        if seed is not None:
+            self.add_argument("--seed", type=int_at_least(0), default=seed)
+
     def parse_known_args(self, args=None, namespace=None):
         self._fill_help()
-        parsed, rest = super().parse_known_args(args, namespace)
+        argv = sys.argv[1:] if args is None else list(args)
+        parsed, rest = super().parse_known_args(argv, namespace)
+        if self.script is not None:
+            parsed.command = command_line(self.script, argv)
         if self.presets:
             chosen = [level for level in list(self.presets)[1:] if getattr(parsed, level)]
             parsed.preset = chosen[0] if chosen else next(iter(self.presets))
             for key, value in self.presets[parsed.preset].items():
-                if not hasattr(parsed, key):
-                    raise ValueError(
-                        f"`presets` level {parsed.preset!r} sets {key!r}, which no option "
-                        "declares (give the option's dest, e.g. 'd_model' for --d-model)"
-                    )
-                if getattr(parsed, key) is None:
+                if getattr(parsed, key, None) is None:  # unset, or a setting with no option
                     setattr(parsed, key, copy.deepcopy(value))  # a list stays the preset's own
         return parsed, rest
 
@@ -246,6 +282,11 @@ def _check_presets(presets: object) -> dict[str, dict] | None:
             raise ValueError(f"`presets` level names must be identifiers (flags), got {level!r}")
         if not isinstance(values, dict):
             raise TypeError(f"`presets[{level!r}]` must be a dict, got {type(values).__name__}")
+    keys = [set(values) for values in presets.values()]
+    if any(k != keys[0] for k in keys):
+        raise ValueError(
+            f"`presets` levels must set the same keys, got {[sorted(k) for k in keys]}"
+        )
     return presets
 
 

@@ -14,6 +14,7 @@ only its experiment::
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,8 @@ import torch
 from .._checks import check_positive_int
 from . import plots
 from .files import RunFolder
-from .report import machine_info, machine_line, write_table
+from .report import machine_info, machine_line, print_table, write_table
+from .train import progress
 from .verdicts import Verdict, write_verdicts
 
 __all__ = ["Run"]
@@ -42,10 +44,14 @@ class Run:
         out: the output folder.
         command (str): the command that reproduces the run's numbers, recorded in every table
             (:func:`~graphattn.experiments.cli.command_line`).
-        settings (dict, optional): recorded in every table that is not given its own.
+        settings (dict or argparse.Namespace, optional): recorded in every table that is not
+            given its own; parsed arguments are recorded whole (paths as text, without the
+            ``command`` :class:`~graphattn.experiments.cli.ScriptParser` adds).
         threads (int, optional): torch threads for the run. (default: leave them)
         exclusive (bool, optional): the folder holds this run's files only
             (:class:`RunFolder`). (default: :obj:`False`)
+        progress (bool, optional): show progress bars (:meth:`progress`). (default:
+            :obj:`True`)
 
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp())
@@ -65,12 +71,16 @@ class Run:
         out: str | Path,
         *,
         command: str,
-        settings: dict | None = None,
+        settings: dict | argparse.Namespace | None = None,
         threads: int | None = None,
         exclusive: bool = False,
+        progress: bool = True,
     ):
         if not isinstance(command, str) or not command:
             raise ValueError(f"`command` must be a non-empty str, got {command!r}")
+        if isinstance(settings, argparse.Namespace):
+            settings = {k: str(v) if isinstance(v, Path) else v
+                        for k, v in vars(settings).items() if k != "command"}  # fmt: skip
         if settings is not None and not isinstance(settings, dict):
             raise TypeError(f"`settings` must be a dict, got {type(settings).__name__}")
         if threads is not None:
@@ -79,11 +89,36 @@ class Run:
         self.command = command
         self.settings = dict(settings or {})
         self.threads = threads
+        self.show_progress = bool(progress)
         self.folder = RunFolder(self.out, exclusive=exclusive)  # writable? checked now
         self.machine: dict[str, str] | None = None
         self._threads_before = torch.get_num_threads()
         self._start = time.perf_counter()
         self._active = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **kwargs) -> Run:
+        """The run that parsed arguments describe: ``args.out``, ``args.command`` (a
+        :class:`~graphattn.experiments.cli.ScriptParser` with ``script=``), the arguments as the
+        settings, ``args.threads`` and ``--no-progress`` where the script has them; ``kwargs``
+        override any of these."""
+        if not isinstance(args, argparse.Namespace):
+            raise TypeError(f"`args` must be parsed arguments, got {type(args).__name__}")
+        for name in ("out", "command"):
+            if not hasattr(args, name):
+                raise ValueError(f"`args` has no `{name}`: give ScriptParser `script=` and --out")
+        options = {
+            "command": args.command,
+            "settings": args,
+            "threads": getattr(args, "threads", None),
+            "progress": not getattr(args, "no_progress", False),
+        }
+        return cls(args.out, **{**options, **kwargs})
+
+    def progress(self, items, desc: str, total: int | None = None):
+        """``items`` with a progress bar, unless the run hides them
+        (:func:`~graphattn.experiments.progress`)."""
+        return progress(items, desc, total, enable=self.show_progress)
 
     def __enter__(self) -> Run:
         self._threads_before = torch.get_num_threads()
@@ -118,10 +153,22 @@ class Run:
         """The machine line, for the footer of the run's figures."""
         return machine_line(self.machine)
 
-    def table(self, name: str, rows: Sequence[dict], settings: dict | None = None) -> Path:
+    def table(
+        self,
+        name: str,
+        rows: Sequence[dict],
+        settings: dict | None = None,
+        *,
+        title: str | None = None,
+        fmt: str = ".4g",
+    ) -> Path:
         """Write ``rows`` as ``<out>/<name>.csv`` with the run's command, machine and
-        ``settings`` (default: the run's); returns the path."""
+        ``settings`` (default: the run's); with a ``title``, print them first as a table
+        (:func:`~graphattn.experiments.print_table`, cells formatted with ``fmt``). Returns the
+        path."""
         self._check_active("table")
+        if title is not None:
+            print_table(rows, title=title, fmt=fmt)
         path = write_table(
             self.out / f"{name}.csv",
             rows,
@@ -144,6 +191,12 @@ class Run:
         self._check_active("heatmap")
         return plots.heatmap(self.out / f"{name}.png", rows, row, col, value, footer=self.footer,
                              **kwargs)  # fmt: skip
+
+    def verdict(self, name: str, claim: str, verdict: Verdict) -> Verdict:
+        """Print the verdict on ``claim`` and write ``<out>/<name>_verdict.csv``
+        (:meth:`verdicts` of one claim); returns the verdict."""
+        self.verdicts(name, [(claim, verdict)])
+        return verdict
 
     def verdicts(
         self, name: str, verdicts: Sequence[tuple[str, Verdict]], settings: dict | None = None

@@ -39,8 +39,10 @@ def test_preset_levels_are_exclusive_and_bad_presets_are_refused(capsys):
     with pytest.raises(SystemExit):
         _parser().parse_args(["--quick", "--smoke"])
     assert "not allowed with" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="'stepz', which no option declares"):
-        _parser({"full": {"stepz": 1}}).parse_args([])
+    fixed = _parser({"full": {"steps": 3, "width": 8}, "quick": {"steps": 1, "width": 4}})
+    assert vars(fixed.parse_args(["--quick"]))["width"] == 4  # a setting with no option
+    with pytest.raises(ValueError, match="same keys"):
+        _parser({"full": {"steps": 1}, "quick": {"stepz": 1}})
     with pytest.raises(TypeError, match="presets"):
         ScriptParser(presets=[("full", {})])
     with pytest.raises(ValueError, match="identifiers"):
@@ -135,3 +137,33 @@ def test_fit_batches_takes_one_step_per_batch():
     assert history[-1] < 1e-3 < history[0]
     with pytest.raises(TypeError, match="batches"):
         fit_batches(model, lambda m, b: m(b).sum(), iter(data), lr=0.1)
+
+
+def test_a_script_parser_gives_the_run_its_command_folder_and_options(tmp_path, capsys):
+    p = ScriptParser(presets=PRESETS, script="examples/demo.py", out=str(tmp_path / "default"))
+    p.add_argument("--steps", type=int_at_least(1))
+    args = p.parse_args(
+        ["--quick", "--steps", "4", "--out", str(tmp_path / "out"), "--no-progress"]
+    )
+    assert (
+        args.command == "python examples/demo.py --quick --steps 4"
+    )  # --out, --no-progress left out
+    assert (args.threads, args.no_progress) == (1, True)
+    assert ScriptParser(script="examples/demo.py", out="x").parse_args([]).out.name == "x"
+    with Run.from_args(args) as run:
+        assert run.threads == 1 and not run.show_progress
+        assert list(run.progress([1, 2], "items")) == [1, 2]
+        run.table("t", [{"x": 1}])
+    _, meta = read_table(tmp_path / "out" / "t.csv")
+    assert meta["command"] == args.command
+    assert '"steps": 4' in meta["settings"] and "command" not in meta["settings"]
+    seeded = ScriptParser()
+    seeded.add_run_options("out", threads=None, progress=False, seed=3)
+    parsed = seeded.parse_args([])
+    assert (
+        parsed.seed == 3 and not hasattr(parsed, "threads") and not hasattr(parsed, "no_progress")
+    )
+    with pytest.raises(ValueError, match="script"):
+        ScriptParser(script="examples/demo")
+    with pytest.raises(ValueError, match="command"):
+        Run.from_args(seeded.parse_args([]))  # no script=: no command to record
