@@ -30,7 +30,6 @@ from __future__ import annotations
 import gc
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -67,8 +66,9 @@ TEST_FRACTION = 0.2
 
 
 def parse_args(argv: list[str]):
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="examples/distributed_training.py")
     count = cli.int_at_least(1)
+    p.add_run_options("outputs/distributed_training", threads=None, progress=False, seed=0)
     p.add_argument("--agents", type=cli.int_at_least(10), help="agents in the economy")
     p.add_argument("--steps", type=count, help="full-batch training steps")
     p.add_argument("--relations", type=cli.int_in(3, len(RELATION_NAMES)), default=3,
@@ -80,12 +80,10 @@ def parse_args(argv: list[str]):
     p.add_argument("--density", type=cli.probability, default=0.3,
                    help="share of (agent, relation) hit")  # fmt: skip
     p.add_argument("--partition", choices=PARTITION_METHODS, default="metis")
-    p.add_argument("--seed", type=cli.int_at_least(0), default=0)
     p.add_argument("--threads", type=count, help="torch threads per process (cores / processes)")
     p.add_argument("--checkpoint", action="store_true", help="recompute blocks in the backward")
     p.add_argument("--backend", choices=["gloo", "nccl"],
                    help="under torchrun; default: nccl on GPUs, else gloo")  # fmt: skip
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/distributed_training"))
     p.add_argument("--tag", help="file name prefix (default: np<processes>[-<partition>])")
     p.add_argument("--cache", type=cli.output_folder,
                    default=Path("outputs/distributed_training/cache"))  # fmt: skip
@@ -223,7 +221,6 @@ def test_nmse(model, local: Data) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     threads = args.threads or max(1, (os.cpu_count() or 1) // local_world)
@@ -231,11 +228,11 @@ def main(argv: list[str] | None = None) -> dict:
     ctx = init_distributed(args.backend)
     say = print if ctx.is_main else (lambda *a, **k: None)
     tag = args.tag or ("np1" if ctx.world_size == 1 else f"np{ctx.world_size}-{args.partition}")
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    settings = {**vars(args), "out": str(args.out), "cache": str(args.cache)}
     settings.update(world_size=ctx.world_size, threads=threads, backend=ctx.backend)
-    command = cli.command_line("examples/distributed_training.py", argv)
+    del settings["command"]
     # the output folder is checked (and created) now, before any compute, by the writing rank
-    run = Run(args.out, command=command, settings=settings) if ctx.is_main else None
+    run = Run.from_args(args, settings=settings) if ctx.is_main else None
     say(f"distributed training: {ctx.world_size} process(es) "
         f"({ctx.backend or 'no process group'}), {threads} thread(s) each")  # fmt: skip
     say(f"settings: {settings}")

@@ -30,7 +30,6 @@ are removed.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -54,8 +53,8 @@ from graphattn.economy import (
     simulate,
     tier_losses,
 )
-from graphattn.experiments import Run, atomic_path, cli, print_table, progress
-from graphattn.experiments.plots import lines, panels, series_styles
+from graphattn.experiments import Run, atomic_path, cli, print_table
+from graphattn.experiments.plots import finish_axes, lines, panels, series_styles
 
 
 def parse_shock(text: str) -> tuple[int, str, float]:
@@ -78,12 +77,11 @@ def parse_shock(text: str) -> tuple[int, str, float]:
 
 
 def parse_args(argv: list[str]):
-    p = cli.ScriptParser(doc=__doc__, presets={"full": {}, "quick": {}})
+    p = cli.ScriptParser(
+        doc=__doc__, presets={"full": {}, "quick": {}}, script="examples/economy_shocks.py"
+    )
     count = cli.int_at_least(1)
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/economy_shocks"))
-    p.add_argument("--seed", type=cli.int_at_least(0), default=0)
-    p.add_argument("--threads", type=count, default=1)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_run_options("outputs/economy_shocks", seed=0)
     p.add_argument("--agents", type=cli.int_in(10, 1_000_000), default=1000, help="<= 1M")
     p.add_argument("--relations", type=cli.int_in(3, len(RELATION_NAMES)), default=3,
                    help="relation types (>= 3)")  # fmt: skip
@@ -173,10 +171,7 @@ def draw_tiers(ax, name: str, series: dict) -> None:
     for (tier, (x, y)), style in zip(series.items(), series_styles(len(series)), strict=True):
         ax.plot(x, y, markersize=3, label=tier, **style)
     ax.set_title(name, fontsize=9)
-    ax.set_xlabel("step")
-    ax.set_ylabel("output loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    finish_axes(ax, "step", "output loss", legend=7)
 
 
 def draw_histogram(ax, hists: dict[str, np.ndarray], sim_steps: int) -> None:
@@ -194,15 +189,11 @@ def draw_histogram(ax, hists: dict[str, np.ndarray], sim_steps: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    command = cli.command_line("examples/economy_shocks.py", argv)
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     kind = "one-off" if args.one_off else "persistent"
     # the folder holds one run of this script: its files land together at the end (nothing if
     # the run fails), and files of its previous run that this one did not write are removed
-    with Run(args.out, command=command, settings=settings, threads=args.threads,
-             exclusive=True) as run:  # fmt: skip
+    with Run.from_args(args, exclusive=True) as run:
         print(f"{args.agents:,} agents, {args.sim_steps} steps, {kind} shocks; generating the "
               f"economy (seed {args.seed}) ...", flush=True)  # fmt: skip
         t0 = time.perf_counter()
@@ -218,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
             scenarios.append(custom_scenario(data, args.shock))
         steps = list(range(args.sim_steps + 1))
         losses, summary, top, hists, series, tier_series = [], [], [], {}, {}, {}
-        for sc in progress(scenarios, "scenarios", enable=not args.no_progress):
+        for sc in run.progress(scenarios, "scenarios"):
             t1 = time.perf_counter()
             r = run_scenario(data, sc, args)  # one at a time: its [T + 1, N, K] states are freed
             losses += r["losses"]

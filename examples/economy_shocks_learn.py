@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
 from functools import partial
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -53,12 +51,9 @@ PRESETS = {
 
 
 def parse_args(argv: list[str]):
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="examples/economy_shocks_learn.py")
     count = cli.int_at_least(1)
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/economy_shocks"))
-    p.add_argument("--seed", type=cli.int_at_least(0), default=0)
-    p.add_argument("--threads", type=count, default=1)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_run_options("outputs/economy_shocks", seed=0)
     p.add_argument("--relations", type=cli.int_in(3, len(RELATION_NAMES)), default=3,
                    help="relation types (>= 3)")  # fmt: skip
     p.add_argument("--learn-agents", type=cli.int_at_least(10), help="agents per economy")
@@ -234,11 +229,8 @@ def draw_attention(ax, econ: Data, share: Tensor, multi: Tensor, layer: int, lab
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    command = cli.command_line("examples/economy_shocks_learn.py", argv)
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    with Run(args.out, command=command, settings=settings, threads=args.threads) as run:
+    with Run.from_args(args) as run:
         share = "without" if args.no_edge_share else "with"
         print(f"loss after {args.horizon} steps, persistent shocks, {args.layers} layers, "
               f"{share} the input share as edge feature")  # fmt: skip

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -59,12 +57,9 @@ def parse_shape(text: str) -> float:
 
 
 def parse_args(argv: list[str]):
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="examples/economy_shocks_theory.py")
     count = cli.int_at_least(1)
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/economy_shocks"))
-    p.add_argument("--seed", type=cli.int_at_least(0), default=0)
-    p.add_argument("--threads", type=count, default=1)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_run_options("outputs/economy_shocks", seed=0)
     p.add_argument("--agents", type=cli.int_in(10, 2000), default=1000,
                    help="agents of the closed-form check (a)")  # fmt: skip
     p.add_argument("--shapes", type=parse_shape, nargs="+", default=[math.inf, 1.8, 1.5, 1.2],
@@ -209,11 +204,8 @@ def draw_volatility(ax, points: list[dict], exponents: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    command = cli.command_line("examples/economy_shocks_theory.py", argv)
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    with Run(args.out, command=command, settings=settings, threads=args.threads) as run:
+    with Run.from_args(args) as run:
         print("\n== (a) the linear special case against its closed form ==")
         rows = closed_form_check(args.agents, args.seed)
         run.table("closed_form", rows)

@@ -37,9 +37,6 @@ map) into ``--out`` (default ``outputs/economy_study/``).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -55,15 +52,7 @@ from graphattn.economy import (
     shock_sample,
     simulate,
 )
-from graphattn.experiments import (
-    Run,
-    cli,
-    fit_batches,
-    normalised_mse,
-    print_grid,
-    progress,
-    seed_everything,
-)
+from graphattn.experiments import Run, cli, fit_batches, normalised_mse, print_grid, seed_everything
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 PRESETS = {
@@ -80,13 +69,12 @@ WIDTH = [*DATA, *"width_batch width_d_model width_lr heads relations width_steps
 
 
 def parse_args(argv: list[str]):
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="examples/economy_study.py")
     count = cli.int_at_least(1)
     positive = cli.float_in(0, None, low_open=True)
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/economy_study"))
-    p.add_argument("--seed", type=cli.int_at_least(0), default=0)
-    p.add_argument("--only", choices=["depth", "width"], help="run only (a), or only (b) + (c)")
+    p.add_run_options("outputs/economy_study", seed=0)
     p.add_argument("--agents", type=cli.int_at_least(10), help="agents per economy")
+    p.add_argument("--only", choices=["depth", "width"], help="run only (a), or only (b) + (c)")
     p.add_argument("--train-economies", type=count, help="training economies")
     p.add_argument("--train-scenarios", type=count, help="scenarios per economy")
     p.add_argument("--test-economies", type=count, default=4, help="test economies")
@@ -110,8 +98,6 @@ def parse_args(argv: list[str]):
     g.add_argument("--width-batch", type=count, default=8, help="scenarios per step")
     g.add_argument("--width-d-model", type=count, default=24, help="width of (b) models")
     g.add_argument("--width-lr", type=positive, default=1e-2, help="peak learning rate of (b)")
-    p.add_argument("--threads", type=count, default=1)
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     p.check_divides(args, "depth_heads", "d_model")
     p.check_divides(args, "heads", "width_d_model")
@@ -227,7 +213,7 @@ def run_depth(args, run: Run) -> list[dict]:
     reach_graphs = [test_graphs[i] for i in order[: args.reach_graphs]]
     reach = out_of_reach(reach_graphs, args.hops, args.depths)
     columns, rows = [k - 1 for k in args.hops], []
-    for layers in progress(args.depths, "(a) depth vs hops", enable=not args.no_progress):
+    for layers in run.progress(args.depths, "(a) depth vs hops"):
         gen = seed_everything(args.seed + 100 * layers)
         model = build_model(train_graphs[0].x.size(1), d_model=args.d_model,
                             heads=args.depth_heads, layers=layers, num_relations=3,
@@ -258,7 +244,7 @@ def run_width(args, run: Run) -> tuple[list[dict], list[dict]]:
         density=args.density, steps=1, dynamics=ShockDynamics(elasticity={}, default_elasticity=1.0)
     )
     rows, share_rows = [], []
-    for num_rel in progress(args.relations, "(b) width vs relations", enable=not args.no_progress):
+    for num_rel in run.progress(args.relations, "(b) width vs relations"):
         train_graphs = make_graphs(args.agents, num_rel, args.train_economies,
                                    args.train_scenarios, seed=args.seed + 2, **kw)  # fmt: skip
         test = collate(make_graphs(args.agents, num_rel, args.test_economies,
@@ -309,11 +295,9 @@ def run_width(args, run: Run) -> tuple[list[dict], list[dict]]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    command = cli.command_line("examples/economy_study.py", argv)
     result: dict[str, list[dict]] = {"depth": [], "width": [], "shares": []}
-    with Run(args.out, command=command, settings=vars(args), threads=args.threads) as run:
+    with Run.from_args(args) as run:
         if args.only != "width":
             result["depth"] = run_depth(args, run)
         if args.only != "depth":

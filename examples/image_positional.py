@@ -22,9 +22,6 @@ Writes ``positional.csv`` and ``positional.png`` into ``--out`` (default
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from image_study import DIGIT, load_digits_split, model
@@ -37,7 +34,6 @@ from graphattn.experiments import (
     cli,
     fit_batches,
     print_table,
-    progress,
     seed_everything,
 )
 from graphattn.nn import GraphTransformer
@@ -59,21 +55,18 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_args(argv: list[str]):
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="examples/image_positional.py")
     count = cli.int_at_least(1)
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/image_study"))
-    p.add_argument("--seed", type=cli.int_at_least(0), default=0)
+    p.add_run_options("outputs/image_study", seed=0)
     p.add_argument("--sizes", nargs="+", help="test sizes HxW (the first is the training size)")
     p.add_argument("--pe-steps", dest="pe_steps", metavar="STEPS", type=count,
                    help="training steps per model")  # fmt: skip
     p.add_argument("--patch", type=count, default=2, help="patch side in pixels (divides 8)")
+    p.add_argument("--batch", type=count, default=16, help="digits per training step")
+    p.add_argument("--lr", type=cli.float_in(0, None, low_open=True), default=1e-2)
     p.add_argument("--d-model", type=count, default=32)
     p.add_argument("--model-heads", type=count, default=4, help="heads of the models")
-    p.add_argument("--batch", type=count, default=16, help="digits per training step")
     p.add_argument("--test-limit", type=count, help="only the first N test digits")
-    p.add_argument("--lr", type=cli.float_in(0, None, low_open=True), default=1e-2)
-    p.add_argument("--threads", type=count, default=1)
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if DIGIT % args.patch:
         p.error(f"--patch must divide {DIGIT}")
@@ -120,7 +113,7 @@ def measure(args, data: dict, run: Run) -> list[dict]:
     variants = {"learned": ("interpolated", "not interpolated"), "sinusoidal": ("index", "scaled")}
     side = DIGIT // args.patch
     accuracies, trained = {}, {}
-    for kind in progress(variants, "(c) positional encodings", enable=not args.no_progress):
+    for kind in run.progress(variants, "(c) positional encodings"):
         gen = seed_everything(args.seed + (7 if kind == "learned" else 8))
         net = model(args.patch * args.patch, args.d_model, args.model_heads, 2, 10,
                     positional="grid" if kind == "learned" else "grid-sinusoidal",
@@ -166,10 +159,8 @@ def measure(args, data: dict, run: Run) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    command = cli.command_line("examples/image_positional.py", argv)
-    with Run(args.out, command=command, settings=vars(args), threads=args.threads) as run:
+    with Run.from_args(args) as run:
         data = load_digits_split(args.seed)
         if args.test_limit is not None:
             data["test"] = tuple(t[: args.test_limit] for t in data["test"])

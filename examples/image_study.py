@@ -31,9 +31,6 @@ Writes ``depth_vs_hops`` and ``width_vs_relations`` (CSV and heat map) into ``--
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -46,7 +43,6 @@ from graphattn.experiments import (
     fit_batches,
     normalised_mse,
     print_grid,
-    progress,
     seed_everything,
     split_indices,
 )
@@ -64,10 +60,9 @@ DIGIT = 8  # side of a digit in pixels
 
 
 def parse_args(argv: list[str]):
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="examples/image_study.py")
     count = cli.int_at_least(1)
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/image_study"))
-    p.add_argument("--seed", type=cli.int_at_least(0), default=0)
+    p.add_run_options("outputs/image_study", seed=0)
     p.add_argument("--only", choices=["depth", "width"], help="run only (a) or only (b)")
     g = p.add_argument_group("(a) depth vs hops")
     g.add_argument("--max-hops", type=count, help="largest distance h (canvas: 2 x (h + 2))")
@@ -85,8 +80,6 @@ def parse_args(argv: list[str]):
     p.add_argument("--batch", type=count, default=16, help="canvases or digit grids per step")
     p.add_argument("--test-limit", type=count, help="only the first N test digits")
     p.add_argument("--lr", type=cli.float_in(0, None, low_open=True), default=1e-2)
-    p.add_argument("--threads", type=count, default=1)
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     p.check_divides(args, "model_heads", "d_model")
     p.check_divides(args, "heads", "width_d_model")
@@ -149,7 +142,7 @@ def run_depth(args, data: dict, run: Run) -> list[dict]:
     test_gen = torch.Generator().manual_seed(30_000 + args.seed)
     x_test, y_test = digit_canvas(*data["test"], test_num, rows, cols, args.max_hops, test_gen)
     out = []
-    for layers in progress(args.depths, "(a) depth vs hops", enable=not args.no_progress):
+    for layers in run.progress(args.depths, "(a) depth vs hops"):
         gen = seed_everything(args.seed + 100 * layers)
         net = depth_model(args, layers)
         batches = [digit_canvas(*data["train"], args.batch, rows, cols, args.max_hops, gen)
@@ -228,9 +221,7 @@ def run_width(args, data: dict, run: Run) -> list[dict]:
     (images, _), (test_images, _) = data["train"], data["test"]
     rows = []
     runs = [(t, k, h) for t in args.width_tasks for k in args.relations for h in args.heads]
-    for task, num_sides, heads in progress(
-        runs, "(b) width vs relations", enable=not args.no_progress
-    ):
+    for task, num_sides, heads in run.progress(runs, "(b) width vs relations"):
         pattern, edge_type = width_graph(task, args.batch)
         gen = seed_everything(args.seed + 1000 * num_sides + heads)
         picks = [torch.randint(len(images), (args.batch,), generator=gen)
@@ -271,11 +262,9 @@ def run_width(args, data: dict, run: Run) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    command = cli.command_line("examples/image_study.py", argv)
     result: dict[str, list[dict]] = {"depth": [], "width": []}
-    with Run(args.out, command=command, settings=vars(args), threads=args.threads) as run:
+    with Run.from_args(args) as run:
         data = load_digits_split(args.seed)
         if args.test_limit is not None:
             data["test"] = tuple(t[: args.test_limit] for t in data["test"])

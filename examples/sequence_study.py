@@ -43,23 +43,13 @@ into ``--out`` (default ``outputs/sequence_study/``).
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from graphattn import graphs
-from graphattn.experiments import (
-    Run,
-    cli,
-    fit_batches,
-    normalised_mse,
-    print_grid,
-    progress,
-    seed_everything,
-)
+from graphattn.experiments import Run, cli, fit_batches, normalised_mse, print_grid, seed_everything
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 PRESETS = {
@@ -76,11 +66,10 @@ IGNORE = -100  # label of positions with no token D places back
 
 
 def parse_args(argv: list[str]):
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="examples/sequence_study.py")
     count = cli.int_at_least(1)
     positive = cli.float_in(0, None, low_open=True)
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/sequence_study"))
-    p.add_argument("--seed", type=cli.int_at_least(0), default=0)
+    p.add_run_options("outputs/sequence_study", seed=0)
     p.add_argument("--only", choices=["depth", "width"], help="run only (a) or only (b)")
     g = p.add_argument_group("(a) depth vs hops")
     g.add_argument("--length", type=count, help="tokens per sequence")
@@ -104,8 +93,6 @@ def parse_args(argv: list[str]):
     p.add_argument("--batch", type=count, default=16, help="sequences per step")
     p.add_argument("--test-seqs", type=count, default=256, help="test sequences")
     p.add_argument("--lr", type=positive, default=1e-2)
-    p.add_argument("--threads", type=count, default=1)
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.full_steps is None:
         args.full_steps = 2 * args.steps  # one layer must fetch every distance at once
@@ -157,7 +144,7 @@ def run_depth(args, run: Run) -> list[dict]:
     max_d = args.radius * args.max_hops
     per_distance, per_hops = [], []
     runs = [("window", layers) for layers in args.depths] + [("full", 1)]
-    for kind, layers in progress(runs, "(a) depth vs hops", enable=not args.no_progress):
+    for kind, layers in run.progress(runs, "(a) depth vs hops"):
         pattern, edge_type, num_rel = sequence_graph(kind, args.batch, args.length, args.radius)
         gen = seed_everything(args.seed + 100 * layers + (kind == "full"))
         model = depth_model(args, layers, num_rel)
@@ -228,7 +215,7 @@ def run_width(args, run: Run) -> list[dict]:
     test_src = test_pattern.edge_index()[0]
     rows = []
     runs = [(k, h) for k in args.relations for h in args.heads]
-    for num_classes, heads in progress(runs, "(b) width vs relations", enable=not args.no_progress):
+    for num_classes, heads in run.progress(runs, "(b) width vs relations"):
         gen = seed_everything(args.seed + 1000 * num_classes + heads)
         batches = [class_means_task(args.width_batch, n, num_classes, gen, args.value_dim)
                    for _ in range(args.width_steps)]  # fmt: skip
@@ -264,16 +251,10 @@ def run_width(args, run: Run) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    command = cli.command_line("examples/sequence_study.py", argv)
-    result: dict[str, list[dict]] = {"depth": [], "width": []}
-    with Run(args.out, command=command, settings=vars(args), threads=args.threads) as run:
-        if args.only != "width":
-            result["depth"] = run_depth(args, run)
-        if args.only != "depth":
-            result["width"] = run_width(args, run)
-    return result
+    with Run.from_args(args) as run:
+        depth = run_depth(args, run) if args.only != "width" else []
+        return {"depth": depth, "width": run_width(args, run) if args.only != "depth" else []}
 
 
 if __name__ == "__main__":

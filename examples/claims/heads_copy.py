@@ -14,14 +14,12 @@ n, and :func:`copy_verdict` states the verdict. Writes ``copy_runs.csv`` (every 
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 from _copy_task import train_copy
 
-from graphattn.experiments import Run, Verdict, cli, print_table, progress
-from graphattn.experiments.plots import figure, heatmap
+from graphattn.experiments import Run, Verdict, cli
+from graphattn.experiments.plots import figure, finish_axes, heatmap
 
 CLAIM = "(1) copying a length-n sequence needs ~log n heads, not n"
 PRESETS = {
@@ -90,42 +88,27 @@ def draw_fits(ax, needed: dict, fits: dict, s: dict) -> None:
                 label=f"a + b log2 n (R^2 {fits['r2_log']:.2f})")  # fmt: skip
         ax.plot(grid, a_lin + fits["slope_per_n"] * grid, "--",
                 label=f"a + b n (R^2 {fits['r2_linear']:.2f})")  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("sequence length n")
-    ax.set_ylabel(f"fewest heads (d_h = {s['head_dim']}) for {s['target']:.0%}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    finish_axes(
+        ax,
+        "sequence length n",
+        f"fewest heads (d_h = {s['head_dim']}) for {s['target']:.0%}",
+        xscale=("log", 2),
+    )
 
 
 def main(argv: list[str] | None = None) -> Verdict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
-    count = cli.int_at_least(1)
-    positive = cli.float_in(0, None, low_open=True)
-    p.add_argument("--lengths", type=count, nargs="+", help="lengths n to try")
-    p.add_argument("--heads", type=count, nargs="+", help="head counts, tried in order")
-    p.add_argument("--head-dim", type=count, help="channels per head")
-    p.add_argument("--vocab", type=count, help="token vocabulary")
-    p.add_argument("--steps", type=count, help="most training steps per run")
-    p.add_argument("--eval-every", type=count, help="steps between evaluations")
-    p.add_argument("--tokens", type=count, help="tokens per training batch (about)")
-    p.add_argument("--lr", type=positive)
-    p.add_argument("--target", type=cli.float_in(0, 1, low_open=True), help="accuracy to reach")
-    p.add_argument("--seed", type=cli.int_at_least(0))
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/head_claims"))
-    p.add_argument("--threads", type=count, default=1, help="torch threads (default 1)")
-    p.add_argument("--no-progress", action="store_true")
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="examples/claims/heads_copy.py")
+    p.add_run_options("outputs/head_claims")
+    p.add_argument("--lengths", type=cli.int_at_least(1), nargs="+", help="lengths n to try")
+    p.add_argument("--heads", type=cli.int_at_least(1), nargs="+", help="head counts, in order")
+    p.add_argument("--steps", type=cli.int_at_least(1), help="most training steps per run")
     args = p.parse_args(argv)
     s = {key: getattr(args, key) for key in PRESETS["full"]}
-    settings = {**s, "level": args.preset}
-    command = cli.command_line("examples/claims/heads_copy.py", argv)
-    with Run(args.out, command=command, settings=settings, threads=args.threads) as run:
-        print(
-            f"{CLAIM}: fewest heads of {s['head_dim']} channels reaching {s['target']:.0%} "
-            f"token accuracy; lengths {s['lengths']}, head counts {s['heads']} in order"
-        )
+    with Run.from_args(args, settings={**s, "level": args.preset}) as run:
+        print(f"{CLAIM}: fewest heads of {s['head_dim']} channels reaching {s['target']:.0%} "
+              f"accuracy; lengths {s['lengths']}, head counts {s['heads']} in order")  # fmt: skip
         rows, needed = [], {}
-        for n in progress(s["lengths"], "(1) copy", enable=not args.no_progress):
+        for n in run.progress(s["lengths"], "(1) copy"):
             needed[n] = None
             for heads in s["heads"]:
                 _, _, r = train_copy(n, heads, s, s["seed"])
@@ -136,21 +119,16 @@ def main(argv: list[str] | None = None) -> Verdict:
                     needed[n] = heads
                     break
         verdict, fits = copy_verdict(needed, s["target"], max(s["heads"]))
-        summary = [
-            {"n": n, "fewest_heads": h if h is not None else "", "reached": h is not None}
-            for n, h in needed.items()
-        ]
-        print_table(rows, title="(1) copy: every training run")
-        print_table(summary, title="(1) copy: fewest heads per length")
-        run.table("copy_runs", rows)
-        run.table("copy_heads", summary, settings={**settings, **fits})
+        run.table("copy_runs", rows, title="(1) copy: every training run")
+        summary = [{"n": n, "fewest_heads": "" if h is None else h, "reached": h is not None}
+                   for n, h in needed.items()]  # fmt: skip
+        run.table("copy_heads", summary, {**run.settings, **fits}, title="(1) copy: fewest heads")
         heatmap(args.out / "copy_accuracy.png", rows, "heads", "n", "accuracy", vmin=0, vmax=1,
                 title="(1) copy: held-out token accuracy (runs stop at the first success)",
                 footer=run.footer)  # fmt: skip
         figure(args.out / "copy_heads.png", lambda ax: draw_fits(ax, needed, fits, s),
                title="(1) copy: heads needed vs length", footer=run.footer)  # fmt: skip
-        run.verdicts("copy", [(CLAIM, verdict)])
-    return verdict
+        return run.verdict("copy", CLAIM, verdict)
 
 
 if __name__ == "__main__":

@@ -13,16 +13,13 @@ is the held-out token accuracy. :func:`diversity_verdict` states the verdict. Wr
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 from _copy_task import train_copy
 
 from graphattn.analysis import head_outputs, head_similarity, orthogonality_penalty
-from graphattn.experiments import Run, Verdict, cli, print_table, progress
-from graphattn.experiments.plots import figure
+from graphattn.experiments import Run, Verdict, cli
+from graphattn.experiments.plots import figure, finish_axes
 
 CLAIM = "(2) an orthogonality penalty on the heads' projections makes heads more diverse (CKA)"
 PRESETS = {
@@ -74,42 +71,21 @@ def draw(ax, rows: list[dict], weight: float) -> None:
         rs = [r for r in rows if r["orthogonality"] == w]
         ax.plot([r["mean_cka"] for r in rs], [r["accuracy"] for r in rs], marker,
                 label=f"orthogonality {w:g}")  # fmt: skip
-    ax.set_xlabel("mean pairwise CKA of the heads' outputs")
-    ax.set_ylabel("held-out token accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    finish_axes(ax, "mean pairwise CKA of the heads' outputs", "held-out token accuracy")
 
 
 def main(argv: list[str] | None = None) -> Verdict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
-    count = cli.int_at_least(1)
-    positive = cli.float_in(0, None, low_open=True)
-    p.add_argument("--length", type=count, help="sequence length n")
-    p.add_argument("--heads", type=count, help="heads of the block")
-    p.add_argument("--head-dim", type=count, help="channels per head")
-    p.add_argument("--vocab", type=count, help="token vocabulary")
-    p.add_argument("--steps", type=count, help="training steps per run")
-    p.add_argument("--tokens", type=count, help="tokens per training batch (about)")
-    p.add_argument("--lr", type=positive)
-    p.add_argument("--seeds", type=cli.int_at_least(0), nargs="+", help="seeds, one run each")
-    p.add_argument("--weight", type=positive, help="penalty weight")
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/head_claims"))
-    p.add_argument("--threads", type=count, default=1, help="torch threads (default 1)")
-    p.add_argument("--no-progress", action="store_true")
+    script = "examples/claims/heads_diversity.py"
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script=script, out="outputs/head_claims")
     args = p.parse_args(argv)
     s = {key: getattr(args, key) for key in PRESETS["full"]}
-    command = cli.command_line("examples/claims/heads_diversity.py", argv)
-    settings = {**s, "level": args.preset}
-    with Run(args.out, command=command, settings=settings, threads=args.threads) as run:
-        print(
-            f"{CLAIM}: copy task n={s['length']}, {s['heads']} heads of {s['head_dim']} "
-            f"channels, {s['steps']} steps, seeds {s['seeds']}; orthogonality weight 0 vs "
-            f"{s['weight']}; CKA of the heads' outputs on a held-out batch (all nodes)"
-        )
+    with Run.from_args(args, settings={**s, "level": args.preset}) as run:
+        print(f"{CLAIM}: copy task n={s['length']}, {s['heads']} heads of {s['head_dim']} "
+              f"channels, {s['steps']} steps, seeds {s['seeds']}; orthogonality weight 0 vs "
+              f"{s['weight']}; CKA of the heads' outputs on a held-out batch")  # fmt: skip
         rows = []
         runs = [(seed, w) for seed in s["seeds"] for w in (0.0, s["weight"])]
-        for seed, w in progress(runs, "(2) diversity", enable=not args.no_progress):
+        for seed, w in run.progress(runs, "(2) diversity"):
             model, ((x, pos, _), pattern), r = train_copy(
                 s["length"], s["heads"], s, seed, orthogonality=w, early_stop=False
             )
@@ -121,14 +97,11 @@ def main(argv: list[str] | None = None) -> Verdict:
                 "max_cka": float(sim[~torch.eye(s["heads"], dtype=torch.bool)].max()),
                 "penalty": float(orthogonality_penalty(model).detach()), "seconds": r["seconds"],
             })  # fmt: skip
-        print_table(rows, title="(2) diversity: per seed")
-        run.table("diversity", rows)
+        run.table("diversity", rows, title="(2) diversity: per seed")
         title = "(2) head diversity with and without the penalty"
         figure(args.out / "diversity.png", lambda ax: draw(ax, rows, s["weight"]), title=title,
                footer=run.footer)  # fmt: skip
-        verdict = diversity_verdict(rows, s["weight"])
-        run.verdicts("diversity", [(CLAIM, verdict)])
-    return verdict
+        return run.verdict("diversity", CLAIM, diversity_verdict(rows, s["weight"]))
 
 
 if __name__ == "__main__":

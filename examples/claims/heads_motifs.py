@@ -17,8 +17,6 @@ puts between the two sites of a pair (:func:`graphattn.analysis.attention_maps`)
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,8 +24,8 @@ from _motifs import GROUP_P, GROUPS, MOTIFS, PRESETS, motif_setup
 
 from graphattn import FullGraph
 from graphattn.analysis import attention_entropy, attention_maps
-from graphattn.experiments import Run, Verdict, cli, print_table
-from graphattn.experiments.plots import figure
+from graphattn.experiments import Run, Verdict, cli
+from graphattn.experiments.plots import figure, finish_axes
 
 CLAIM = "(3) sharp (low-entropy) heads detect motifs; a head links two sites dozens of bases apart"
 
@@ -91,6 +89,17 @@ def motif_head_stats(model, data: dict) -> list[dict]:
     return out
 
 
+def draw(ax, rows: list[dict], summary: dict) -> None:
+    entropy = [r["entropy_norm"] for r in rows]
+    ax.scatter(entropy, [r["motif_precision"] for r in rows], label="motif precision (top key)")
+    ax.scatter(entropy, [r["position_precision"] for r in rows], marker="x",
+               label="position baseline")  # fmt: skip
+    ax.scatter(entropy, [r["link"] for r in rows], marker="s", label="pair link mass")
+    ax.axhline(summary["chance"], color="grey", ls="--", lw=1, label="chance (precision)")
+    ax.axhline(summary["uniform_link"], color="grey", ls=":", lw=1, label="uniform (link)")
+    finish_axes(ax, "normalised entropy of the head (1 = uniform)", "precision / mass", legend=7)
+
+
 def motifs_verdict(rows: list[dict], lowest: int, accuracy_: float, width: int, length: int):
     """Rule: a head "detects motifs" when the mean precision of the ``lowest`` lowest-entropy
     heads is at least twice the largest of: the mean over all heads (a random head), their
@@ -134,46 +143,12 @@ def motifs_verdict(rows: list[dict], lowest: int, accuracy_: float, width: int, 
     return Verdict(number, verdict, reason), summary
 
 
-def draw(ax, rows: list[dict], summary: dict) -> None:
-    entropy = [r["entropy_norm"] for r in rows]
-    ax.scatter(entropy, [r["motif_precision"] for r in rows], label="motif precision (top key)")
-    ax.scatter(entropy, [r["position_precision"] for r in rows], marker="x",
-               label="position baseline")  # fmt: skip
-    ax.scatter(entropy, [r["link"] for r in rows], marker="s", label="pair link mass")
-    ax.axhline(summary["chance"], color="grey", ls="--", lw=1, label="chance (precision)")
-    ax.axhline(summary["uniform_link"], color="grey", ls=":", lw=1, label="uniform (link)")
-    ax.set_xlabel("normalised entropy of the head (1 = uniform)")
-    ax.set_ylabel("precision / mass")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-
-
 def main(argv: list[str] | None = None) -> Verdict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
-    count = cli.int_at_least(1)
-    positive = cli.float_in(0, None, low_open=True)
-    p.add_argument("--length", type=count, help="bases per sequence L")
-    p.add_argument("--spacing", type=count, help="bases between a pair's two sites")
-    p.add_argument("--kmer", type=count, help="bases per node feature (k-mer)")
-    p.add_argument("--d-model", dest="channels", metavar="D_MODEL", type=count)
-    p.add_argument("--heads", type=count)
-    p.add_argument("--layers", type=count)
-    p.add_argument("--steps", type=count)
-    p.add_argument("--batch", type=count, help="sequences per training step")
-    p.add_argument("--lr", type=positive)
-    for part in ("train", "val", "test"):
-        p.add_argument(f"--{part}", type=count, help=f"{part} sequences")
-    p.add_argument("--lowest", type=count, help="lowest-entropy heads judged")
-    p.add_argument("--seed", type=cli.int_at_least(0))
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/head_claims"))
-    p.add_argument("--threads", type=count, default=1, help="torch threads (default 1)")
-    p.add_argument("--no-progress", action="store_true")
+    script = "examples/claims/heads_motifs.py"
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script=script, out="outputs/head_claims")
     args = p.parse_args(argv)
-    s = {key: getattr(args, key) for key in PRESETS["full"]}
-    command = cli.command_line("examples/claims/heads_motifs.py", argv)
-    with Run(args.out, command=command, settings={**s, "level": args.preset},
-             threads=args.threads) as run:  # fmt: skip
+    s = PRESETS[args.preset]  # no option changes them: sparse and prune use the same model
+    with Run.from_args(args, settings={**s, "level": args.preset}) as run:
         print(
             f"{CLAIM}: sequences of {s['length']} bases, motifs {MOTIFS}, pair spacing "
             f"{s['spacing']}; groups {dict(zip(GROUPS, GROUP_P, strict=True))}; model "
@@ -183,16 +158,14 @@ def main(argv: list[str] | None = None) -> Verdict:
         )
         data, model, scores = motif_setup(s, show=not args.no_progress)
         rows = motif_head_stats(model, data["test"])
-        print_table(rows, title="(3) motifs: every head (test set)")
         verdict, summary = motifs_verdict(
             rows, s["lowest"], scores["accuracy"], data["test"]["width"], s["length"]
         )
-        run.table("motifs_heads", rows)
+        run.table("motifs_heads", rows, title="(3) motifs: every head (test set)")
         run.table("motifs_summary", [summary])
         figure(args.out / "motifs.png", lambda ax: draw(ax, rows, summary),
                title="(3) motifs: sharp heads vs motif sites", footer=run.footer)  # fmt: skip
-        run.verdicts("motifs", [(CLAIM, verdict)])
-    return verdict
+        return run.verdict("motifs", CLAIM, verdict)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,6 @@ for every k, against random sets of k heads. :func:`prune_verdict` states the ve
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import _motifs
 import numpy as np
 import torch
@@ -22,8 +19,8 @@ import torch.nn.functional as F
 from _motifs import motif_logits, motif_scores, motif_setup
 
 from graphattn.analysis import head_importance, top_heads_mask
-from graphattn.experiments import Run, Verdict, cli, print_table, progress
-from graphattn.experiments.plots import figure, heatmap
+from graphattn.experiments import Run, Verdict, cli
+from graphattn.experiments.plots import figure, finish_axes, heatmap
 
 CLAIM = "(5) many heads can be pruned without loss"
 PRESETS = {
@@ -62,25 +59,16 @@ def draw(ax, rows: list[dict]) -> None:
     ax.fill_between(ks, [r["accuracy_random_min"] for r in rows],
                     [r["accuracy_random_max"] for r in rows], alpha=0.2,
                     label="random (min to max over draws)")  # fmt: skip
-    ax.set_xlabel("heads kept")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    finish_axes(ax, "heads kept", "test accuracy")
 
 
 def main(argv: list[str] | None = None) -> Verdict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
-    count = cli.int_at_least(1)
-    p.add_argument("--random-masks", type=count, help="random head sets per k")
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/head_claims"))
-    p.add_argument("--threads", type=count, default=1, help="torch threads (default 1)")
-    p.add_argument("--no-progress", action="store_true")
+    script = "examples/claims/heads_prune.py"
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script=script, out="outputs/head_claims")
     args = p.parse_args(argv)
     motif_s = _motifs.PRESETS[args.preset]  # the motif model of heads_motifs.py at this level
     settings = {"random_masks": args.random_masks, "motifs": motif_s, "level": args.preset}
-    command = cli.command_line("examples/claims/heads_prune.py", argv)
-    with Run(args.out, command=command, settings=settings, threads=args.threads) as run:
+    with Run.from_args(args, settings=settings) as run:
         print(
             f"{CLAIM}: the motif model; head importance = loss increase when a head is masked "
             f"(validation set, {motif_s['val']} sequences); accuracy on the test set with the "
@@ -98,7 +86,7 @@ def main(argv: list[str] | None = None) -> Verdict:
         importance = head_importance(model, val, loss_fn)  # (layers, heads)
         gen = torch.Generator().manual_seed(motif_s["seed"])
         rows = []
-        for kept in progress(range(total, -1, -1), "(5) prune", enable=not args.no_progress):
+        for kept in run.progress(range(total, -1, -1), "(5) prune"):
             mask = top_heads_mask(importance, kept)
             logits = motif_logits(model, test["features"], FULL, head_mask=mask)
             scores = motif_scores(logits, test["label"])
@@ -117,22 +105,19 @@ def main(argv: list[str] | None = None) -> Verdict:
                 "accuracy_random_min": float(np.min(random_acc)),
                 "accuracy_random_max": float(np.max(random_acc)),
             })  # fmt: skip
-        print_table(rows, title="(5) prune: test accuracy vs heads kept")
         imp_rows = [
             {"layer": layer, "head": h, "importance": float(importance[layer, h])}
             for layer in range(layers)
             for h in range(heads)
         ]
-        run.table("prune", rows)
+        run.table("prune", rows, title="(5) prune: test accuracy vs heads kept")
         run.table("prune_importance", imp_rows)
         heatmap(args.out / "prune_importance.png", imp_rows, "layer", "head", "importance",
                 fmt=".3f", title="(5) head importance (validation loss increase when masked)",
                 footer=run.footer)  # fmt: skip
         figure(args.out / "prune.png", lambda ax: draw(ax, rows), title="(5) pruning heads",
                footer=run.footer)  # fmt: skip
-        verdict = prune_verdict(rows, total)
-        run.verdicts("prune", [(CLAIM, verdict)])
-    return verdict
+        return run.verdict("prune", CLAIM, prune_verdict(rows, total))
 
 
 if __name__ == "__main__":

@@ -13,14 +13,11 @@ and ``sparse.png``.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import _motifs
 from _motifs import motif_logits, motif_pattern, motif_scores, motif_setup
 
-from graphattn.experiments import Run, Verdict, cli, print_table, progress
-from graphattn.experiments.plots import figure, series_styles
+from graphattn.experiments import Run, Verdict, cli
+from graphattn.experiments.plots import figure, finish_axes, series_styles
 
 CLAIM = "(4) sparse (local) attention approximates full attention with a manageable error"
 PRESETS = {
@@ -90,30 +87,17 @@ def draw(ax, rows: list[dict]) -> None:
         full = next(r for r in rows if r["trained"] == trained and r["pattern"] == "full")
         ax.axhline(full["accuracy"], ls=":", lw=1, color=style["color"],
                    label=f"trained {trained}, run full (every key)")  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("keys per query (attention cost)")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    finish_axes(ax, "keys per query (attention cost)", "test accuracy", legend=7, xscale=("log", 2))
 
 
 def main(argv: list[str] | None = None) -> Verdict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
-    count = cli.int_at_least(1)
-    p.add_argument("--radii", type=count, nargs="+", help="window radii swapped in")
-    p.add_argument("--chunks", type=count, nargs="+", help="chunk sizes swapped in")
-    p.add_argument("--train-radii", type=count, nargs="+", help="window radii trained with")
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/head_claims"))
-    p.add_argument("--threads", type=count, default=1, help="torch threads (default 1)")
-    p.add_argument("--no-progress", action="store_true")
+    script = "examples/claims/heads_sparse.py"
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script=script, out="outputs/head_claims")
     args = p.parse_args(argv)
     motif_s = _motifs.PRESETS[args.preset]  # the motif model of heads_motifs.py at this level
-    settings = {"radii": args.radii, "chunks": args.chunks, "train_radii": args.train_radii,
-                "motifs": motif_s, "level": args.preset}  # fmt: skip
-    command = cli.command_line("examples/claims/heads_sparse.py", argv)
+    settings = {**PRESETS[args.preset], "motifs": motif_s, "level": args.preset}
     show = not args.no_progress
-    with Run(args.out, command=command, settings=settings, threads=args.threads) as run:
+    with Run.from_args(args, settings=settings) as run:
         length = motif_s["length"]
         print(
             f"{CLAIM}: the motif model (full attention) run with window radii {args.radii} and "
@@ -132,7 +116,7 @@ def main(argv: list[str] | None = None) -> Verdict:
         rows = []
         for name, model in models:
             reference = motif_logits(model, test["features"], ("full", None))
-            for kind in progress(kinds, f"(4) {name}", enable=show):
+            for kind in run.progress(kinds, f"(4) {name}"):
                 logits = motif_logits(model, test["features"], kind)
                 err = float((logits - reference).norm() / reference.norm().clamp_min(1e-12))
                 rows.append({
@@ -141,13 +125,10 @@ def main(argv: list[str] | None = None) -> Verdict:
                     "keys_per_node": motif_pattern(kind, 1, length).num_edges / length,
                     "rel_error": err, **motif_scores(logits, test["label"]),
                 })  # fmt: skip
-        print_table(rows, title="(4) sparse: test scores per attention pattern")
-        run.table("sparse", rows)
+        run.table("sparse", rows, title="(4) sparse: test scores per attention pattern")
         figure(args.out / "sparse.png", lambda ax: draw(ax, rows), footer=run.footer,
                title="(4) sparse attention in place of full attention")  # fmt: skip
-        verdict = sparse_verdict(rows, length, args.train_radii)
-        run.verdicts("sparse", [(CLAIM, verdict)])
-    return verdict
+        return run.verdict("sparse", CLAIM, sparse_verdict(rows, length, args.train_radii))
 
 
 if __name__ == "__main__":

@@ -13,15 +13,12 @@ held-out loss after a fixed number of Adam steps without warm-up, per learning r
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
 from graphattn import FullGraph
-from graphattn.experiments import Run, Verdict, cli, print_table, progress
-from graphattn.experiments.plots import figure
+from graphattn.experiments import Run, Verdict, cli, print_table
+from graphattn.experiments.plots import figure, finish_axes
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 CLAIMS = {
@@ -129,31 +126,26 @@ def depth_verdicts(grad_rows: list[dict], train_rows: list[dict]) -> list[Verdic
 def draw(ax, norms: dict, depth: int) -> None:
     for n, marker in (("pre", "o"), ("post", "s")):
         ax.plot(range(1, depth + 1), norms[n], marker + "-", ms=3, label=f"{n}-LN")
-    ax.set_yscale("log")
-    ax.set_xlabel("block")
-    ax.set_ylabel("gradient norm at init")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    finish_axes(ax, "block", "gradient norm at init", legend="medium", yscale="log")
 
 
 def main(argv: list[str] | None = None) -> list[Verdict]:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(
+        doc=__doc__, presets=PRESETS, script="examples/claims/transformer_depth.py"
+    )
     count = cli.int_at_least(1)
     positive = cli.float_in(0, None, low_open=True)
+    p.add_run_options("outputs/transformer_claims", progress=False)
     p.add_argument("--layers", dest="depth", metavar="LAYERS", type=count, default=24)
     p.add_argument("--steps", type=count)
     p.add_argument("--seeds", type=count)
     p.add_argument("--lrs", type=positive, nargs="+",
                    help="learning rates, each trained without warm-up")  # fmt: skip
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/transformer_claims"))
-    p.add_argument("--threads", type=count, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)
     depth, seeds = args.depth, list(range(args.seeds))
     settings = {"quick": args.preset == "quick", "depth": depth, "channels": CHANNELS, "heads": 4,
                 "steps": args.steps, "lrs": args.lrs, "seeds": seeds}  # fmt: skip
-    command = cli.command_line("examples/claims/transformer_depth.py", argv)
-    with Run(args.out, command=command, settings=settings, threads=args.threads) as run:
+    with Run.from_args(args, settings=settings) as run:
         print("(d) Pre-LN vs Post-LN, Adam without warm-up; 16 graphs of 4-11 nodes per batch")
         grad_rows, norms = [], {}
         for norm in ("pre", "post"):
@@ -169,7 +161,7 @@ def main(argv: list[str] | None = None) -> list[Verdict]:
         runs = [(n, lr, s) for n in ("pre", "post") for lr in args.lrs for s in seeds]
         results = {
             (norm, lr, seed): train_steps(norm, lr, args.steps, depth, CHANNELS, seed)
-            for norm, lr, seed in progress(runs, "(d) training")
+            for norm, lr, seed in run.progress(runs, "(d) training")
         }
         train_rows = []
         for norm in ("pre", "post"):

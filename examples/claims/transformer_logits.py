@@ -13,14 +13,12 @@ softmax (its entropy and largest weight). :func:`logits_verdict` states the verd
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import torch
 
 from graphattn import MultiHeadAttentionConv
-from graphattn.experiments import Run, Verdict, cli, print_table, progress
-from graphattn.experiments.plots import figure
+from graphattn.experiments import Run, Verdict, cli, progress
+from graphattn.experiments.plots import figure, finish_axes
 
 CLAIM = "(c) the 1/sqrt(d_h) scale keeps the logit variance at 1 for every head size"
 HEAD_DIMS = (16, 32, 64, 128, 256)
@@ -85,38 +83,32 @@ def draw(ax, rows: list[dict]) -> None:
     dims = [r["head_dim"] for r in rows]
     ax.plot(dims, [r["logit_var_unscaled"] for r in rows], "o-", label="without 1/sqrt(d_h)")
     ax.plot(dims, [r["logit_var_scaled"] for r in rows], "s-", label="with 1/sqrt(d_h)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    ax.set_xlabel("head size d_h")
-    ax.set_ylabel("Var(logit)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    finish_axes(
+        ax, "head size d_h", "Var(logit)", legend="medium", xscale=("log", 2), yscale=("log", 2)
+    )
 
 
 def main(argv: list[str] | None = None) -> Verdict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(
+        doc=__doc__, presets=PRESETS, script="examples/claims/transformer_logits.py"
+    )
     count = cli.int_at_least(1)
+    p.add_run_options("outputs/transformer_claims", threads=None, progress=False)
     p.add_argument("--d-model", type=count, default=256, help="a multiple of 256")
     p.add_argument("--nodes", dest="num_nodes", type=cli.int_at_least(2), help="tokens N")
     p.add_argument("--seeds", type=count)
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/transformer_claims"))
     args = p.parse_args(argv)
     if args.d_model % max(HEAD_DIMS):
         p.error(f"--d-model {args.d_model} must be a multiple of {max(HEAD_DIMS)} (the head sizes)")
     settings = {"quick": args.preset == "quick", "d_model": args.d_model,
                 "num_nodes": args.num_nodes, "seeds": args.seeds}  # fmt: skip
-    command = cli.command_line("examples/claims/transformer_logits.py", argv)
-    with Run(args.out, command=command, settings=settings) as run:
-        print(f"{CLAIM}; heads = d_model / d_h; x ~ N(0, 1)")
+    print(f"{CLAIM}; heads = d_model / d_h; x ~ N(0, 1)")
+    with Run.from_args(args, settings=settings) as run:
         rows = measure_logit_variance(HEAD_DIMS, args.d_model, args.num_nodes, args.seeds)
-        print_table(rows, title="(c) logit variance and softmax saturation")
-        run.table("c_logits", rows)
+        run.table("c_logits", rows, title="(c) logit variance and softmax saturation")
         figure(args.out / "c_logits.png", lambda ax: draw(ax, rows), footer=run.footer,
                title="(c) attention logit variance at init")  # fmt: skip
-        verdict = logits_verdict(rows)
-        run.verdicts("logits", [(CLAIM, verdict)])
-    return verdict
+        return run.verdict("logits", CLAIM, logits_verdict(rows))
 
 
 if __name__ == "__main__":

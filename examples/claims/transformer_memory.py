@@ -24,15 +24,14 @@ from __future__ import annotations
 import gc
 import math
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 from graphattn import ChunkedGraph, FullGraph, available_engines
-from graphattn.experiments import PeakMemory, Run, Verdict, cli, print_table, progress, run_isolated
-from graphattn.experiments.plots import figure
+from graphattn.experiments import PeakMemory, Run, Verdict, cli, print_table, run_isolated
+from graphattn.experiments.plots import figure, finish_axes
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
 CLAIM = "(e) activation checkpointing fits ~70x longer sequences (dense attention)"
@@ -202,42 +201,39 @@ def draw(ax, rows: list[dict], names: list[str]) -> None:
         label = "checkpoint" if ckpt else "no checkpoint"
         ax.bar([x + 0.4 * i for x in range(len(names))], vals, 0.4, label=label)
     ax.set_xticks([x + 0.2 for x in range(len(names))], names)  # bars from 0 on a linear axis
-    ax.set_xlabel("attention variant")
-    ax.set_ylabel("longest sequence that fits (tokens)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    finish_axes(ax, "attention variant", "longest sequence that fits (tokens)", legend="medium")
 
 
 def main(argv: list[str] | None = None) -> Verdict | None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(
+        doc=__doc__, presets=PRESETS, script="examples/claims/transformer_memory.py"
+    )
     count = cli.int_at_least(1)
     positive = cli.float_in(0, None, low_open=True)
+    p.add_run_options("outputs/transformer_claims", threads=None, progress=False)
+    p.add_argument("--threads", type=count, default=2, help="torch threads per trial")
     p.add_argument("--budget-mb", type=positive, help="memory budget in MiB")
     p.add_argument("--d-model", dest="channels", metavar="D_MODEL", type=count,
                    default=128)  # fmt: skip
     p.add_argument("--heads", type=count, default=4)
     p.add_argument("--layers", type=count)
     p.add_argument("--window", type=count, help="chunk size; lengths are its multiples")
-    p.add_argument("--threads", type=count, default=2, help="torch threads per trial")
     p.add_argument("--tolerance", type=positive, help="stop when failing/fitting are this close")
     p.add_argument("--max-trials", type=count, help="trials after the probes")
     p.add_argument("--trial-timeout", type=positive, default=300.0, help="seconds per trial")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                    help="variants to measure (default: all)")  # fmt: skip
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/transformer_claims"))
     args = p.parse_args(argv)
     keys = ("budget_mb", "channels", "heads", "layers", "window", "threads", "tolerance",
             "max_trials")  # fmt: skip
     settings = {"quick": args.preset == "quick", **{k: getattr(args, k) for k in keys}}
-    command = cli.command_line("examples/claims/transformer_memory.py", argv)
-    with Run(args.out, command=command, settings=settings) as run:
+    with Run.from_args(args, settings=settings) as run:
         print(f"{CLAIM}; ffn 4x, float32; engines registered: {available_engines()}")
         for variant in args.variants:
             print(f"  {variant}: {VARIANTS[variant]}")
         budget, rows = int(args.budget_mb * 2**20), []
         jobs = [(v, ck) for v in args.variants for ck in (False, True)]
-        for variant, ckpt in progress(jobs, "(e) memory"):
+        for variant, ckpt in run.progress(jobs, "(e) memory"):
             r = longest_fitting(args, variant, ckpt, budget)
             rows.append({"variant": variant, "checkpoint": ckpt, "budget_mb": args.budget_mb, **r})
         for variant in args.variants:

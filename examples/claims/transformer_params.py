@@ -10,12 +10,9 @@ changes nothing. Writes ``b_params.csv``, ``params_verdict.csv`` and ``b_params.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from graphattn import MultiHeadAttentionConv
-from graphattn.experiments import Run, Verdict, cli, print_table
-from graphattn.experiments.plots import figure
+from graphattn.experiments import Run, Verdict, cli
+from graphattn.experiments.plots import finish_axes
 from graphattn.nn import GraphTransformerBlock
 
 CLAIM = "(b) the attention parameter count does not depend on the head count"
@@ -52,33 +49,27 @@ def draw(ax, rows: list[dict]) -> None:
     heads = [r["heads"] for r in rows]
     ax.plot(heads, [r["attention_params"] for r in rows], "o-", label="attention")
     ax.plot(heads, [r["block_params"] for r in rows], "s-", label="block")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("heads")
-    ax.set_ylabel("parameters")
     ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    finish_axes(ax, "heads", "parameters", legend="medium", xscale=("log", 2))
 
 
 def main(argv: list[str] | None = None) -> Verdict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = cli.ScriptParser(doc=__doc__, presets={"full": {}, "quick": {}})
+    p = cli.ScriptParser(
+        doc=__doc__,
+        presets={"full": {}, "quick": {}},
+        script="examples/claims/transformer_params.py",
+    )
     count = cli.int_at_least(1)
+    p.add_run_options("outputs/transformer_claims", threads=None, progress=False)
     p.add_argument("--d-model", type=count, default=256)
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/transformer_claims"))
     args = p.parse_args(argv)
     settings = {"quick": args.preset == "quick", "d_model": args.d_model}
-    command = cli.command_line("examples/claims/transformer_params.py", argv)
-    with Run(args.out, command=command, settings=settings) as run:
+    with Run.from_args(args, settings=settings) as run:
         print(f"{CLAIM}; d_model={args.d_model}")
         rows = attention_param_counts(HEADS, args.d_model)
-        print_table(rows, title="(b) parameters")
-        run.table("b_params", rows)
-        figure(args.out / "b_params.png", lambda ax: draw(ax, rows), footer=run.footer,
-               title=f"(b) parameters, d_model={args.d_model}")  # fmt: skip
-        verdict = params_verdict(rows)
-        run.verdicts("params", [(CLAIM, verdict)])
-    return verdict
+        run.table("b_params", rows, title="(b) parameters")
+        run.figure("b_params", lambda ax: draw(ax, rows), title=f"(b) parameters, d={args.d_model}")
+        return run.verdict("params", CLAIM, params_verdict(rows))
 
 
 if __name__ == "__main__":

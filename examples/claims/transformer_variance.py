@@ -5,20 +5,17 @@
 layers and inputs (seeds). :func:`variance_verdict` states the verdict. Writes
 ``a_variance.csv``, ``variance_verdict.csv`` and ``a_variance.png``.
 
-    python examples/claims/transformer_variance.py --quick
     python examples/claims/transformer_variance.py --out results/transformer_claims/full
+    python examples/claims/transformer_variance.py --quick
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
 
 from graphattn import FullGraph, MultiHeadAttentionConv
-from graphattn.experiments import Run, Verdict, cli, print_table, progress
-from graphattn.experiments.plots import figure
+from graphattn.experiments import Run, Verdict, cli, progress
+from graphattn.experiments.plots import finish_axes
 
 CLAIM = "(a) the attention output's variance at init does not depend on the head count"
 HEADS = (1, 2, 4, 8, 16)
@@ -65,36 +62,31 @@ def draw(ax, rows: list[dict]) -> None:
     heads, mean = [r["heads"] for r in rows], [r["output_var_mean"] for r in rows]
     ax.errorbar(heads, mean, [r["output_var_std"] for r in rows], marker="o", capsize=3,
                 label="mean over seeds, bars: +- 1 s.d.")  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("heads")
-    ax.set_ylabel("Var(output)")
     ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    finish_axes(ax, "heads", "Var(output)", legend="medium", xscale=("log", 2))
 
 
 def main(argv: list[str] | None = None) -> Verdict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = cli.ScriptParser(doc=__doc__, presets=PRESETS)
+    p = cli.ScriptParser(
+        doc=__doc__, presets=PRESETS, script="examples/claims/transformer_variance.py"
+    )
     count = cli.int_at_least(1)
+    p.add_run_options("outputs/transformer_claims", threads=None, progress=False)
     p.add_argument("--d-model", type=count, default=256)
     p.add_argument("--nodes", dest="num_nodes", type=count, help="tokens N")
     p.add_argument("--seeds", type=cli.int_at_least(2))
-    p.add_argument("--out", type=cli.output_folder, default=Path("outputs/transformer_claims"))
     args = p.parse_args(argv)
     settings = {"quick": args.preset == "quick", "d_model": args.d_model,
                 "num_nodes": args.num_nodes, "seeds": args.seeds}  # fmt: skip
-    command = cli.command_line("examples/claims/transformer_variance.py", argv)
-    with Run(args.out, command=command, settings=settings) as run:
+    with Run.from_args(args, settings=settings) as run:
         print(f"{CLAIM}; graph: FullGraph; x ~ N(0, 1)")
         rows = measure_output_variance(HEADS, args.d_model, args.num_nodes, args.seeds)
-        print_table(rows, title="(a) output variance at init")
-        run.table("a_variance", rows)
-        figure(args.out / "a_variance.png", lambda ax: draw(ax, rows), footer=run.footer,
-               title=f"(a) output variance at init, d_model={args.d_model}")  # fmt: skip
-        verdict = variance_verdict(rows)
-        run.verdicts("variance", [(CLAIM, verdict)])
-    return verdict
+        run.table("a_variance", rows, title="(a) output variance at init")
+        spread = max(r["output_var_mean"] for r in rows) / min(r["output_var_mean"] for r in rows)
+        print(f"max/min variance over head counts: {spread:.3f}")
+        title = f"(a) output variance at init, d_model={args.d_model}"
+        run.figure("a_variance", lambda ax: draw(ax, rows), title=title)
+        return run.verdict("variance", CLAIM, variance_verdict(rows))
 
 
 if __name__ == "__main__":

@@ -31,11 +31,9 @@ def digits():
 @pytest.mark.examples
 def test_tiny_runs_write_every_table_and_figure(tmp_path, capsys):
     threads = torch.get_num_threads()
-    try:
-        result = study.main([*TINY, "--out", str(tmp_path)])
-        rows = positional.main([*TINY_POSITIONAL, "--out", str(tmp_path)])
-    finally:
-        torch.set_num_threads(threads)
+    result = study.main([*TINY, "--out", str(tmp_path)])
+    rows = positional.main([*TINY_POSITIONAL, "--out", str(tmp_path)])
+    assert torch.get_num_threads() == threads  # the run's threads, restored
     printed = capsys.readouterr().out
     for part in ("(a) depth vs hops", "(b) width vs relation types", "(c) positional"):
         assert part in printed

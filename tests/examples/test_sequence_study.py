@@ -23,10 +23,8 @@ TINY = [
 @pytest.mark.examples
 def test_tiny_run_writes_every_table_and_figure(tmp_path, capsys):
     threads = torch.get_num_threads()
-    try:
-        result = study.main([*TINY, "--out", str(tmp_path)])
-    finally:
-        torch.set_num_threads(threads)
+    result = study.main([*TINY, "--out", str(tmp_path)])
+    assert torch.get_num_threads() == threads  # the run's threads, restored
     printed = capsys.readouterr().out
     assert "(a) depth vs hops" in printed and "(b) width vs relation types" in printed
     for name in ("depth_vs_hops", "depth_vs_distance", "width_vs_relations"):
