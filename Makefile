@@ -48,14 +48,14 @@ demo: $(STAMP)
 	$(PY) examples/image_study.py --quick
 	$(PY) examples/image_positional.py --quick
 
-# What CI runs (.ci/run): lint, format check, then the suite without the `slow` tests and the
-# runs of the example scripts on two worker processes (pytest-xdist; one torch thread each),
+# What CI runs first (.ci/run): lint, format check, then the suite without the `slow` tests and
+# the runs of the example scripts on two worker processes (pytest-xdist; one torch thread each),
 # printing the 15 slowest tests.
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 # Tiny runs of the example scripts (the `examples` marker; PyG too runs its examples outside
-# its unit suite): each script end to end, its CSVs, figures and verdicts.
+# its unit suite): each script end to end, its CSVs, figures and verdicts. CI runs it second.
 test-examples: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -m "examples and not slow" --durations=15
 
