@@ -33,6 +33,20 @@ def load_example(name: str):
     return module
 
 
+def run_tiny(script, argv: list[str], out: Path, capsys, csvs=(), pngs=()):
+    """Run ``script.main(argv + --out out)``: the torch threads it set are restored, every
+    named CSV starts with its header and every named PNG is a PNG. Returns the result and what
+    the run printed."""
+    threads = torch.get_num_threads()
+    result = script.main([*argv, "--out", str(out)])
+    assert torch.get_num_threads() == threads  # the run's threads, restored
+    for name in csvs:
+        assert (out / f"{name}.csv").read_text().startswith("# date: "), name
+    for name in pngs:
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    return result, capsys.readouterr().out
+
+
 def assert_receptive_field(
     forward: Callable[[Tensor], Tensor], x: Tensor, hops: Tensor, node: int, depth: int
 ) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ._studies import assert_receptive_field, load_example
+from ._studies import assert_receptive_field, load_example, run_tiny
 
 study = load_example("economy_study")
 
@@ -24,14 +24,9 @@ TINY = [
 
 @pytest.mark.examples
 def test_tiny_run_writes_every_table_and_figure(tmp_path, capsys):
-    threads = torch.get_num_threads()
-    result = study.main([*TINY, "--out", str(tmp_path)])
-    assert torch.get_num_threads() == threads  # the run's threads, restored
-    printed = capsys.readouterr().out
+    names = ("depth_vs_hops", "width_vs_relations", "head_relation_share")
+    result, printed = run_tiny(study, TINY, tmp_path, capsys, csvs=names, pngs=names)
     assert "(a) depth vs hops" in printed and "(b) width vs relation types" in printed
-    for name in ("depth_vs_hops", "width_vs_relations", "head_relation_share"):
-        assert (tmp_path / f"{name}.csv").read_text().startswith("# date: ")
-        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     rows = {(r["hops_k"], r["depth_L"]): r for r in result["depth"]}
     assert set(rows) == {(1, 1), (1, 2), (2, 1), (2, 2)}
     assert all(math.isfinite(r["test_nmse"]) for r in rows.values())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ._studies import assert_receptive_field, load_example
+from ._studies import assert_receptive_field, load_example, run_tiny
 
 study = load_example("image_study")
 positional = load_example("image_positional")
@@ -30,16 +30,12 @@ def digits():
 
 @pytest.mark.examples
 def test_tiny_runs_write_every_table_and_figure(tmp_path, capsys):
-    threads = torch.get_num_threads()
-    result = study.main([*TINY, "--out", str(tmp_path)])
-    rows = positional.main([*TINY_POSITIONAL, "--out", str(tmp_path)])
-    assert torch.get_num_threads() == threads  # the run's threads, restored
-    printed = capsys.readouterr().out
-    for part in ("(a) depth vs hops", "(b) width vs relation types", "(c) positional"):
-        assert part in printed
-    for name in ("depth_vs_hops", "width_vs_relations", "positional"):
-        assert (tmp_path / f"{name}.csv").read_text().startswith("# date: ")
-        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    names = ("depth_vs_hops", "width_vs_relations")
+    result, printed = run_tiny(study, TINY, tmp_path, capsys, csvs=names, pngs=names)
+    assert "(a) depth vs hops" in printed and "(b) width vs relation types" in printed
+    rows, printed = run_tiny(positional, TINY_POSITIONAL, tmp_path, capsys, csvs=["positional"],
+                             pngs=["positional"])  # fmt: skip
+    assert "(c) positional" in printed
     assert {(r["depth_L"], r["hops_h"]) for r in result["depth"]} == {
         (1, 1), (1, 2), (2, 1), (2, 2)
     }  # fmt: skip
