@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.graphattn-installed
 DOCS   := README.md docs/*.md
 SETUP  := python=$(PYTHON) torch=$(TORCH) index=$(TORCH_INDEX)
 
-.PHONY: demo test test-all lint docs tables bench record-quick dist check-docs clean
+.PHONY: help demo test test-examples test-all lint docs tables bench record-quick dist check-docs clean
 
 # The stamp records the set-up it was made with: another PYTHON, TORCH or TORCH_INDEX on the
 # command line (or a changed pyproject.toml) installs again; another interpreter version makes
@@ -29,18 +29,38 @@ $(STAMP): pyproject.toml scripts/setup_venv.sh
 		sh scripts/setup_venv.sh
 	@echo "$(SETUP)" > $(STAMP)
 
+help:
+	@echo "make demo           the quick setting of the studies (CSV + PNG in outputs/)"
+	@echo "make test           lint, format check, the unit suite (what CI runs)"
+	@echo "make test-examples  tiny runs of the example scripts (pytest -m examples)"
+	@echo "make test-all       everything: the slow tests and the example runs too"
+	@echo "make lint           ruff check and ruff format --check"
+	@echo "make docs           the API reference (Sphinx, warnings are errors) into build/docs"
+	@echo "make tables         the README's and docs' tables, from results/*.csv"
+	@echo "make bench          the quick settings of the two main benchmarks"
+	@echo "make record-quick   re-record every quick result into results/, then the tables"
+	@echo "make dist           build and check the sdist and the wheel"
+	@echo "make clean          remove .venv, caches and build outputs"
+
 # The quick setting of the three studies (tables printed, CSV + PNG in outputs/<study>/).
 demo: $(STAMP)
 	$(PY) examples/economy_study.py --quick
 	$(PY) examples/sequence_study.py --quick
 	$(PY) examples/image_study.py --quick
+	$(PY) examples/image_positional.py --quick
 
-# What CI runs (.ci/run): lint, format check, then the suite without the `slow` tests on two
-# worker processes (pytest-xdist; one torch thread each), printing the 15 slowest tests.
+# What CI runs first (.ci/run): lint, format check, then the suite without the `slow` tests and
+# the runs of the example scripts on two worker processes (pytest-xdist; one torch thread each),
+# printing the 15 slowest tests.
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
-# Everything, the `slow` tests included (see README, "Development").
+# Tiny runs of the example scripts (the `examples` marker; PyG too runs its examples outside
+# its unit suite): each script end to end, its CSVs, figures and verdicts. CI runs it second.
+test-examples: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup -m "examples and not slow" --durations=15
+
+# Everything: the `slow` tests and the example runs included (see README, "Development").
 test-all: lint
 	$(PY) -m pytest -n 2 --dist loadgroup -m "" --durations=15
 
@@ -73,14 +93,19 @@ record-quick: $(STAMP)
 	$(PY) examples/economy_study.py --quick --no-progress --out results/economy_study/quick
 	$(PY) examples/sequence_study.py --quick --no-progress --out results/sequence_study/quick
 	$(PY) examples/image_study.py --quick --no-progress --out results/image_study/quick
-	$(PY) examples/economy_shocks.py --quick --no-progress --out results/economy_shocks_quick
-	$(PY) examples/head_claims.py all --quick --no-progress --out results/head_claims/quick
+	$(PY) examples/image_positional.py --quick --no-progress --out results/image_study/quick
+	for part in "" _theory _learn; do \
+		$(PY) examples/economy_shocks$$part.py --quick --no-progress \
+			--out results/economy_shocks_quick || exit 1; done
+	for claim in copy diversity motifs sparse prune; do \
+		$(PY) examples/claims/heads_$$claim.py --quick --no-progress \
+			--out results/head_claims/quick || exit 1; done
 	$(PY) examples/claims_table.py --inputs results/head_claims/quick \
 		--out results/claims/quick_heads --allow-missing
 	for claim in variance params logits depth; do \
-		$(PY) examples/transformer_claims.py $$claim --quick \
+		$(PY) examples/claims/transformer_$$claim.py --quick \
 			--out results/transformer_claims/quick || exit 1; done
-	$(PY) examples/transformer_claims.py memory --quick \
+	$(PY) examples/claims/transformer_memory.py --quick \
 		--out results/transformer_claims/memory_quick
 	$(PY) examples/claims_table.py --out results/claims
 	$(PY) examples/karate_club.py --out results/karate_club

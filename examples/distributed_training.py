@@ -27,11 +27,9 @@ step time, throughput, peak memory), ``TAG-steps.csv`` (loss and time per step),
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -49,79 +47,48 @@ from graphattn.distributed import (
     reduce_mean,
     shared_partition,
 )
-from graphattn.economy import RELATION_NAMES, economy_data, random_shocks, simulate
+from graphattn.economy import RELATION_NAMES, economy_data, random_shocks, shock_sample
 from graphattn.experiments import (
     PeakMemory,
-    RunFolder,
+    Run,
     atomic_path,
     cache_key,
+    cli,
     machine_line,
     process_peak_mb,
     split_indices,
-    write_table,
-)
-from graphattn.experiments.cli import (
-    ScriptParser,
-    float_in,
-    int_at_least,
-    int_in,
-    output_folder,
-    probability,
 )
 from graphattn.experiments.plots import lines
 from graphattn.nn import GraphTransformer, GraphTransformerConfig
 
-QUICK = dict(agents=20_000, steps=30)
+PRESETS = {"full": dict(agents=1_000_000, steps=12), "quick": dict(agents=20_000, steps=30)}
 TEST_FRACTION = 0.2
-FULL = dict(agents=1_000_000, steps=12)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = ScriptParser(doc=__doc__)
-    p.add_argument("--quick", action="store_true", help="20k agents, 30 steps")
-    p.add_argument(
-        "--agents", type=int_at_least(10), help="agents in the economy (default 1,000,000)"
-    )
-    p.add_argument("--steps", type=int_at_least(1), help="full-batch training steps (default 12)")
-    p.add_argument(
-        "--relations", type=int_in(3, len(RELATION_NAMES)), default=3, help="relation types K"
-    )
-    p.add_argument(
-        "--layers", type=int_at_least(1), default=2, help="model depth L = hops of the target"
-    )
-    p.add_argument("--d-model", type=int_at_least(1), default=32)
-    p.add_argument("--heads", type=int_at_least(1), default=4)
-    p.add_argument("--lr", type=float_in(0, None, low_open=True), default=3e-3)
-    p.add_argument(
-        "--density", type=probability, default=0.3, help="share of (agent, relation) hit"
-    )
+def parse_args(argv: list[str]):
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="examples/distributed_training.py")
+    count = cli.int_at_least(1)
+    p.add_run_options("outputs/distributed_training", threads=None, progress=False, seed=0)
+    p.add_argument("--agents", type=cli.int_at_least(10), help="agents in the economy")
+    p.add_argument("--steps", type=count, help="full-batch training steps")
+    p.add_argument("--relations", type=cli.int_in(3, len(RELATION_NAMES)), default=3,
+                   help="relation types K")  # fmt: skip
+    p.add_argument("--layers", type=count, default=2, help="model depth L = hops of the target")
+    p.add_argument("--d-model", type=count, default=32)
+    p.add_argument("--heads", type=count, default=4)
+    p.add_argument("--lr", type=cli.float_in(0, None, low_open=True), default=3e-3)
+    p.add_argument("--density", type=cli.probability, default=0.3,
+                   help="share of (agent, relation) hit")  # fmt: skip
     p.add_argument("--partition", choices=PARTITION_METHODS, default="metis")
-    p.add_argument("--seed", type=int_at_least(0), default=0)
-    p.add_argument(
-        "--threads",
-        type=int_at_least(1),
-        help="torch threads per process (default: cores / processes)",
-    )
+    p.add_argument("--threads", type=count, help="torch threads per process (cores / processes)")
     p.add_argument("--checkpoint", action="store_true", help="recompute blocks in the backward")
-    p.add_argument(
-        "--backend",
-        choices=["gloo", "nccl"],
-        help="under torchrun; default: nccl on GPUs, else gloo",
-    )
-    p.add_argument("--out", type=output_folder, default=Path("outputs/distributed_training"))
+    p.add_argument("--backend", choices=["gloo", "nccl"],
+                   help="under torchrun; default: nccl on GPUs, else gloo")  # fmt: skip
     p.add_argument("--tag", help="file name prefix (default: np<processes>[-<partition>])")
-    p.add_argument(
-        "--cache",
-        type=output_folder,
-        default=Path("outputs/distributed_training/cache"),
-        help="where the generated economy and partitions are kept between runs",
-    )
+    p.add_argument("--cache", type=cli.output_folder,
+                   default=Path("outputs/distributed_training/cache"))  # fmt: skip
     args = p.parse_args(argv)
-    for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if args.d_model % args.heads:
-        p.error(f"--heads {args.heads} must divide --d-model {args.d_model}")
+    p.check_divides(args, "heads", "d_model")
     if args.backend is not None and "WORLD_SIZE" not in os.environ:
         p.error("--backend applies to a process group: run under torchrun, or leave it out")
     if args.backend == "nccl" and not torch.cuda.is_available():
@@ -132,26 +99,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ---- data -----------------------------------------------------------------------------------
-def build_economy(args: argparse.Namespace) -> Data:
-    """The economy with inputs ``x``, the standardised target ``y`` and the train/test masks."""
-    econ = economy_data(
-        args.agents, num_relations=args.relations, seed=args.seed, dtype=torch.float64
-    )
+def build_economy(args) -> Data:
+    """The economy with inputs ``x``, the standardised target ``y`` and the train/test masks:
+    :func:`~graphattn.economy.shock_sample` of one-off random shocks at horizon ``--layers``."""
+    econ = economy_data(args.agents, num_relations=args.relations, seed=args.seed,
+                        dtype=torch.float64)  # fmt: skip
     shocks = random_shocks(econ.num_nodes, args.relations, density=args.density, seed=args.seed + 1)
-    target = 1.0 - simulate(econ, shocks, args.layers, persistent=False).output[args.layers]
-    train, test = split_indices(econ.num_nodes, TEST_FRACTION, seed=args.seed)
+    sample = shock_sample(econ, shocks, args.layers, persistent=False, dtype=torch.float64)
+    train, _ = split_indices(econ.num_nodes, TEST_FRACTION, seed=args.seed)
     train_mask = torch.zeros(econ.num_nodes, dtype=torch.bool)
     train_mask[train] = True
-    mean, std = target[train].mean(), target[train].std().clamp_min(1e-12)
-    return Data(
-        x=torch.cat([econ.x, shocks], dim=1).float(),  # (N, tiers + 1 + K)
-        y=((target - mean) / std).float(),
-        train_mask=train_mask,
-        test_mask=~train_mask,
-        edge_index=econ.edge_index,
-        edge_type=econ.edge_type,
-        num_nodes=econ.num_nodes,
-    )
+    mean, std = sample.y[train].mean(), sample.y[train].std().clamp_min(1e-12)
+    return Data(x=sample.x.float(), y=((sample.y - mean) / std).float(), train_mask=train_mask,
+                test_mask=~train_mask, edge_index=sample.edge_index, edge_type=sample.edge_type,
+                num_nodes=econ.num_nodes)  # fmt: skip
 
 
 def _save(value: object, path: Path) -> None:
@@ -207,18 +168,10 @@ def load_partition(args, ctx, data: Data) -> torch.Tensor:
 # ---- training -------------------------------------------------------------------------------
 def build_model(args, in_channels: int) -> GraphTransformer:
     torch.manual_seed(args.seed)
-    return GraphTransformer(
-        GraphTransformerConfig(
-            in_channels=in_channels,
-            channels=args.d_model,
-            heads=args.heads,
-            num_layers=args.layers,
-            out_channels=1,
-            ffn_ratio=2,
-            num_relations=args.relations,
-            checkpoint=args.checkpoint,
-        )
-    )
+    return GraphTransformer(GraphTransformerConfig(
+        in_channels=in_channels, channels=args.d_model, heads=args.heads, num_layers=args.layers,
+        out_channels=1, ffn_ratio=2, num_relations=args.relations, checkpoint=args.checkpoint,
+    ))  # fmt: skip
 
 
 def _predict(model, local: Data) -> torch.Tensor:
@@ -226,55 +179,12 @@ def _predict(model, local: Data) -> torch.Tensor:
     return out[: local.batch_size, 0]  # the owned nodes
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    # the command that reproduces this run, also when main() is called from Python
-    command = " ".join(
-        ["examples/distributed_training.py", *(sys.argv[1:] if argv is None else argv)]
-    )
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    threads = args.threads or max(1, (os.cpu_count() or 1) // local_world)
-    torch.set_num_threads(threads)
-    ctx = init_distributed(args.backend)
-    # the output folder is checked (and created) now, before any compute, by the writing rank
-    folder = RunFolder(args.out) if ctx.is_main else None
-    say = print if ctx.is_main else (lambda *a, **k: None)
-    tag = args.tag or ("np1" if ctx.world_size == 1 else f"np{ctx.world_size}-{args.partition}")
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    settings.update(world_size=ctx.world_size, threads=threads, backend=ctx.backend)
-    say(
-        f"distributed training: {ctx.world_size} process(es) "
-        f"({ctx.backend or 'no process group'}), {threads} thread(s) each"
-    )
-    say(f"settings: {settings}")
-    say(machine_line())
-
-    t0 = time.perf_counter()
-    data = load_data(args, ctx)
-    num_nodes, num_edges = data.num_nodes, data.num_edges
-    say(f"economy: {num_nodes:,} agents, {num_edges:,} edges ({time.perf_counter() - t0:.1f} s)")
-    t0 = time.perf_counter()
-    parts = load_partition(args, ctx, data)
-    local = rank_subgraph(data, parts, ctx.rank, args.layers)
-    del data, parts  # each rank keeps only its part and halo
-    local = local.to(ctx.device)
+def train(model, local: Data, args, ctx, num_edges: int, say) -> tuple[list, float, PeakMemory]:
+    """Full-batch AdamW steps on the owned nodes (the loss of the whole graph, shared by the
+    ranks); the steps, the peak memory of the set-up and that of training."""
     owned = local.batch_size
-    held = torch.tensor([local.num_nodes, local.num_edges], dtype=torch.float64)
-    total_held = all_reduce_sum(held)
-    rep_nodes, rep_edges = float(total_held[0]) / num_nodes, float(total_held[1]) / num_edges
-    say(
-        f"partition ({args.partition if ctx.world_size > 1 else 'none'}) and halo: "
-        f"{time.perf_counter() - t0:.1f} s; replication factor nodes {rep_nodes:.3f}, "
-        f"edges {rep_edges:.3f}"
-    )
-
-    train_mask = local.train_mask[:owned]
-    test_mask = local.test_mask[:owned]
-    y = local.y[:owned]
+    train_mask, y = local.train_mask[:owned], local.y[:owned]
     num_train = all_reduce_sum(train_mask.sum())
-    model = distribute_model(
-        build_model(args, local.num_features), ctx, find_unused_parameters=True
-    )  # the graph-level head is unused
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
     setup_peak_mb = process_peak_mb()
     steps = []
@@ -291,96 +201,85 @@ def main(argv: list[str] | None = None) -> dict:
             loss_value = float(reduce_mean(loss.detach()))  # the full-graph training loss
             slowest = _max(elapsed, ctx.device)  # the step ends with the slowest rank
             steps.append(dict(step=step + 1, loss=loss_value, step_s=slowest))
-            say(
-                f"step {step + 1:3d}/{args.steps}  loss {loss_value:.4f}  {slowest:.2f} s  "
-                f"{num_edges / slowest:,.0f} graph edges/s",
-                flush=True,
-            )
+            say(f"step {step + 1:3d}/{args.steps}  loss {loss_value:.4f}  {slowest:.2f} s  "
+                f"{num_edges / slowest:,.0f} graph edges/s", flush=True)  # fmt: skip
     model.eval()
+    del opt
+    return steps, setup_peak_mb, mem
+
+
+def test_nmse(model, local: Data) -> float:
+    """Normalised MSE on the test nodes of all ranks."""
+    owned = local.batch_size
+    test_mask, y = local.test_mask[:owned], local.y[:owned]
     with torch.no_grad():
         pred = _predict(model, local)
-    # normalised MSE on the test nodes of all ranks
-    sums = all_reduce_sum(
-        torch.stack(
-            [
-                ((pred[test_mask] - y[test_mask]) ** 2).sum(),
-                y[test_mask].sum(),
-                (y[test_mask] ** 2).sum(),
-                test_mask.sum().to(y.dtype),
-            ]
-        ).double()
-    )
-    sse, s1, s2, count = sums.tolist()
-    test_nmse = sse / (s2 - s1 * s1 / count)
+    parts = [((pred[test_mask] - y[test_mask]) ** 2).sum(), y[test_mask].sum(),
+             (y[test_mask] ** 2).sum(), test_mask.sum().to(y.dtype)]  # fmt: skip
+    sse, s1, s2, count = all_reduce_sum(torch.stack(parts).double()).tolist()
+    return sse / (s2 - s1 * s1 / count)
 
-    step_s = statistics.median(s["step_s"] for s in steps[1:] or steps)  # the first step warms up
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    threads = args.threads or max(1, (os.cpu_count() or 1) // local_world)
+    torch.set_num_threads(threads)
+    ctx = init_distributed(args.backend)
+    say = print if ctx.is_main else (lambda *a, **k: None)
+    tag = args.tag or ("np1" if ctx.world_size == 1 else f"np{ctx.world_size}-{args.partition}")
+    settings = {**vars(args), "out": str(args.out), "cache": str(args.cache)}
+    settings.update(world_size=ctx.world_size, threads=threads, backend=ctx.backend)
+    del settings["command"]
+    # the output folder is checked (and created) now, before any compute, by the writing rank
+    run = Run.from_args(args, settings=settings) if ctx.is_main else None
+    say(f"distributed training: {ctx.world_size} process(es) "
+        f"({ctx.backend or 'no process group'}), {threads} thread(s) each")  # fmt: skip
+    say(f"settings: {settings}")
+    say(machine_line())
+
+    t0 = time.perf_counter()
+    data = load_data(args, ctx)
+    num_nodes, num_edges = data.num_nodes, data.num_edges
+    say(f"economy: {num_nodes:,} agents, {num_edges:,} edges ({time.perf_counter() - t0:.1f} s)")
+    t0 = time.perf_counter()
+    parts = load_partition(args, ctx, data)
+    local = rank_subgraph(data, parts, ctx.rank, args.layers)
+    del data, parts  # each rank keeps only its part and halo
+    local = local.to(ctx.device)
+    held = all_reduce_sum(torch.tensor([local.num_nodes, local.num_edges], dtype=torch.float64))
+    rep_nodes, rep_edges = float(held[0]) / num_nodes, float(held[1]) / num_edges
+    partition = args.partition if ctx.world_size > 1 else "none"
+    say(f"partition ({partition}) and halo: {time.perf_counter() - t0:.1f} s; replication "
+        f"factor nodes {rep_nodes:.3f}, edges {rep_edges:.3f}")  # fmt: skip
+
+    model = distribute_model(
+        build_model(args, local.num_features), ctx, find_unused_parameters=True
+    )  # the graph-level head is unused
+    steps, setup_peak_mb, mem = train(model, local, args, ctx, num_edges, say)
+    nmse = test_nmse(model, local)
+    step_s = statistics.median(s["step_s"] for s in steps[1:] or steps)  # the first warms up
     row = dict(
-        world_size=ctx.world_size,
-        rank=ctx.rank,
-        partition=args.partition if ctx.world_size > 1 else "none",
-        threads=threads,
-        owned_nodes=owned,
-        held_nodes=local.num_nodes,
-        held_edges=local.num_edges,
-        step_s=step_s,
-        graph_edges_per_s=num_edges / step_s,
-        held_edges_per_s=local.num_edges / step_s,
-        setup_peak_mb=setup_peak_mb,
-        train_peak_mb=mem.peak_mb,
-        train_extra_mb=mem.extra_mb,
-    )
+        world_size=ctx.world_size, rank=ctx.rank, partition=partition, threads=threads,
+        owned_nodes=local.batch_size, held_nodes=local.num_nodes, held_edges=local.num_edges,
+        step_s=step_s, graph_edges_per_s=num_edges / step_s,
+        held_edges_per_s=local.num_edges / step_s, setup_peak_mb=setup_peak_mb,
+        train_peak_mb=mem.peak_mb, train_extra_mb=mem.extra_mb,
+    )  # fmt: skip
     rows = [row]
     if ctx.world_size > 1:
         rows = [None] * ctx.world_size
         dist.all_gather_object(rows, row)
     summary = dict(
-        agents=num_nodes,
-        edges=num_edges,
-        layers=args.layers,
-        world_size=ctx.world_size,
-        partition=row["partition"],
-        threads=threads,
-        replication_nodes=rep_nodes,
-        replication_edges=rep_edges,
-        step_s=step_s,
-        graph_edges_per_s=num_edges / step_s,
+        agents=num_nodes, edges=num_edges, layers=args.layers, world_size=ctx.world_size,
+        partition=partition, threads=threads, replication_nodes=rep_nodes,
+        replication_edges=rep_edges, step_s=step_s, graph_edges_per_s=num_edges / step_s,
         max_train_peak_mb=max(r["train_peak_mb"] for r in rows),
         max_setup_peak_mb=max(r["setup_peak_mb"] for r in rows),
-        first_loss=steps[0]["loss"],
-        final_loss=steps[-1]["loss"],
-        test_nmse=test_nmse,
-    )
+        first_loss=steps[0]["loss"], final_loss=steps[-1]["loss"], test_nmse=nmse,
+    )  # fmt: skip
     if ctx.is_main:
-        print(
-            f"per rank: {[(r['rank'], r['owned_nodes'], r['held_nodes']) for r in rows]} "
-            "(rank, owned, held nodes)"
-        )
-        for r in rows:
-            print(
-                f"rank {r['rank']}: {r['held_edges']:,} edges held, "
-                f"{r['held_edges_per_s']:,.0f} edges/s, peak memory setup "
-                f"{r['setup_peak_mb']:,.0f} MB, training {r['train_peak_mb']:,.0f} MB "
-                f"(+{r['train_extra_mb']:,.0f} MB)"
-            )
-        print(
-            f"median step {step_s:.2f} s: {num_edges / step_s:,.0f} graph edges/s; "
-            f"loss {steps[0]['loss']:.4f} -> {steps[-1]['loss']:.4f}; "
-            f"test normalised MSE {test_nmse:.4f}"
-        )
-        with folder:  # the four files land together (staged until the end of the block)
-            out = args.out
-            write_table(out / f"{tag}-ranks.csv", rows, settings=settings, command=command)
-            write_table(out / f"{tag}-steps.csv", steps, settings=settings, command=command)
-            write_table(out / f"{tag}-summary.csv", [summary], settings=settings, command=command)
-            lines(
-                out / f"{tag}-loss.png",
-                {tag: ([s["step"] for s in steps], [s["loss"] for s in steps])},
-                xlabel="step",
-                ylabel="training loss (standardised MSE)",
-                title=f"{num_nodes:,} agents, {ctx.world_size} process(es)",
-                footer=machine_line(),
-            )
-        print(f"wrote {args.out}/{tag}-{{ranks,steps,summary}}.csv and {tag}-loss.png")
+        report(args, run, tag, rows, steps, summary)
     if ctx.world_size > 1:
         # Free DDP (and its reducer) while the process group is still registered, then
         # destroy the group. Otherwise the reducer, freed with this frame, holds the group's
@@ -390,10 +289,31 @@ def main(argv: list[str] | None = None) -> dict:
         # writing its results, in about half of the two-process runs; the same stack as
         # pytorch/pytorch#190489). The group's own Python binding releases the GIL when it
         # is destroyed.
-        del model, opt
+        del model
         gc.collect()
         dist.destroy_process_group()
     return summary
+
+
+def report(args, run: Run, tag: str, rows: list[dict], steps: list[dict], summary: dict) -> None:
+    """Print the ranks and the summary; write the three tables and the loss curve."""
+    print(f"per rank: {[(r['rank'], r['owned_nodes'], r['held_nodes']) for r in rows]} "
+          "(rank, owned, held nodes)")  # fmt: skip
+    for r in rows:
+        print(f"rank {r['rank']}: {r['held_edges']:,} edges held, {r['held_edges_per_s']:,.0f} "
+              f"edges/s, peak memory setup {r['setup_peak_mb']:,.0f} MB, training "
+              f"{r['train_peak_mb']:,.0f} MB (+{r['train_extra_mb']:,.0f} MB)")  # fmt: skip
+    print(f"median step {summary['step_s']:.2f} s: {summary['graph_edges_per_s']:,.0f} graph "
+          f"edges/s; loss {steps[0]['loss']:.4f} -> {steps[-1]['loss']:.4f}; test normalised "
+          f"MSE {summary['test_nmse']:.4f}")  # fmt: skip
+    with run:  # the four files land together (staged until the end of the block)
+        run.table(f"{tag}-ranks", rows)
+        run.table(f"{tag}-steps", steps)
+        run.table(f"{tag}-summary", [summary])
+        title = f"{summary['agents']:,} agents, {summary['world_size']} process(es)"
+        curve = {tag: ([s["step"] for s in steps], [s["loss"] for s in steps])}
+        lines(args.out / f"{tag}-loss.png", curve, xlabel="step", title=title,
+              ylabel="training loss (standardised MSE)", footer=run.footer)  # fmt: skip
 
 
 def _max(value: float, device: torch.device) -> float:

@@ -16,7 +16,6 @@ layers: 8 per head, concatenated).
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,18 +23,10 @@ from torch_geometric.datasets import KarateClub
 from torch_geometric.nn import GATConv, TransformerConv
 
 from graphattn import MultiHeadAttentionConv
-from graphattn.experiments import (
-    RunFolder,
-    accuracy,
-    machine_line,
-    print_table,
-    progress,
-    seed_everything,
-    write_table,
-)
-from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+from graphattn.experiments import Run, accuracy, cli, seed_everything
 
 HIDDEN, HEADS = 16, 2
+PRESETS = {"full": dict(seeds=10, steps=200), "quick": dict(seeds=3, steps=50)}
 
 
 def _layer(kind: str, in_channels: int, out_channels: int) -> torch.nn.Module:
@@ -76,7 +67,7 @@ class Net(torch.nn.Module):
         return self.out(F.elu(self.conv2(x, edge_index)))
 
 
-def run(kind: str, seed: int, steps: int, data) -> float:
+def train_and_test(kind: str, seed: int, steps: int, data) -> float:
     seed_everything(seed)
     model = Net(kind, data.num_features, int(data.y.max()) + 1)
     opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
@@ -95,46 +86,21 @@ def run(kind: str, seed: int, steps: int, data) -> float:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument(
-        "--seeds", type=int_at_least(1), default=None, help="seeds per layer (default 10, quick 3)"
-    )
-    parser.add_argument(
-        "--steps",
-        type=int_at_least(1),
-        default=None,
-        help="full-batch optimiser steps, one per epoch (default 200, quick 50)",
-    )
-    parser.add_argument(
-        "--threads", type=int_at_least(1), default=1, help="torch threads (a 34-node graph)"
-    )
-    parser.add_argument("--out", type=output_folder, default=Path("outputs/karate_club"))
-    parser.add_argument("--quick", action="store_true", help="3 seeds, 50 steps")
-    args = parser.parse_args(argv)
-    if args.seeds is None:
-        args.seeds = 3 if args.quick else 10
-    if args.steps is None:
-        args.steps = 50 if args.quick else 200
-    folder = RunFolder(args.out)  # writable? checked now, before the compute
-    torch.set_num_threads(args.threads)
-    print(machine_line())
-    print(f"settings: seeds={args.seeds} steps={args.steps} hidden={HIDDEN} heads={HEADS}")
-    data = KarateClub()[0]
-    rows = []
-    for kind in progress(KINDS, "layers"):
-        accs = [run(kind, seed, args.steps, data) for seed in range(args.seeds)]
-        rows.append(
-            {
-                "layer": kind,
-                "test_accuracy_mean": statistics.mean(accs),
-                "test_accuracy_std": statistics.pstdev(accs),
-                "seeds": args.seeds,
-            }
-        )
-    print_table(rows, title="KarateClub test accuracy (30 unlabelled members)", fmt=".3f")
-    with folder:
-        path = write_table(args.out / "karate_club.csv", rows, settings=vars(args))
-    print(f"wrote {path}")
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="examples/karate_club.py")
+    p.add_run_options("outputs/karate_club", progress=False)  # a 34-node graph: one thread
+    p.add_argument("--seeds", type=cli.int_at_least(1), help="seeds per layer")
+    p.add_argument("--steps", type=cli.int_at_least(1), help="full-batch steps, one per epoch")
+    args = p.parse_args(argv)
+    with Run.from_args(args) as run:
+        data = KarateClub()[0]
+        rows = []
+        for kind in run.progress(KINDS, "layers"):
+            accs = [train_and_test(kind, seed, args.steps, data) for seed in range(args.seeds)]
+            rows.append({"layer": kind, "test_accuracy_mean": statistics.mean(accs),
+                         "test_accuracy_std": statistics.pstdev(accs),
+                         "seeds": args.seeds})  # fmt: skip
+        title = "KarateClub test accuracy (30 unlabelled members)"
+        run.table("karate_club", rows, title=title, fmt=".3f")
     return rows
 
 

@@ -98,9 +98,9 @@ SUBSTITUTIONS: dict[str, Sub] = {
         "torchrun --standalone --nproc_per_node 2 examples/distributed_training.py --quick",
         "1M agents: the quick form (20k)",
     ),
-    "python examples/economy_shocks.py --out results/economy_shocks": Sub(
-        "python examples/economy_shocks.py --quick --out results/economy_shocks",
-        "the recorded run's theory part takes most of an hour: the quick form",
+    "python examples/economy_shocks_theory.py --out results/economy_shocks": Sub(
+        "python examples/economy_shocks_theory.py --quick --out results/economy_shocks",
+        "the recorded setting takes most of an hour: the quick form",
     ),
     "python benchmarks/distributed_scaling.py --out results/distributed_bench": Sub(
         "python benchmarks/distributed_scaling.py --quick --out results/distributed_bench",
@@ -123,8 +123,8 @@ SUBSTITUTIONS: dict[str, Sub] = {
         "--runs-out results/distributed",
         "1M agents, four process layouts: the quick form (20k)",
     ),
-    "python examples/economy_shocks.py --only scenarios --agents 1000000": Sub(
-        "python examples/economy_shocks.py --only scenarios --agents 100000",
+    "python examples/economy_shocks.py --agents 1000000": Sub(
+        "python examples/economy_shocks.py --agents 100000",
         "1M agents is run once, by docs/economy_shocks.md's command; here 100k",
     ),
     "python benchmarks/dense_vs_sparse.py --sizes 8192 --rounds 3": Sub(
@@ -180,13 +180,9 @@ SUBSTITUTIONS: dict[str, Sub] = {
     "python benchmarks/fused_kernels.py": Sub(
         "python benchmarks/fused_kernels.py --quick", "N = 100k, two rounds: quick"
     ),
-    "python examples/head_claims.py all --out results/head_claims": Sub(
-        "python examples/head_claims.py all --quick --out results/head_claims",
-        "the full settings take hours: the quick form",
-    ),
-    "python examples/head_claims.py copy --out results/head_claims": Sub(
-        "python examples/head_claims.py copy --quick --out results/head_claims",
-        "the full setting: the quick form",
+    "python examples/claims/heads_copy.py --out results/head_claims": Sub(
+        "python examples/claims/heads_copy.py --quick --out results/head_claims",
+        "the full setting takes hours: the quick form",
     ),
     "python examples/neighbors_match.py --out results/neighbors_match": Sub(
         "python examples/neighbors_match.py --quick --out results/neighbors_match",
@@ -196,15 +192,15 @@ SUBSTITUTIONS: dict[str, Sub] = {
         "python examples/sequence_study.py --quick --out results/sequence_study/full",
         "the full setting takes hours: the quick form",
     ),
-    "python examples/economy_shocks.py --only learn --no-edge-share --out "
+    "python examples/economy_shocks_learn.py --no-edge-share --out "
     "results/economy_shocks_noshare": Sub(
-        "python examples/economy_shocks.py --quick --only learn --no-edge-share --out "
+        "python examples/economy_shocks_learn.py --quick --no-edge-share --out "
         "results/economy_shocks_noshare",
-        "the full learn part: the quick form",
+        "the full learning setting: the quick form",
     ),
-    "python examples/economy_shocks.py --only scenarios --agents 1000000 --sim-steps 20 --out "
+    "python examples/economy_shocks.py --agents 1000000 --sim-steps 20 --out "
     "results/economy_shocks_1m": Sub(
-        "python examples/economy_shocks.py --only scenarios --agents 100000 --sim-steps 20 --out "
+        "python examples/economy_shocks.py --agents 100000 --sim-steps 20 --out "
         "results/economy_shocks_1m",
         "1M agents is run once, by the same command without --out; here 100k",
     ),

@@ -22,14 +22,30 @@ SCRIPTS = {
     "examples/claims_table": (load_example, "claims_table", []),
     "examples/distributed_training": (load_example, "distributed_training", []),
     "examples/economy_shocks": (load_example, "economy_shocks", []),
+    "examples/economy_shocks_learn": (load_example, "economy_shocks_learn", []),
+    "examples/economy_shocks_theory": (load_example, "economy_shocks_theory", []),
     "examples/economy_study": (load_example, "economy_study", []),
-    "examples/head_claims": (load_example, "head_claims", ["copy"]),
+    "examples/image_positional": (load_example, "image_positional", []),
     "examples/image_study": (load_example, "image_study", []),
     "examples/karate_club": (load_example, "karate_club", []),
     "examples/neighbors_match": (load_example, "neighbors_match", []),
     "examples/quickstart": (load_example, "quickstart", None),  # main() reads sys.argv
     "examples/sequence_study": (load_example, "sequence_study", []),
-    "examples/transformer_claims": (load_example, "transformer_claims", ["params"]),
+    **{
+        f"examples/claims/{name}": (load_example, f"claims/{name}", [])
+        for name in (
+            "heads_copy",
+            "heads_diversity",
+            "heads_motifs",
+            "heads_sparse",
+            "heads_prune",
+            "transformer_variance",
+            "transformer_params",
+            "transformer_logits",
+            "transformer_depth",
+            "transformer_memory",
+        )
+    },  # fmt: skip
     "benchmarks/auto_crossover": (load_script, "auto_crossover", []),
     "benchmarks/dense_vs_sparse": (load_script, "dense_vs_sparse", []),
     "benchmarks/distributed_scaling": (load_script, "distributed_scaling", []),
@@ -205,7 +221,7 @@ def _stop_at_the_run_folder(monkeypatch) -> None:
     monkeypatch.setattr(RunFolder, "__init__", refuse)
 
 
-SHOCKS_TINY = ["--agents", "120", "--only", "scenarios"]
+SHOCKS_TINY = ["--agents", "120"]
 ACROSS = [
     # (script, argv, what the error names): checks after parsing, still before any compute
     ("examples/economy_shocks", [*SHOCKS_TINY, "--shock", "500:goods:0.5"], "--shock"),
@@ -213,16 +229,18 @@ ACROSS = [
     ("examples/economy_shocks", [*SHOCKS_TINY, "--shock", "5:goods:0"], "--shock"),
     ("examples/economy_shocks", [*SHOCKS_TINY, "--shock", "5:goods"], "--shock"),
     ("examples/economy_shocks", [*SHOCKS_TINY, "--tier", "bank"], "--tier"),
-    ("examples/economy_shocks", [*SHOCKS_TINY, "--shapes", "0.5"], "--shapes"),
-    ("examples/economy_shocks", [*SHOCKS_TINY, "--d-model", "30", "--heads", "4"], "--heads"),
-    ("examples/economy_shocks", [*SHOCKS_TINY, "--vol-agents", "60"], "--vol-agents"),
+    ("examples/economy_shocks_theory", ["--shapes", "0.5"], "--shapes"),
+    ("examples/economy_shocks_learn", ["--d-model", "30", "--heads", "4"], "--heads"),
+    ("examples/economy_shocks_theory", ["--vol-agents", "60"], "--vol-agents"),
+    ("examples/claims/transformer_logits", ["--d-model", "300"], "--d-model"),
     ("examples/distributed_training", ["--backend", "nccl"], "--backend"),
     ("examples/distributed_training", ["--backend", "gloo"], "--backend"),
     ("examples/distributed_training", ["--d-model", "30", "--heads", "4"], "--heads"),
     ("examples/distributed_training", ["--tag", "../elsewhere"], "--tag"),
     ("examples/economy_study", ["--heads", "5"], "--heads"),
     ("examples/sequence_study", ["--length", "4", "--radius", "2", "--max-hops", "3"], "--length"),
-    ("examples/image_study", ["--patch", "3"], "--patch"),
+    ("examples/image_positional", ["--patch", "3"], "--patch"),
+    ("examples/image_positional", ["--sizes", "12x12", "8x8"], "--sizes"),
     ("benchmarks/mha", ["--d-model", "30", "--heads", "4"], "--heads"),
 ]
 

@@ -17,7 +17,7 @@ from torch_geometric.utils import scatter
 from .._checks import check_bool, check_index_tensor, check_int, check_positive_int
 from ..patterns import GridGraph, Pattern
 
-__all__ = ["attention_distance", "attention_entropy", "relation_shares"]
+__all__ = ["attention_distance", "attention_entropy", "attention_maps", "relation_shares"]
 
 SELF_LOOPS = ("ignore", "separate")
 
@@ -126,6 +126,52 @@ def attention_entropy(
         entropy = entropy / degree.log()
     entropy = entropy.masked_fill(~defined, math.nan)
     return entropy if per_node else _node_mean(entropy, defined)
+
+
+def attention_maps(att, graph_size: int) -> Tensor:
+    r"""Every head's attention as dense maps, for a batch of graphs of ``graph_size`` nodes each
+    (graph ``b`` holds nodes ``b * graph_size`` to ``(b + 1) * graph_size - 1``, as in
+    ``FullGraph.from_sizes([L] * B)``).
+
+    ``maps[b, h, i, j]`` is :math:`\alpha_{ij}^h` of the edge ``j -> i`` of graph ``b`` (target
+    ``i``, source ``j``, both numbered within the graph): row ``i`` is the distribution of query
+    ``i`` over its keys. Pairs without an edge hold 0; duplicate edges add up, as they count in
+    the layer. Any pattern works (full, window, chunked), as long as no edge joins two graphs.
+
+    Args:
+        att (AttentionOutput or (edge_index, weights)): one layer's attention.
+        graph_size (int): nodes per graph :math:`L`; the batch holds (largest node id + 1)
+            / :math:`L` graphs.
+
+    Returns:
+        ``[B, H, L, L]`` in the weights' dtype.
+
+    >>> import torch
+    >>> edge_index = torch.tensor([[0, 1, 1, 2, 3], [0, 0, 1, 2, 3]])  # two graphs of 2 nodes
+    >>> weights = torch.tensor([[0.75], [0.25], [1.0], [1.0], [1.0]])
+    >>> attention_maps((edge_index, weights), 2)[:, 0]
+    tensor([[[0.7500, 0.2500],
+             [0.0000, 1.0000]],
+    <BLANKLINE>
+            [[1.0000, 0.0000],
+             [0.0000, 1.0000]]])
+    """
+    edge_index, weights = _unpack(att)
+    check_positive_int("graph_size", graph_size)
+    num_nodes = int(edge_index.max()) + 1 if edge_index.numel() > 0 else 0
+    if num_nodes % graph_size:
+        raise ValueError(
+            f"`graph_size` ({graph_size}) must divide the number of nodes ({num_nodes}, the "
+            "largest node id + 1): the batch holds graphs of graph_size nodes each"
+        )
+    src, dst = edge_index
+    graph = dst // graph_size
+    if bool((src // graph_size != graph).any()):
+        raise ValueError(f"an edge joins two graphs of `graph_size` {graph_size} nodes")
+    heads = weights.size(1)
+    maps = weights.new_zeros(num_nodes // graph_size, graph_size, graph_size, heads)
+    maps.index_put_((graph, dst % graph_size, src % graph_size), weights, accumulate=True)
+    return maps.permute(0, 3, 1, 2)  # (B, H, L, L): query i in rows, key j in columns
 
 
 def relation_shares(

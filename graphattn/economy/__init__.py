@@ -8,6 +8,8 @@ simulate shocks on them.
   on the ``t``-hop upstream neighbourhood;
 - :mod:`.scenarios`: named shock scenarios (a supplier fails, a credit crunch, ...), hop
   distances from a shock, losses per tier and in aggregate;
+- :mod:`.samples`: training samples of models that learn the cascade (shocks in, losses out)
+  and random scenarios of every kind;
 - :mod:`.linear`: closed forms of the linear special case (Leontief / Ghosh inverse, the
   influence vector of aggregate volatility); needs scipy.
 """
@@ -15,6 +17,7 @@ simulate shocks on them.
 from .convert import from_data, supply_chain_economy, to_data
 from .generate import DEFAULT_TIERS, RELATION_NAMES, EconomyArrays, economy_arrays, economy_data
 from .linear import cumulative_impulse_response, influence_vector, long_run_loss, supply_matrix
+from .samples import random_scenarios, shock_sample
 from .scenarios import (
     SCENARIOS,
     Scenario,
@@ -47,8 +50,10 @@ __all__ = [
     "influence_vector",
     "largest_supplier",
     "long_run_loss",
+    "random_scenarios",
     "random_shocks",
     "scenario",
+    "shock_sample",
     "simulate",
     "supplier_reach",
     "supply_chain_economy",

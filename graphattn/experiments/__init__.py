@@ -2,7 +2,9 @@
 
 - :mod:`.report`: the machine, result CSVs with their settings, printed tables;
 - :mod:`.files`: atomic file writes, run folders filled all at once, cache keys;
-- :mod:`.cli`: ``argparse`` types that range-check command-line values;
+- :mod:`.cli`: the scripts' parser: range-checked ``argparse`` types, presets as data (``--quick``);
+- :mod:`.runs`: one run of a script: its folder, command, settings, tables and verdicts;
+- :mod:`.verdicts`: a claim's verdict from its numbers, printed and saved as CSV;
 - :mod:`.tables`: README/docs tables generated from result CSVs, and the check that they match;
 - :mod:`.train`: seeding, splits, a training loop with progress, metrics;
 - :mod:`.plots`: heat maps and line plots (matplotlib, the ``studies`` extra);
@@ -23,16 +25,29 @@ from .report import (
     read_table,
     write_table,
 )
-from .train import accuracy, fit, normalised_mse, progress, seed_everything, split_indices
+from .runs import Run
+from .train import (
+    accuracy,
+    fit,
+    fit_batches,
+    normalised_mse,
+    progress,
+    seed_everything,
+    split_indices,
+)
+from .verdicts import VERDICTS, Verdict, write_verdicts
 
 __all__ = [
+    "VERDICTS",
     "Goal",
     "PeakMemory",
+    "Run",
     "RunFolder",
     "accuracy",
     "atomic_path",
     "cache_key",
     "fit",
+    "fit_batches",
     "judge_goals",
     "machine_info",
     "machine_line",
@@ -46,6 +61,8 @@ __all__ = [
     "run_isolated",
     "seed_everything",
     "split_indices",
+    "Verdict",
     "write_table",
     "write_text",
+    "write_verdicts",
 ]

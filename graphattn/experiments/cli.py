@@ -18,19 +18,23 @@ argparse.ArgumentTypeError: must be a finite number > 0, got 'nan'
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
     "VOCABULARY",
     "ScriptParser",
+    "command_line",
     "float_in",
     "int_at_least",
     "int_in",
     "output_folder",
     "probability",
+    "settings_of",
     "summary",
 ]
 
@@ -131,6 +135,7 @@ def output_folder(text: str) -> Path:
 #: parts of a run; ``--quick`` is every script's small setting.)
 VOCABULARY = {
     "--quick": "small settings: the same code paths in a minute or so",
+    "--smoke": "tiny settings that only exercise the code (the tests): the numbers mean nothing",
     "--out": "output folder: created before any compute; the run's files land there together",
     "--seed": "random seed (a run is repeatable for a given seed)",
     "--seeds": "independent runs (seeds) to average over",
@@ -165,22 +170,156 @@ def summary(doc: str | None) -> str:
 class ScriptParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` for the examples and benchmarks: the description is the
     docstring's first paragraph (pass ``doc=__doc__``), and an option declared without a help
-    text gets its :data:`VOCABULARY` entry, so one flag reads the same in every script."""
+    text gets its :data:`VOCABULARY` entry, so one flag reads the same in every script.
 
-    def __init__(self, *args, doc: str | None = None, **kwargs):
+    ``presets`` makes a script's settings data (as nanoGPT's configs): a dict of named levels,
+    each mapping option names (their ``dest``) to values. The first level is the default; every
+    other one gets a flag of its name (``--quick``, ``--smoke``; one at a time). After parsing,
+    every option the command line left at ``None`` takes its value from the chosen level, and
+    ``args.preset`` names that level. An option the command line sets keeps its value; a key
+    that no option declares is a setting of the level the command line does not change (set
+    on ``args`` as it is). Every level must set the same keys.
+
+    >>> p = ScriptParser(presets={"full": {"steps": 600}, "quick": {"steps": 30}})
+    >>> _ = p.add_argument("--steps", type=int_at_least(1))
+    >>> args = p.parse_args(["--quick"])
+    >>> args.steps, args.preset, args.quick
+    (30, 'quick', True)
+    >>> p.parse_args(["--quick", "--steps", "5"]).steps, p.parse_args([]).steps
+    (5, 600)
+
+    ``script`` (the script's path from the repository root) makes ``args.command`` the command
+    that reproduces the run (:func:`command_line` of the arguments parsed), for the headers of
+    its tables; :meth:`add_run_options` adds the options every run has (``out=`` adds them with
+    their defaults).
+    """
+
+    def __init__(
+        self,
+        *args,
+        doc: str | None = None,
+        presets: dict | None = None,
+        script: str | None = None,
+        out: str | None = None,
+        **kwargs,
+    ):
         if doc is not None and "description" not in kwargs:
             kwargs["description"] = summary(doc)
         super().__init__(*args, **kwargs)
+        if script is not None and (not isinstance(script, str) or not script.endswith(".py")):
+            raise ValueError(
+                f"`script` must be the script's path, e.g. 'examples/x.py', got {script!r}"
+            )
+        self.script = script
+        self.presets = _check_presets(presets)
+        if out is not None:
+            self.add_run_options(out)
+        if self.presets:
+            group = self.add_mutually_exclusive_group()
+            for level in list(self.presets)[1:]:
+                group.add_argument(f"--{level}", action="store_true")
 
     def _fill_help(self) -> None:
         for action in self._actions:
             if action.help is None and action.option_strings:
                 action.help = VOCABULARY.get(action.option_strings[-1])
 
+    def add_run_options(
+        self, out: str, *, threads: int | None = 1, progress: bool = True, seed: int | None = None
+    ) -> None:
+        """Add ``--out`` (default ``out``, checked by :func:`output_folder`), ``--threads``
+        (default ``threads``; ``None``: no such option), with ``progress`` ``--no-progress``,
+        and with a ``seed`` ``--seed`` (that default)."""
+        self.add_argument("--out", type=output_folder, default=Path(out))
+        if threads is not None:
+            self.add_argument("--threads", type=int_at_least(1), default=threads,
+                              help=f"torch CPU threads (default {threads})")  # fmt: skip
+        if progress:
+            self.add_argument("--no-progress", action="store_true")
+        if seed is not None:
+            self.add_argument("--seed", type=int_at_least(0), default=seed)
+
     def parse_known_args(self, args=None, namespace=None):
         self._fill_help()
-        return super().parse_known_args(args, namespace)
+        argv = sys.argv[1:] if args is None else list(args)
+        parsed, rest = super().parse_known_args(argv, namespace)
+        if self.script is not None:
+            parsed.command = command_line(self.script, argv)
+        if self.presets:
+            chosen = [level for level in list(self.presets)[1:] if getattr(parsed, level)]
+            parsed.preset = chosen[0] if chosen else next(iter(self.presets))
+            for key, value in self.presets[parsed.preset].items():
+                if getattr(parsed, key, None) is None:  # unset, or a setting with no option
+                    setattr(parsed, key, copy.deepcopy(value))  # a list stays the preset's own
+        return parsed, rest
 
     def format_help(self) -> str:
         self._fill_help()
         return super().format_help()
+
+    def check_divides(self, args: argparse.Namespace, heads: str, width: str) -> None:
+        """Stop with a usage error naming both flags unless every value of option ``heads``
+        (an int or a list) divides option ``width`` (the model width they split).
+
+        >>> p = ScriptParser(exit_on_error=False)
+        >>> p.check_divides(argparse.Namespace(heads=[1, 2, 4], d_model=32), "heads", "d_model")
+        """
+        value, total = getattr(args, heads), getattr(args, width)
+        bad = [h for h in (value if isinstance(value, list) else [value]) if total % h]
+        if bad:
+            shown = bad if isinstance(value, list) else bad[0]
+            self.error(f"--{heads.replace('_', '-')} {shown} must divide "
+                       f"--{width.replace('_', '-')} {total}")  # fmt: skip
+
+
+def _check_presets(presets: object) -> dict[str, dict] | None:
+    if presets is None:
+        return None
+    if not isinstance(presets, dict) or not presets:
+        raise TypeError("`presets` must be a non-empty dict: level name -> {option: value}")
+    for level, values in presets.items():
+        if not isinstance(level, str) or not level.isidentifier():
+            raise ValueError(f"`presets` level names must be identifiers (flags), got {level!r}")
+        if not isinstance(values, dict):
+            raise TypeError(f"`presets[{level!r}]` must be a dict, got {type(values).__name__}")
+    keys = [set(values) for values in presets.values()]
+    if any(k != keys[0] for k in keys):
+        raise ValueError(
+            f"`presets` levels must set the same keys, got {[sorted(k) for k in keys]}"
+        )
+    return presets
+
+
+def settings_of(args: argparse.Namespace, *names: str) -> dict:
+    """The settings a table records: the preset level (``setting``) and the options ``names``.
+
+    >>> settings_of(argparse.Namespace(preset="quick", steps=30, lr=0.01), "steps")
+    {'setting': 'quick', 'steps': 30}
+    """
+    missing = [n for n in ("preset", *names) if not hasattr(args, n)]
+    if missing:
+        raise ValueError(f"`args` has no {missing}")
+    return {"setting": args.preset, **{n: getattr(args, n) for n in names}}
+
+
+def command_line(
+    script: str, argv: list[str], *, drop: tuple[str, ...] = ("--no-progress",)
+) -> str:
+    """The command that reproduces a run's numbers: ``python <script> <argv>``, without
+    ``--out`` (and its value) or the flags in ``drop``, which change where the files go or
+    what is shown, not the numbers.
+
+    >>> command_line("examples/x.py", ["--quick", "--out", "/tmp/x", "--no-progress"])
+    'python examples/x.py --quick'
+    """
+    if not isinstance(script, str) or not script:
+        raise ValueError(f"`script` must be a script's path, got {script!r}")
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out=") and arg not in drop:
+            kept.append(arg)
+    return " ".join(["python", script, *kept])

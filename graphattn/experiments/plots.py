@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .files import atomic_path
 
-__all__ = ["figure", "heatmap", "lines", "panels", "series_styles", "text_colour"]
+__all__ = ["figure", "finish_axes", "heatmap", "lines", "panels", "series_styles", "text_colour"]
 
 #: markers handed out with the colours: filled shapes that stay distinct at small sizes
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
@@ -153,6 +153,40 @@ def _check_axes(ax, where: str) -> None:
         problems.append("bars on a log axis (their length depends on where the axis is cut)")
     if problems:
         raise ValueError(f"{where}: " + "; ".join(problems))
+
+
+def finish_axes(
+    ax,
+    xlabel: str,
+    ylabel: str,
+    *,
+    legend: float | str | None = 8,
+    xscale: str | tuple | None = None,
+    yscale: str | tuple | None = None,
+) -> None:
+    """Label the axes, draw a light grid and, unless ``legend`` is ``None``, a legend in that
+    font size; ``xscale`` / ``yscale``: ``"log"``, or ``("log", base)``.
+
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.plot([1, 2, 4], [1, 2, 3], label="y")
+    >>> finish_axes(ax, "x", "y", xscale=("log", 2))
+    >>> ax.get_xlabel(), ax.get_xscale(), ax.get_legend() is not None
+    ('x', 'log', True)
+    >>> plt.close(fig)
+    """
+    for setter, scale in ((ax.set_xscale, xscale), (ax.set_yscale, yscale)):
+        if isinstance(scale, tuple):
+            setter(scale[0], base=scale[1])
+        elif scale is not None:
+            setter(scale)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if legend is not None:
+        ax.legend(fontsize=legend)
 
 
 def figure(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -16,6 +17,7 @@ from .._checks import check_int
 __all__ = [
     "accuracy",
     "fit",
+    "fit_batches",
     "normalised_mse",
     "progress",
     "seed_everything",
@@ -129,6 +131,34 @@ def fit(
                 break
     model.eval()
     return history
+
+
+def fit_batches(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, T], Tensor],
+    batches: Sequence[T],
+    *,
+    lr: float,
+    **kwargs,
+) -> tuple[list[float], float]:
+    """:func:`fit` with one optimiser step per item of ``batches``, in order (each its own
+    epoch, so the history holds every step's loss and the schedule spans all of them).
+    ``kwargs`` go to :func:`fit`. Returns the history and the seconds training took.
+
+    >>> model = nn.Linear(2, 1)
+    >>> data = [(torch.randn(8, 2), torch.randn(8, 1)) for _ in range(5)]
+    >>> mse = lambda m, b: ((m(b[0]) - b[1]) ** 2).mean()
+    >>> history, seconds = fit_batches(model, mse, data, lr=0.01)
+    >>> len(history)
+    5
+    """
+    if isinstance(batches, (str, bytes)) or not isinstance(batches, Sequence):
+        raise TypeError(f"`batches` must be a sequence of batches, got {type(batches).__name__}")
+    start = time.perf_counter()
+    history = fit(
+        model, loss_fn, lambda epoch: [batches[epoch]], epochs=len(batches), lr=lr, **kwargs
+    )
+    return history, time.perf_counter() - start
 
 
 def _check_pair(a: object, b: object, name_a: str, name_b: str, *, same_shape: bool) -> None:

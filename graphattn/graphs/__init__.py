@@ -9,7 +9,7 @@ renumbers any graph for memory locality. Supply-chain economies live in
 """
 
 from .expander import expander
-from .grid import grid, patchify
+from .grid import edge_offsets, grid, patchify
 from .ordering import NodeOrder, locality_order
 from .sequence import causal, chunked, full, pattern_data, window
 
@@ -17,6 +17,7 @@ __all__ = [
     "NodeOrder",
     "causal",
     "chunked",
+    "edge_offsets",
     "expander",
     "full",
     "grid",

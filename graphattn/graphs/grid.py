@@ -1,11 +1,12 @@
 """Attention graphs over image patches: a patchify helper and grid neighbourhoods.
 
-:func:`patchify` cuts an image ``[C, H, W]`` into non-overlapping ``p x p`` patches in raster
-order (row by row), padding the bottom and right edges when ``H`` or ``W`` is not a multiple of
-``p`` and marking the patches that contain padding. :func:`grid` builds the attention graph over
-a ``rows x cols`` patch grid: the 4- or 8-neighbourhood, a radius ``r``, or full attention.
-Every node attends to itself. The builders return PyG ``Data`` with the structured pattern in
-``data.pattern``.
+:func:`patchify` cuts an image ``[C, H, W]`` (or a batch ``[B, C, H, W]``) into non-overlapping
+``p x p`` patches in raster order (row by row), padding the bottom and right edges when ``H`` or
+``W`` is not a multiple of ``p`` and marking the patches that contain padding. :func:`grid`
+builds the attention graph over a ``rows x cols`` patch grid: the 4- or 8-neighbourhood, a
+radius ``r``, or full attention. Every node attends to itself. The builders return PyG ``Data``
+with the structured pattern in ``data.pattern``. :func:`edge_offsets` gives every edge's
+direction on the grid, e.g. to type the edges by direction (``edge_type``).
 
 >>> import torch
 >>> patches = patchify(torch.zeros(3, 5, 7), patch_size=4)
@@ -26,14 +27,14 @@ from .._checks import check_int
 from ..patterns import FullGraph, GridGraph
 from .sequence import pattern_data
 
-__all__ = ["patchify", "grid"]
+__all__ = ["edge_offsets", "grid", "patchify"]
 
 
 def patchify(image: Tensor, patch_size: int, *, pad_value: float = 0.0) -> Data:
-    """Turn an image into patch tokens.
+    """Turn an image, or a batch of images of one size, into patch tokens.
 
     Args:
-        image (Tensor): ``[C, H, W]`` image.
+        image (Tensor): ``[C, H, W]`` image, or ``[B, C, H, W]`` images.
         patch_size (int): side ``p`` of the square patches.
         pad_value (float, optional): value of the padding pixels. (default: :obj:`0.0`)
 
@@ -41,12 +42,35 @@ def patchify(image: Tensor, patch_size: int, *, pad_value: float = 0.0) -> Data:
         ``Data`` with ``x`` ``[P, C * p * p]`` (patches in raster order, each flattened as
         ``[C, p, p]``), ``pos`` ``[P, 2]`` (patch row, column), ``pad_mask`` ``[P]`` (True for
         patches containing padding), ``valid_fraction`` ``[P]`` (share of real pixels),
-        ``grid_size`` ``(rows, cols)``, ``image_size`` ``(H, W)`` and ``num_nodes = P``.
+        ``grid_size`` ``(rows, cols)``, ``image_size`` ``(H, W)`` and ``num_nodes = P``. For a
+        batch, the ``P`` patches of every image in turn (``B * P`` nodes, ``pos``,
+        ``pad_mask`` and ``valid_fraction`` repeated per image) and ``batch`` ``[B * P]``, the
+        image of every patch; ``grid_size`` and ``image_size`` are those of one image.
+
+    >>> images = torch.arange(2 * 16.0).view(2, 1, 4, 4)  # two 4x4 images
+    >>> data = patchify(images, 2)
+    >>> data.x.shape, data.batch.tolist()
+    (torch.Size([8, 4]), [0, 0, 0, 0, 1, 1, 1, 1])
+    >>> bool(torch.equal(data.x[4:], patchify(images[1], 2).x))  # image 1, patch by patch
+    True
     """
     if not isinstance(image, Tensor):
         raise TypeError(f"`image` must be a torch.Tensor, got {type(image).__name__}")
+    if image.dim() == 4:  # a batch: its images as the channels of one, then split back
+        num = image.size(0)
+        data = patchify(image.flatten(0, 1), patch_size, pad_value=pad_value)
+        num_patches = data.num_nodes
+        data.x = data.x.view(num_patches, num, -1).transpose(0, 1).reshape(num * num_patches, -1)
+        data.pos = data.pos.repeat(num, 1)
+        data.pad_mask = data.pad_mask.repeat(num)
+        data.valid_fraction = data.valid_fraction.repeat(num)
+        data.batch = torch.arange(num, device=image.device).repeat_interleave(num_patches)
+        data.num_nodes = num * num_patches
+        return data
     if image.dim() != 3:
-        raise ValueError(f"`image` must have shape [C, H, W], got {list(image.shape)}")
+        raise ValueError(
+            f"`image` must have shape [C, H, W] or [B, C, H, W], got {list(image.shape)}"
+        )
     if isinstance(patch_size, bool) or not isinstance(patch_size, int):
         raise TypeError(f"`patch_size` must be an int, got {type(patch_size).__name__}")
     if patch_size < 1:
@@ -130,3 +154,22 @@ def grid(
     else:
         pattern = GridGraph(rows, cols, radius=radius, metric=metric, num_graphs=num_graphs)
     return pattern_data(pattern, materialize=materialize)
+
+
+def edge_offsets(edge_index: Tensor, rows: int, cols: int) -> tuple[Tensor, Tensor]:
+    """The offset ``(dy, dx)`` from target to source of every edge of a batch of ``rows x
+    cols`` grids (nodes in raster order, graph after graph): source row minus target row, and
+    the same for columns. A small relation vocabulary follows, e.g. the 8 directions of the
+    8-neighbourhood and the self-loop as ``(dy + 1) * 3 + (dx + 1)``.
+
+    >>> edge_index = grid(2, 3, neighbourhood=4, materialize=True).edge_index
+    >>> dy, dx = edge_offsets(edge_index, 2, 3)
+    >>> sorted(set(zip(dy.tolist(), dx.tolist())))
+    [(-1, 0), (0, -1), (0, 0), (0, 1), (1, 0)]
+    """
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError("`edge_index` must be a [2, E] tensor")
+    for name, value in (("rows", rows), ("cols", cols)):
+        check_int(name, value, 1)
+    src, dst = edge_index % (rows * cols)  # positions within each graph
+    return src // cols - dst // cols, src % cols - dst % cols

@@ -5,6 +5,7 @@ from .model import GraphTransformer, GraphTransformerConfig, GraphTransformerOut
 from .positional import (
     GridPositionalEncoding,
     LearnedPositionalEncoding,
+    SinusoidalGridEncoding,
     SinusoidalPositionalEncoding,
     interpolate_grid,
     positions_in_graph,
@@ -19,6 +20,7 @@ __all__ = [
     "GraphTransformerOutput",
     "GridPositionalEncoding",
     "LearnedPositionalEncoding",
+    "SinusoidalGridEncoding",
     "SinusoidalPositionalEncoding",
     "interpolate_grid",
     "positions_in_graph",

@@ -22,6 +22,7 @@ from .block import NORMS, GraphTransformerBlock
 from .positional import (
     GridPositionalEncoding,
     LearnedPositionalEncoding,
+    SinusoidalGridEncoding,
     SinusoidalPositionalEncoding,
     _check_grid_size,
     positions_in_graph,
@@ -30,7 +31,8 @@ from .regularization import orthogonality_penalty
 
 __all__ = ["GraphTransformer", "GraphTransformerConfig", "GraphTransformerOutput"]
 
-POSITIONAL = (None, "sinusoidal", "learned", "grid")
+POSITIONAL = (None, "sinusoidal", "learned", "grid", "grid-sinusoidal")
+GRID = ("grid", "grid-sinusoidal")  # 2-D encodings: `grid_size`, `pos` [N, 2]
 POOLS = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool}
 
 
@@ -55,8 +57,9 @@ class GraphTransformerConfig:
     edge_dim: int | None = None  # edge features, passed to every attention layer
     num_relations: int | None = None  # relation types, passed to every attention layer
     positional: str | None = None  # None | "sinusoidal" | "learned" (1-D) | "grid" (2-D learned)
+    #   | "grid-sinusoidal" (2-D fixed)
     max_len: int = 4096  # positions of the "learned" 1-D table
-    grid_size: tuple[int, int] | None = None  # (rows, cols) of the "grid" table
+    grid_size: tuple[int, int] | None = None  # (rows, cols) of the 2-D ("grid*") encoding
     pool: str = "mean"  # "mean" | "sum" | "max" for the graph-level output
     orthogonality: float = 0.0  # weight of the heads' orthogonality penalty in regularization()
 
@@ -88,13 +91,13 @@ class GraphTransformerConfig:
                 check_positive_int(name, getattr(self, name))
         if self.positional not in POSITIONAL:
             raise ValueError(f"`positional` must be one of {POSITIONAL}, got {self.positional!r}")
-        if self.positional == "grid":
+        if self.positional in GRID:
             if self.grid_size is None:
-                raise ValueError("positional='grid' needs `grid_size` (rows, cols)")
+                raise ValueError(f"positional={self.positional!r} needs `grid_size` (rows, cols)")
             self.grid_size = _check_grid_size("grid_size", self.grid_size)
         elif self.grid_size is not None:
             raise ValueError(
-                f"`grid_size` is only used with positional='grid', got {self.positional!r}"
+                f"`grid_size` is only used with positional in {GRID}, got {self.positional!r}"
             )
         if self.pool not in POOLS:
             raise ValueError(f"`pool` must be one of {tuple(POOLS)}, got {self.pool!r}")
@@ -136,10 +139,12 @@ class GraphTransformer(nn.Module):
     ``ptr``, else all nodes form one graph (:math:`B = 1`).
 
     Positions (``config.positional``): ``"sinusoidal"`` and ``"learned"`` take ``pos`` int64
-    :math:`(N)`, by default each node's index within its graph; ``"grid"`` takes ``pos``
-    :math:`(N, 2)` (row, col), by default the row-major index within each graph (every graph
-    must then have ``rows * cols`` nodes). ``grid_size=`` in :meth:`forward` runs the model on
-    another grid, with the learned table interpolated bicubically.
+    :math:`(N)`, by default each node's index within its graph; ``"grid"`` (a learned table)
+    and ``"grid-sinusoidal"`` (fixed, :class:`~graphattn.nn.positional.SinusoidalGridEncoding`)
+    take ``pos`` :math:`(N, 2)` (row, col), by default the row-major index within each graph
+    (every graph must then have ``rows * cols`` nodes). ``grid_size=`` in :meth:`forward` runs
+    the model on another grid: the learned table interpolated bicubically to it, or the patch
+    centres mapped onto the trained grid.
 
     Args:
         config (GraphTransformerConfig): the hyper-parameters.
@@ -166,6 +171,8 @@ class GraphTransformer(nn.Module):
             self.positional = LearnedPositionalEncoding(c.channels, c.max_len)
         elif c.positional == "grid":
             self.positional = GridPositionalEncoding(c.channels, c.grid_size)
+        elif c.positional == "grid-sinusoidal":
+            self.positional = SinusoidalGridEncoding(c.channels, c.grid_size)
         else:
             self.register_module("positional", None)
         self.dropout = nn.Dropout(c.dropout)
@@ -216,7 +223,7 @@ class GraphTransformer(nn.Module):
             pos: int ``[N]`` (1-D encodings) or ``[N, 2]`` (grid) positions; default: the
                 position of each node within its graph.
             grid_size: ``(rows, cols)`` of the input grid when it differs from
-                ``config.grid_size`` (``"grid"`` only).
+                ``config.grid_size`` (the 2-D encodings only).
             return_attention: also return every layer's attention weights
                 (``output.attention``).
             head_mask: ``[num_layers, heads]`` factor per layer and head on the heads'
@@ -246,8 +253,8 @@ class GraphTransformer(nn.Module):
             h = h + self._encode_positions(pos, batch, num_nodes, grid_size, x.device).to(h.dtype)
         elif pos is not None:
             raise ValueError("`pos` given, but the config has positional=None")
-        if grid_size is not None and c.positional != "grid":
-            raise ValueError("`grid_size` is only used with positional='grid'")
+        if grid_size is not None and c.positional not in GRID:
+            raise ValueError(f"`grid_size` is only used with positional in {GRID}")
         h = self.dropout(h)
         attention = []
         for layer, block in enumerate(self.blocks):
@@ -327,7 +334,7 @@ class GraphTransformer(nn.Module):
         device: torch.device,
     ) -> Tensor:
         c = self.config
-        if c.positional != "grid":
+        if c.positional not in GRID:
             if pos is None:
                 pos = positions_in_graph(batch, num_nodes).to(device)
             elif isinstance(pos, Tensor) and pos.dim() == 1 and pos.numel() != num_nodes:
@@ -346,4 +353,4 @@ class GraphTransformer(nn.Module):
             pos = torch.stack([index // cols, index % cols], dim=1)  # (N, 2): row-major
         elif isinstance(pos, Tensor) and pos.dim() == 2 and pos.size(0) != num_nodes:
             raise ValueError(f"`pos` must have shape [{num_nodes}, 2], got {list(pos.shape)}")
-        return self.positional(pos, (rows, cols))
+        return self.positional(pos, grid_size)  # the trained grid when `grid_size` is None

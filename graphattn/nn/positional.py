@@ -1,4 +1,4 @@
-"""Positional encodings: sinusoidal and learned 1-D tables, learned 2-D grid tables.
+"""Positional encodings: sinusoidal and learned 1-D tables, learned and sinusoidal 2-D grids.
 
 Each encoding maps integer positions to ``[N, channels]`` vectors that the model adds to its node
 embeddings. Positions are given per node, so a batch of sequences (or images) of different sizes
@@ -19,6 +19,7 @@ from .._checks import check_index_tensor
 __all__ = [
     "GridPositionalEncoding",
     "LearnedPositionalEncoding",
+    "SinusoidalGridEncoding",
     "SinusoidalPositionalEncoding",
     "interpolate_grid",
     "positions_in_graph",
@@ -216,6 +217,60 @@ class GridPositionalEncoding(nn.Module):
         self.weight = nn.Parameter(interpolate_grid(self.weight, grid_size).contiguous())
         self.grid_size = grid_size
         return self
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, grid_size={self.grid_size}"
+
+
+class SinusoidalGridEncoding(nn.Module):
+    """A fixed 2-D sinusoidal encoding of ``(row, col)`` positions (no parameters): the first
+    half of the channels encodes the row, the second half the column
+    (:func:`sinusoidal_table` of each).
+
+    ``forward(pos, grid_size=None)`` has the signature of :class:`GridPositionalEncoding`, so
+    a model takes either (``GraphTransformerConfig(positional="grid-sinusoidal")``). Without
+    ``grid_size`` a patch is encoded at its own ``(row, col)``, any position allowed. With
+    ``grid_size`` (the grid the input comes from) every patch centre is first mapped onto the
+    trained ``self.grid_size``: ``(p + 1/2) * trained / grid_size - 1/2``, so a larger image
+    spans the same range of angles as the trained one (the sinusoidal counterpart of
+    interpolating a learned table).
+
+    Args:
+        channels (int): encoding size (at least 2: a row and a column part).
+        grid_size (tuple of int): ``(rows, cols)`` of the trained grid.
+        base (float, optional): wavelength base. (default: :obj:`10000.0`)
+
+    >>> enc = SinusoidalGridEncoding(8, (4, 4))
+    >>> pos = torch.tensor([[0, 0], [7, 7]])
+    >>> enc(pos).shape, bool(torch.equal(enc(pos, (4, 4)), enc(pos)))
+    (torch.Size([2, 8]), True)
+    >>> bool(torch.allclose(enc(torch.tensor([[7, 7]]), (8, 8)), enc(torch.tensor([[3.25, 3.25]]))))
+    True
+    """
+
+    def __init__(self, channels: int, grid_size: tuple[int, int], base: float = 10000.0):
+        super().__init__()
+        _check_positive_int("channels", channels)
+        if channels < 2:
+            raise ValueError(f"`channels` must be >= 2 (a row and a column part), got {channels}")
+        if not base > 1.0:
+            raise ValueError(f"`base` must be > 1, got {base}")
+        self.channels = channels
+        self.grid_size = _check_grid_size("grid_size", grid_size)
+        self.base = float(base)
+
+    def forward(self, pos: Tensor, grid_size: tuple[int, int] | None = None) -> Tensor:
+        if not isinstance(pos, Tensor) or pos.dim() != 2 or pos.size(1) != 2:
+            raise ValueError("`pos` must be a [N, 2] (row, col) tensor")
+        where = pos.double()
+        if grid_size is not None:  # patch centres onto the trained grid
+            size = torch.tensor(_check_grid_size("grid_size", grid_size), dtype=torch.float64)
+            scale = torch.tensor(self.grid_size, dtype=torch.float64) / size
+            where = (where + 0.5) * scale.to(where.device) - 0.5
+        half = self.channels // 2
+        rows = sinusoidal_table(where[:, 0], half, self.base)
+        cols = sinusoidal_table(where[:, 1], self.channels - half, self.base)
+        return torch.cat([rows, cols], dim=1).float()  # (N, channels)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, grid_size={self.grid_size}"

@@ -162,3 +162,42 @@ def test_nan_weights_show_in_the_mean_instead_of_being_dropped():
     isolated = torch.tensor([[0, 1], [0, 0]])  # node 1 has no in-edge: left out, not NaN
     finite = torch.tensor([[0.5], [0.5]])
     assert float(attention_entropy((isolated, finite), num_nodes=2)) == pytest.approx(math.log(2))
+
+
+def test_attention_maps_are_the_dense_blocks_of_a_layers_weights():
+    """On full attention the maps are each graph's [H, L, L] block (query rows); on a window
+    the pairs without an edge hold 0; rows sum to 1 either way."""
+    from graphattn.analysis import attention_maps
+
+    torch.manual_seed(0)
+    length, graphs, heads = 5, 3, 2
+    conv = MultiHeadAttentionConv(4, 8, heads)
+    x = torch.randn(graphs * length, 4)
+    full = FullGraph.from_sizes([length] * graphs)
+    att = conv(x, full, return_attention_weights=True)[1]
+    maps = attention_maps(att, length)
+    assert maps.shape == (graphs, heads, length, length)
+    dense = torch.zeros(graphs * length, graphs * length, heads)
+    dense[att.edge_index[1], att.edge_index[0]] = att.weights  # (target, source, H)
+    for b in range(graphs):
+        block = dense[b * length : (b + 1) * length, b * length : (b + 1) * length]
+        torch.testing.assert_close(maps[b], block.permute(2, 0, 1), rtol=0, atol=0)
+    window = WindowGraph.from_sizes([length] * graphs, radius=1)
+    maps = attention_maps(conv(x, window, return_attention_weights=True)[1], length)
+    i, j = torch.meshgrid(torch.arange(length), torch.arange(length), indexing="ij")
+    assert (maps[..., (i - j).abs() > 1] == 0).all() and (maps[..., (i - j).abs() <= 1] > 0).all()
+    torch.testing.assert_close(maps.sum(-1), torch.ones(graphs, heads, length))
+
+
+def test_attention_maps_refuse_a_wrong_graph_size():
+    from graphattn.analysis import attention_maps
+
+    edge_index = torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]])
+    weights = torch.ones(4, 1)
+    assert attention_maps((edge_index, weights), 2).shape == (2, 1, 2, 2)
+    with pytest.raises(ValueError, match="graph_size"):
+        attention_maps((edge_index, weights), 3)  # 4 nodes are not graphs of 3
+    with pytest.raises(ValueError, match="joins two graphs"):
+        attention_maps((torch.tensor([[0, 3], [2, 1]]), torch.ones(2, 1)), 2)
+    with pytest.raises((TypeError, ValueError), match="graph_size"):
+        attention_maps((edge_index, weights), 0)

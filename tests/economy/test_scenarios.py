@@ -170,3 +170,43 @@ def test_bad_input(economy):
         aggregate_loss(economy, torch.ones(3, 5))
     with pytest.raises(TypeError, match="data"):
         tier_losses(None, torch.ones(3))
+
+
+def test_shock_sample_holds_the_shocks_and_the_simulated_losses(economy):
+    from graphattn.economy import random_shocks, shock_sample
+
+    shocks = random_shocks(economy.num_nodes, 3, density=0.3, seed=4)
+    sample = shock_sample(economy, shocks, [1, 3], persistent=False)
+    output = simulate(economy, shocks, 3, persistent=False).output
+    torch.testing.assert_close(sample.y, (1.0 - output[[1, 3]]).t().float())
+    torch.testing.assert_close(sample.x, torch.cat([economy.x, shocks], 1).float())
+    torch.testing.assert_close(sample.edge_attr[:, 0], economy.edge_weight.log().float())
+    assert torch.equal(sample.edge_index, economy.edge_index) and torch.equal(
+        sample.tier, economy.tier
+    )
+    one = shock_sample(economy, shocks, 2, dtype=torch.float64)  # persistent by default
+    torch.testing.assert_close(one.y, 1.0 - simulate(economy, shocks, 2).output[2])
+    assert one.y.shape == (economy.num_nodes,) and one.x.dtype == torch.float64
+    for horizon, err in ((0, ValueError), ([], TypeError), ("2", TypeError), (True, TypeError)):
+        with pytest.raises(err, match="horizon"):
+            shock_sample(economy, shocks, horizon)
+    with pytest.raises(ValueError, match="shocks"):
+        shock_sample(economy, shocks[:, :2], 1)
+    with pytest.raises(TypeError, match="dtype"):
+        shock_sample(economy, shocks, 1, dtype=torch.long)
+
+
+def test_random_scenarios_cycle_through_every_kind_and_repeat(economy):
+    from graphattn.economy import random_scenarios
+
+    first, again = random_scenarios(economy, 7, seed=3), random_scenarios(economy, 7, seed=3)
+    assert [s.name for s in first] == [*SCENARIOS, "random", *SCENARIOS[:2]]
+    assert all(torch.equal(a.shocks, b.shocks) for a, b in zip(first, again, strict=True))
+    other = random_scenarios(economy, 7, seed=4)
+    assert not all(torch.equal(a.shocks, b.shocks) for a, b in zip(first, other, strict=True))
+    for sc in first:
+        assert sc.shocks.shape == (economy.num_nodes, 3) and sc.origin.numel() > 0
+        assert torch.equal(sc.origin, (sc.shocks > 0).any(1).nonzero().flatten())
+    assert random_scenarios(economy, 0) == []
+    with pytest.raises(ValueError, match="count"):
+        random_scenarios(economy, -1)

@@ -1,4 +1,4 @@
-"""Helpers of the study tests: import an example script, check a model's receptive field."""
+"""Helpers of the example tests: import an example script, check a model's receptive field."""
 
 from __future__ import annotations
 
@@ -14,12 +14,37 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load_example(name: str):
-    """Import ``examples/<name>.py`` (not a package) as a module."""
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    """Import ``examples/<name>.py`` (not a package; ``name`` may hold a folder, e.g.
+    ``claims/heads_copy``) as a module, its folder on ``sys.path`` as when Python runs it, so
+    that it finds the helper modules beside it."""
+    path = EXAMPLES / f"{name}.py"
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    module_name = path.stem
+    if module_name in sys.modules and getattr(sys.modules[module_name], "__file__", None) == str(
+        path
+    ):
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)  # dataclasses look their module up
+    sys.modules[module_name] = module  # dataclasses look their module up; siblings import it
     spec.loader.exec_module(module)
     return module
+
+
+def run_tiny(script, argv: list[str], out: Path, capsys, csvs=(), pngs=()):
+    """Run ``script.main(argv + --out out)``: the torch threads it set are restored, every
+    named CSV starts with its header and every named PNG is a PNG. Returns the result and what
+    the run printed."""
+    threads = torch.get_num_threads()
+    result = script.main([*argv, "--out", str(out)])
+    assert torch.get_num_threads() == threads  # the run's threads, restored
+    for name in csvs:
+        assert (out / f"{name}.csv").read_text().startswith("# date: "), name
+    for name in pngs:
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    return result, capsys.readouterr().out
 
 
 def assert_receptive_field(

@@ -1,29 +1,23 @@
-"""examples/claims_table.py and the verdict rules of examples/transformer_claims.py."""
+"""examples/claims_table.py and the verdict rules of examples/claims/transformer_*.py."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from graphattn.experiments import read_table, write_table
 
+from ._studies import load_example
+
 ROOT = Path(__file__).resolve().parents[2]
 MACHINE = {"cpu": "test", "cores": "2", "torch": "x", "torch_threads": "1"}
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-table = _load("claims_table")
-transformer = _load("transformer_claims")
+table = load_example("claims_table")
+variance, params, logits, depth, memory = (
+    load_example(f"claims/transformer_{claim}")
+    for claim in ("variance", "params", "logits", "depth", "memory")
+)
 
 
 def _verdicts(folder: Path, names: list[tuple[str, int]]) -> None:
@@ -67,32 +61,30 @@ def test_the_default_inputs_are_the_recorded_runs(monkeypatch, tmp_path):
 
 
 def test_transformer_claim_rules():
-    variance = [{"heads": h, "output_var_mean": v} for h, v in ((1, 1.0), (16, 1.05))]
-    assert transformer.variance_verdict(variance)[1] == "confirmed"
-    assert (
-        transformer.variance_verdict(variance[:1] + [{"heads": 16, "output_var_mean": 2.0}])[1]
-        == "refuted"
-    )
-    params = [{"heads": h, "attention_params": 20, "formula_4(d^2+d)": 20} for h in (1, 2)]
-    assert transformer.params_verdict(params)[1] == "confirmed"
-    logits = [
+    rows = [{"heads": h, "output_var_mean": v} for h, v in ((1, 1.0), (16, 1.05))]
+    assert variance.variance_verdict(rows).verdict == "confirmed"
+    rows = rows[:1] + [{"heads": 16, "output_var_mean": 2.0}]
+    assert variance.variance_verdict(rows).verdict == "refuted"
+    rows = [{"heads": h, "attention_params": 20, "formula_4(d^2+d)": 20} for h in (1, 2)]
+    assert params.params_verdict(rows).verdict == "confirmed"
+    rows = [
         {"head_dim": d, "logit_var_unscaled": u, "logit_var_scaled": u / d}
         for d, u in ((16, 16.2), (256, 250.0))
     ]
-    assert transformer.logits_verdict(logits)[1] == "confirmed"
+    assert logits.logits_verdict(rows).verdict == "confirmed"
     grads = [{"norm": "pre", "ratio_first/last": 3.9}, {"norm": "post", "ratio_first/last": 0.94}]
     train = [
         {"norm": n, "lr": lr, "final_loss_mean": v}
         for n, lr, v in (("pre", 1e-3, 0.017), ("post", 1e-3, 0.22), ("pre", 3e-4, 0.043),
                          ("post", 3e-4, 0.047))
     ]  # fmt: skip
-    (g_number, g, _), (t_number, t, reason) = transformer.depth_verdicts(grads, train)
-    assert (g, t) == ("partly", "partly") and "0.001" in reason
-    assert "Post-LN 0.94" in g_number and t_number.startswith("lr 0.001: Pre-LN 0.017")
-    memory = [
+    g, t = depth.depth_verdicts(grads, train)
+    assert (g.verdict, t.verdict) == ("partly", "partly") and "0.001" in t.reason
+    assert "Post-LN 0.94" in g.number and t.number.startswith("lr 0.001: Pre-LN 0.017")
+    rows = [
         {"variant": v, "checkpoint": c, "longest_fitting": n, "gain_vs_no_checkpoint": g,
          "budget_mb": 128.0}
         for v, c, n, g in (("dense", False, 1280, 1.0), ("dense", True, 7616, 5.94))
     ]  # fmt: skip
-    number, verdict, _ = transformer.memory_verdict(memory)
-    assert verdict == "partly" and "dense 1280 -> 7616 (5.9x)" in number
+    verdict = memory.memory_verdict(rows)
+    assert verdict.verdict == "partly" and "dense 1280 -> 7616 (5.9x)" in verdict.number

@@ -1,9 +1,9 @@
-"""examples/distributed_training.py: a tiny single-process run in this process, and (slow) the
-same again and with torchrun and 2 processes, whose full-graph losses must be the same."""
+"""examples/distributed_training.py: a tiny single-process run in this process (`examples`
+marker), and (slow) the same again and with torchrun and 2 processes, whose full-graph losses
+must be the same; the caches of the economy and the partition."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
@@ -14,22 +14,21 @@ import torch
 
 from graphattn.experiments import read_table
 
+from ._studies import load_example
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--agents", "300", "--steps", "3", "--d-model", "8", "--heads", "2", "--threads", "1"]
 
 
 def _load_example():
-    path = ROOT / "examples" / "distributed_training.py"
-    spec = importlib.util.spec_from_file_location("distributed_training", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("distributed_training")
 
 
 def _losses(path: Path) -> list[float]:
     return [row["loss"] for row in read_table(path)[0]]
 
 
+@pytest.mark.examples
 def test_single_process_run(tmp_path, capsys):
     example = _load_example()
     threads = torch.get_num_threads()
@@ -53,6 +52,7 @@ def test_single_process_run(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.examples
 def test_torchrun_two_processes_give_the_single_process_losses(tmp_path):
     """Fixed seeds: a second run, from the cache, and a 2-process run print the same losses."""
     common = [*TINY, "--out", str(tmp_path), "--cache", str(tmp_path / "cache")]

@@ -1,45 +1,37 @@
-"""A tiny in-process run of examples/economy_shocks.py: every table, figure and GraphML file."""
+"""examples/economy_shocks{,_theory,_learn}.py: tiny runs of all three (`examples` marker),
+their seeded repeatability and their command lines."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import networkx as nx
 import pytest
-import torch
 
 from graphattn.experiments import read_table
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._studies import load_example
 
+shocks = load_example("economy_shocks")
+theory = load_example("economy_shocks_theory")
+learn = load_example("economy_shocks_learn")
 
-def _load():
-    spec = importlib.util.spec_from_file_location(
-        "economy_shocks", ROOT / "examples" / "economy_shocks.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("economy_shocks", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-TINY = [
-    "--agents", "120", "--sim-steps", "4", "--top", "5", "--graphml-max-nodes", "40",
-    "--vol-agents", "60", "120", "--vol-seeds", "2", "--vol-reps", "4", "--shapes", "inf", "1.5",
+TINY = ["--agents", "120", "--sim-steps", "4", "--top", "5", "--graphml-max-nodes", "40",
+        "--no-progress"]  # fmt: skip
+TINY_THEORY = ["--agents", "120", "--vol-agents", "60", "120", "--vol-seeds", "2", "--vol-reps",
+               "4", "--shapes", "inf", "1.5", "--no-progress"]  # fmt: skip
+TINY_LEARN = [
     "--learn-agents", "40", "--train-economies", "2", "--train-scenarios", "2",
     "--test-scenarios", "2", "--steps", "2", "--d-model", "8", "--heads", "2", "--layers", "2",
     "--horizon", "2", "--no-progress",
 ]  # fmt: skip
 
 
-def test_tiny_run_writes_everything(tmp_path, capsys):
-    shocks = _load()
-    result = shocks.main(
-        [*TINY, "--shock", "3:goods:0.5", "--shock", "7:capital:1", "--out", str(tmp_path)]
-    )
+@pytest.mark.examples
+def test_tiny_runs_write_everything(tmp_path, capsys):
+    shocks.main([*TINY, "--shock", "3:goods:0.5", "--shock", "7:capital:1", "--out", str(tmp_path)])
+    theory.main([*TINY_THEORY, "--out", str(tmp_path)])
+    result = learn.main([*TINY_LEARN, "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     assert "machine:" in printed and "decay exponent" in printed
     names = ["supplier-failure", "credit-crunch", "labour-shortage", "random-failures", "custom"]
@@ -54,7 +46,7 @@ def test_tiny_run_writes_everything(tmp_path, capsys):
     for png in [*pngs, "learn_pred_vs_true", "attention_vs_shares"]:
         assert (tmp_path / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     rows, meta = read_table(tmp_path / "scenario_losses.csv")
-    assert "command" in meta and "machine" in meta
+    assert meta["command"].startswith("python examples/economy_shocks.py --agents 120")
     assert {r["scenario"] for r in rows} == set(names) and len(rows) == 5 * 5
     goods = {"supplier-failure", "random-failures", "custom"}  # output falls at impact
     assert all((r["aggregate"] > 0) == (r["step"] > 0 or r["scenario"] in goods) for r in rows)
@@ -70,56 +62,49 @@ def test_tiny_run_writes_everything(tmp_path, capsys):
     assert all(math.isfinite(r["influence"]) and math.isfinite(r["simulated"]) for r in exps)
     tiers, _ = read_table(tmp_path / "learn_tiers.csv")
     assert tiers[0]["tier"] == "all" and len(tiers) == 6
-    att = result["learn"]["attention"]
+    att = result["attention"]
     assert {r["model"] for r in att} == {"trained", "untrained"}
     assert all(0 <= r["closer_than_uniform"] <= 1 for r in att)
 
 
-def test_seeded_parts_repeat():
-    shocks = _load()
-    args = shocks.parse_args(TINY)
-    assert shocks.volatility(args) == shocks.volatility(args)
-    data = shocks.economy_data(80, num_relations=3, seed=1)
-    first, second = shocks.scenario_mix(data, 5, seed=2), shocks.scenario_mix(data, 5, seed=2)
-    assert all(torch.equal(a.shocks, b.shocks) for a, b in zip(first, second, strict=True))
-    assert [s.name for s in first] == [*shocks.SCENARIOS, "random"]
+def test_the_volatility_measurement_repeats():
+    args = theory.parse_args(TINY_THEORY)
+    assert theory.volatility(args) == theory.volatility(args)
 
 
 @pytest.mark.parametrize(
-    "argv, message",
+    "script, argv, message",
     [
-        (["--shock", "3:goods"], "AGENT:RELATION:SIZE"),
-        (["--shock", "x:goods:0.5"], "AGENT:RELATION:SIZE"),
-        (["--shapes", "0.5"], "--shapes"),
-        (["--agents", "5"], "--agents"),
-        (["--heads", "3"], "--heads"),
-        (["--scenarios", "--only", "scenarios"], "no scenario"),
-        (["--vol-agents", "100"], "--vol-agents"),
+        (shocks, ["--shock", "3:goods"], "AGENT:RELATION:SIZE"),
+        (shocks, ["--shock", "x:goods:0.5"], "AGENT:RELATION:SIZE"),
+        (shocks, ["--agents", "5"], "--agents"),
+        (shocks, ["--scenarios"], "no scenario"),
+        (theory, ["--shapes", "0.5"], "--shapes"),
+        (theory, ["--vol-agents", "100"], "--vol-agents"),
+        (learn, ["--heads", "3"], "--heads"),
     ],
 )
-def test_bad_arguments(argv, message, capsys):
-    shocks = _load()
+def test_bad_arguments(script, argv, message, capsys):
     with pytest.raises(SystemExit):
-        shocks.parse_args(argv)
+        script.parse_args(argv)
     assert message in capsys.readouterr().err
 
 
 def test_bad_shock_values_name_the_problem_before_any_compute(tmp_path, capsys):
     """An unknown relation or tier failed only after the economy was generated."""
-    shocks = _load()
     for bad, word in ((["--shock", "3:steel:0.5"], "relation"), (["--tier", "bank"], "--tier")):
         with pytest.raises(SystemExit):
-            shocks.main([*TINY, "--only", "scenarios", *bad, "--out", str(tmp_path)])
+            shocks.main([*TINY, *bad, "--out", str(tmp_path)])
         assert word in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.examples
 def test_an_interrupted_run_leaves_the_last_complete_run(tmp_path, monkeypatch):
     """An interrupted run left a folder mixing two runs' files; now the folder keeps the last
     complete run until a new one completes, and then holds exactly the new run's files."""
-    shocks = _load()
     out = tmp_path / "out"
-    base = [*TINY, "--only", "scenarios", "--out", str(out)]
+    base = [*TINY, "--out", str(out)]
     shocks.main([*base, "--scenarios", "credit-crunch", "random-failures"])
     first = {p.name: p.read_bytes() for p in out.iterdir()}
     assert "neighbourhood_random-failures.graphml" in first
@@ -127,7 +112,7 @@ def test_an_interrupted_run_leaves_the_last_complete_run(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt  # after the CSVs, the GraphML files and two figures
 
-    monkeypatch.setattr(shocks, "loss_histogram", interrupted)
+    monkeypatch.setattr(shocks, "draw_histogram", interrupted)
     with pytest.raises(KeyboardInterrupt):
         shocks.main([*base, "--scenarios", "credit-crunch", "--sim-steps", "3"])
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first

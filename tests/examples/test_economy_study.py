@@ -1,4 +1,5 @@
-"""examples/economy_study.py: a tiny run, the reach analysis, head shares, receptive field."""
+"""examples/economy_study.py: a tiny run (`examples` marker), the targets, the reach analysis and
+the receptive field."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphattn.nn import GraphTransformer
-
-from ._studies import assert_receptive_field, load_example
+from ._studies import assert_receptive_field, load_example, run_tiny
 
 study = load_example("economy_study")
 
@@ -23,17 +22,11 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.mark.examples
 def test_tiny_run_writes_every_table_and_figure(tmp_path, capsys):
-    threads = torch.get_num_threads()
-    try:
-        result = study.main([*TINY, "--out", str(tmp_path)])
-    finally:
-        torch.set_num_threads(threads)
-    printed = capsys.readouterr().out
+    names = ("depth_vs_hops", "width_vs_relations", "head_relation_share")
+    result, printed = run_tiny(study, TINY, tmp_path, capsys, csvs=names, pngs=names)
     assert "(a) depth vs hops" in printed and "(b) width vs relation types" in printed
-    for name in ("depth_vs_hops", "width_vs_relations", "head_relation_share"):
-        assert (tmp_path / f"{name}.csv").read_text().startswith("# date: ")
-        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     rows = {(r["hops_k"], r["depth_L"]): r for r in result["depth"]}
     assert set(rows) == {(1, 1), (1, 2), (2, 1), (2, 2)}
     assert all(math.isfinite(r["test_nmse"]) for r in rows.values())
@@ -76,17 +69,6 @@ def test_out_of_reach_counts_shocks_beyond_l_hops():
             else:
                 assert 0.0 < reach[k, depth] < 1.0
     assert reach[3, 1] > reach[3, 2]  # more is out of reach the shallower the model
-
-
-def test_head_relation_share_sums_to_one():
-    graphs = study.make_graphs(25, 3, 2, 1, seed=5, density=0.5, steps=1)
-    data = study.collate(graphs)
-    torch.manual_seed(0)
-    model = study.build_model(data.x.size(1), d_model=12, heads=3, layers=2, num_relations=3)
-    assert isinstance(model, GraphTransformer)
-    shares = study.head_relation_share(model, data, 3)
-    assert shares.shape == (2, 3, 3)  # (layers, heads, relations)
-    np.testing.assert_allclose(shares.sum(-1), 1.0, rtol=1e-5)
 
 
 @pytest.mark.parametrize("layers", [1, 2])

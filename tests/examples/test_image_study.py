@@ -1,19 +1,25 @@
-"""examples/image_study.py: a tiny run, the tasks' ground truth, and the receptive field."""
+"""examples/image_study.py and image_positional.py: tiny runs (`examples` marker), the tasks'
+ground truth, and the receptive field."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ._studies import assert_receptive_field, load_example
+from ._studies import assert_receptive_field, load_example, run_tiny
 
 study = load_example("image_study")
+positional = load_example("image_positional")
 
 TINY = [
     "--max-hops", "2", "--depths", "1", "2", "--steps", "2", "--relations", "1", "2",
     "--heads", "1", "2", "--width-steps", "2", "--width-tasks", "sectors", "neighbours",
+    "--d-model", "8", "--model-heads", "2", "--width-d-model", "8", "--batch", "2",
+    "--test-limit", "40", "--no-progress",
+]  # fmt: skip
+TINY_POSITIONAL = [
     "--sizes", "8x8", "12x8", "--pe-steps", "2", "--d-model", "8", "--model-heads", "2",
-    "--width-d-model", "8", "--batch", "2", "--test-limit", "40", "--no-progress",
+    "--batch", "2", "--test-limit", "40", "--no-progress",
 ]  # fmt: skip
 
 
@@ -22,35 +28,32 @@ def digits():
     return study.load_digits_split(0)
 
 
-def test_tiny_run_writes_every_table_and_figure(tmp_path, capsys):
-    threads = torch.get_num_threads()
-    try:
-        result = study.main([*TINY, "--out", str(tmp_path)])
-    finally:
-        torch.set_num_threads(threads)
-    printed = capsys.readouterr().out
-    for part in ("(a) depth vs hops", "(b) width vs relation types", "(c) positional"):
-        assert part in printed
-    for name in ("depth_vs_hops", "width_vs_relations", "positional"):
-        assert (tmp_path / f"{name}.csv").read_text().startswith("# date: ")
-        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+@pytest.mark.examples
+def test_tiny_runs_write_every_table_and_figure(tmp_path, capsys):
+    names = ("depth_vs_hops", "width_vs_relations")
+    result, printed = run_tiny(study, TINY, tmp_path, capsys, csvs=names, pngs=names)
+    assert "(a) depth vs hops" in printed and "(b) width vs relation types" in printed
+    rows, printed = run_tiny(positional, TINY_POSITIONAL, tmp_path, capsys, csvs=["positional"],
+                             pngs=["positional"])  # fmt: skip
+    assert "(c) positional" in printed
     assert {(r["depth_L"], r["hops_h"]) for r in result["depth"]} == {
         (1, 1), (1, 2), (2, 1), (2, 2)
     }  # fmt: skip
     assert len(result["width"]) == 8  # 2 tasks x 2 K x 2 H
-    assert [r["size"] for r in result["positional"]] == ["8x8", "12x8"]
+    assert [r["size"] for r in rows] == ["8x8", "12x8"]
     # at the training size, "interpolated" and "not interpolated" are the same model call
-    first = result["positional"][0]
-    assert first["learned, interpolated"] == first["learned, not interpolated"]
-    assert first["sinusoidal, index"] == first["sinusoidal, scaled"]
+    assert rows[0]["learned, interpolated"] == rows[0]["learned, not interpolated"]
+    assert rows[0]["sinusoidal, index"] == rows[0]["sinusoidal, scaled"]
 
 
 def test_bad_arguments_are_refused():
-    for argv in (["--sizes", "12x12", "8x8"], ["--sizes", "8x8", "big"], ["--patch", "3"],
-                 ["--relations", "5"]):  # fmt: skip
+    for argv in (["--relations", "5"], ["--heads", "5"]):
         with pytest.raises(SystemExit):
             study.parse_args(argv)
-    assert study.parse_size("12x8") == (12, 8)
+    for argv in (["--sizes", "12x12", "8x8"], ["--sizes", "8x8", "big"], ["--patch", "3"]):
+        with pytest.raises(SystemExit):
+            positional.parse_args(argv)
+    assert positional.parse_size("12x8") == (12, 8)
 
 
 def test_sectors_split_the_window_into_four_sides_of_six():

@@ -1,4 +1,5 @@
-"""examples/sequence_study.py: a tiny run, the tasks' ground truth, and the receptive field."""
+"""examples/sequence_study.py: a tiny run (`examples` marker), the tasks' ground truth, and the
+receptive field."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from ._studies import assert_receptive_field, load_example
+from ._studies import assert_receptive_field, load_example, run_tiny
 
 study = load_example("sequence_study")
 
@@ -19,18 +20,12 @@ TINY = [
 ]  # fmt: skip
 
 
+@pytest.mark.examples
 def test_tiny_run_writes_every_table_and_figure(tmp_path, capsys):
-    threads = torch.get_num_threads()
-    try:
-        result = study.main([*TINY, "--out", str(tmp_path)])
-    finally:
-        torch.set_num_threads(threads)
-    printed = capsys.readouterr().out
+    csvs, pngs = ("depth_vs_hops", "depth_vs_distance", "width_vs_relations"), ("depth_vs_hops",)
+    result, printed = run_tiny(study, TINY, tmp_path, capsys, csvs=csvs, pngs=pngs)
     assert "(a) depth vs hops" in printed and "(b) width vs relation types" in printed
-    for name in ("depth_vs_hops", "depth_vs_distance", "width_vs_relations"):
-        assert (tmp_path / f"{name}.csv").read_text().startswith("# date: ")
-    for name in ("depth_vs_hops", "width_vs_relations"):
-        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "width_vs_relations.png").read_bytes()[:4] == b"\x89PNG"
     cells = {(r["graph"], r["depth_L"], r["hops_h"]) for r in result["depth"]}
     assert cells == {(g, L, h) for g, L in [("window", 1), ("window", 2), ("full", 1)]
                      for h in (1, 2)}  # fmt: skip

@@ -114,3 +114,30 @@ def test_patchify_round_trip_and_padding(height, width, patch):
     assert torch.equal(data.pad_mask, per_patch.any(dim=1))
     expected_fraction = 1.0 - per_patch.float().mean(dim=1)
     torch.testing.assert_close(data.valid_fraction, expected_fraction)
+
+
+def test_patchify_of_a_batch_is_every_image_in_turn():
+    images = torch.randn(3, 2, 5, 7)
+    data = patchify(images, 4, pad_value=-1.0)
+    alone = [patchify(image, 4, pad_value=-1.0) for image in images]
+    assert torch.equal(data.x, torch.cat([d.x for d in alone]))
+    assert torch.equal(data.pos, torch.cat([d.pos for d in alone]))
+    assert torch.equal(data.pad_mask, torch.cat([d.pad_mask for d in alone]))
+    assert data.batch.tolist() == [0] * 4 + [1] * 4 + [2] * 4 and data.num_nodes == 12
+    assert data.grid_size == (2, 2) and data.image_size == (5, 7)
+    with pytest.raises(ValueError, match="image"):
+        patchify(torch.zeros(1, 1, 1, 4, 4), 2)
+
+
+def test_edge_offsets_are_source_minus_target_within_each_grid():
+    from graphattn.graphs import edge_offsets
+
+    edge_index = grid(3, 4, radius=1, num_graphs=2, materialize=True).edge_index
+    dy, dx = edge_offsets(edge_index, 3, 4)
+    src, dst = edge_index % 12
+    assert torch.equal(dy * 4 + dx, src - dst)  # within a row, dx alone; across rows, dy too
+    assert dy.abs().max() == 1 and dx.abs().max() == 1 and ((dy == 0) & (dx == 0)).sum() == 24
+    with pytest.raises(ValueError, match="edge_index"):
+        edge_offsets(torch.zeros(3, 2, dtype=torch.long), 3, 4)
+    with pytest.raises((TypeError, ValueError), match="cols"):
+        edge_offsets(edge_index, 3, 0)

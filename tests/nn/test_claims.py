@@ -1,24 +1,23 @@
-"""The claims of examples/transformer_claims.py that a test can check honestly."""
+"""The claims of examples/claims/transformer_*.py that a test can check honestly."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
 from graphattn import MultiHeadAttentionConv
+from tests.examples._studies import load_example
 
-_PATH = Path(__file__).resolve().parents[2] / "examples" / "transformer_claims.py"
-_spec = importlib.util.spec_from_file_location("transformer_claims", _PATH)
-claims = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(claims)
+variance, params, logits, depth, memory = (
+    load_example(f"claims/transformer_{claim}")
+    for claim in ("variance", "params", "logits", "depth", "memory")
+)
 
 
 def test_attention_parameter_count_does_not_depend_on_heads():
-    rows = claims.attention_param_counts((1, 2, 4, 8, 16), d_model=64)
+    rows = params.attention_param_counts((1, 2, 4, 8, 16), d_model=64)
     assert {r["attention_params"] for r in rows} == {4 * (64 * 64 + 64)}
     assert len({r["block_params"] for r in rows}) == 1
     # with edge features, still independent of heads
@@ -30,13 +29,13 @@ def test_attention_parameter_count_does_not_depend_on_heads():
 
 
 def test_output_variance_at_init_is_roughly_independent_of_heads():
-    rows = claims.measure_output_variance((1, 4, 16), d_model=64, num_nodes=48, seeds=6)
+    rows = variance.measure_output_variance((1, 4, 16), d_model=64, num_nodes=48, seeds=6)
     means = [r["output_var_mean"] for r in rows]
     assert max(means) / min(means) < 1.5, means  # loose: the seed-to-seed spread is wide
 
 
 def test_scaled_logit_variance_stays_near_one_and_unscaled_grows():
-    rows = claims.measure_logit_variance((16, 64, 256), d_model=256, num_nodes=32, seeds=2)
+    rows = logits.measure_logit_variance((16, 64, 256), d_model=256, num_nodes=32, seeds=2)
     for r in rows:
         assert 0.6 < r["logit_var_scaled"] < 1.6, r
     assert rows[-1]["logit_var_unscaled"] > 8 * rows[0]["logit_var_unscaled"]
@@ -46,7 +45,7 @@ def test_scaled_logit_variance_stays_near_one_and_unscaled_grows():
 
 def test_gradient_norms_at_init_are_finite_for_both_orders():
     for norm in ("pre", "post"):
-        norms = claims.gradient_norms_at_init(norm, depth=4, channels=16)
+        norms = depth.gradient_norms_at_init(norm, depth=4, channels=16)
         assert len(norms) == 4 and all(torch.isfinite(torch.tensor(norms))) and min(norms) > 0
 
 
@@ -61,5 +60,5 @@ def test_memory_trial_runs_in_a_subprocess(tmp_path):
         trial_timeout=120.0,
     )
     for variant in ("dense", "blocked"):
-        r = claims._spawn_trial(args, variant, True, 64, 120.0)  # a fresh process per trial
+        r = memory.spawn_trial(args, variant, True, 64, 120.0)  # a fresh process per trial
         assert r["status"] == "ok" and r["peak_extra_bytes"] > 0, (variant, r)

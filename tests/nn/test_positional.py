@@ -135,3 +135,52 @@ def test_positions_in_graph_unsorted_batch():
 def test_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_sinusoidal_grid_encoding_rows_then_columns_and_scaled_centres():
+    from graphattn.nn import SinusoidalGridEncoding
+
+    enc = SinusoidalGridEncoding(10, (4, 4))
+    pos = torch.tensor([[0, 3], [2, 1], [7, 9]])  # any position, also past the trained grid
+    got = enc(pos)
+    torch.testing.assert_close(got[:, :5], sinusoidal_table(pos[:, 0].double(), 5).float())
+    torch.testing.assert_close(got[:, 5:], sinusoidal_table(pos[:, 1].double(), 5).float())
+    assert torch.equal(enc(pos, (4, 4)), got)  # the trained grid: nothing to map
+    # on an 8x6 grid, patch (r, c) sits where (r + 1/2) * 4/8 - 1/2, (c + 1/2) * 4/6 - 1/2 would
+    centres = torch.tensor([[1.25, 2.0 / 3.0 * 9.5 - 0.5], [0.75, 0.5]], dtype=torch.float64)
+    scaled = enc(torch.tensor([[3, 9], [2, 1]]), (8, 6))
+    torch.testing.assert_close(scaled[:, :5], sinusoidal_table(centres[:, 0], 5).float())
+    torch.testing.assert_close(scaled[:, 5:], sinusoidal_table(centres[:, 1], 5).float())
+    assert list(enc.parameters()) == [] and "grid_size=(4, 4)" in repr(enc)
+    for make, err, word in (
+        (lambda: SinusoidalGridEncoding(1, (4, 4)), ValueError, "channels"),
+        (lambda: SinusoidalGridEncoding(8, (4,)), TypeError, "grid_size"),
+        (lambda: enc(torch.tensor([1, 2])), ValueError, "pos"),
+        (lambda: enc(pos, (0, 4)), ValueError, "grid_size"),
+    ):
+        with pytest.raises(err, match=word):
+            make()
+
+
+def test_model_with_a_sinusoidal_grid_runs_on_other_grids():
+    from graphattn import FullGraph
+    from graphattn.nn import GraphTransformer, GraphTransformerConfig, SinusoidalGridEncoding
+
+    config = GraphTransformerConfig(
+        in_channels=3, channels=8, heads=2, positional="grid-sinusoidal", grid_size=(2, 3)
+    )
+    torch.manual_seed(0)
+    model = GraphTransformer(config)
+    assert isinstance(model.positional, SinusoidalGridEncoding)
+    x = torch.randn(2 * 6, 3)
+    default = model(x, FullGraph.from_sizes([6, 6])).node  # row-major positions of a 2x3 grid
+    pos = torch.stack([torch.arange(6) // 3, torch.arange(6) % 3], 1).repeat(2, 1)
+    torch.testing.assert_close(model(x, FullGraph.from_sizes([6, 6]), pos=pos).node, default)
+    bigger = model(torch.randn(12, 3), FullGraph(12), grid_size=(3, 4)).node
+    assert bigger.shape == (12, 1) and torch.isfinite(bigger).all()
+    with pytest.raises(ValueError, match="grid_size"):
+        GraphTransformerConfig(in_channels=3, channels=8, heads=2, positional="grid-sinusoidal")
+    with pytest.raises(ValueError, match="grid_size"):
+        GraphTransformer(GraphTransformerConfig(in_channels=3, channels=8, heads=2))(
+            x, FullGraph(12), grid_size=(3, 4)
+        )
