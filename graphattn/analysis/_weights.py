@@ -139,7 +139,8 @@ def attention_maps(att, graph_size: int) -> Tensor:
     the layer. Any pattern works (full, window, chunked), as long as no edge joins two graphs.
 
     Args:
-        att (AttentionOutput or (edge_index, weights)): one layer's attention.
+        att (AttentionOutput or tuple): one layer's attention (or its
+            ``(edge_index, weights)`` pair).
         graph_size (int): nodes per graph :math:`L`; the batch holds (largest node id + 1)
             / :math:`L` graphs.
 
