@@ -16,6 +16,7 @@ from ._studies import assert_receptive_field, load_example
 nm = load_example("neighbors_match")
 
 
+@pytest.mark.examples
 def test_quick_run_writes_every_table_and_the_figure(tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
@@ -116,6 +117,7 @@ def test_summary_reads_where_accuracy_falls():
     assert paper["first_r_below_0.9"] == 5 and paper["stopped_by"] == "not reported"
 
 
+@pytest.mark.examples
 def test_the_layer_fits_the_smallest_tree_and_the_stopping_rule_ends_the_run(tmp_path):
     """r = 2 (76 training trees): r + 1 layers of this layer fit the training set, and the run
     stops at the evaluation that first reaches 1.0, well inside its step cap."""
