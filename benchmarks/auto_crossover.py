@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from graphattn import EdgeList, MultiHeadAttentionConv
-from graphattn.experiments import RunFolder, machine_line, print_table, write_table
-from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+from graphattn.experiments import Run, cli
 
-EDGES = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536)
+EDGES = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536]
+PRESETS = {
+    "full": dict(edges=EDGES, repeats=15),
+    "quick": dict(edges=[64, 256, 1024, 4096], repeats=5),
+}
 
 
 def _step(conv: MultiHeadAttentionConv, x: torch.Tensor, edges: EdgeList) -> float:
@@ -34,31 +36,20 @@ def _step(conv: MultiHeadAttentionConv, x: torch.Tensor, edges: EdgeList) -> flo
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument(
-        "--edges", type=int_at_least(1), nargs="+", default=None, help="edge counts E to time"
-    )
-    parser.add_argument("--degree", type=int_at_least(1), default=8, help="edges per node")
-    parser.add_argument("--d-model", type=int_at_least(1), default=64)
-    parser.add_argument("--heads", type=int_at_least(1), default=4)
-    parser.add_argument(
-        "--repeats",
-        type=int_at_least(1),
-        default=None,
-        help="timed steps per engine and size (median reported; default 15, quick 5)",
-    )
-    parser.add_argument("--out", type=output_folder, default=Path("outputs/auto_crossover"))
-    parser.add_argument("--quick", action="store_true", help="E = 64, 256, 1024, 4096; 5 repeats")
-    args = parser.parse_args(argv)
-    if args.edges is None:
-        args.edges = [64, 256, 1024, 4096] if args.quick else list(EDGES)
-    if args.repeats is None:
-        args.repeats = 5 if args.quick else 15
-    if min(args.edges) < 1 or args.degree < 1 or args.repeats < 1:
-        parser.error("--edges, --degree and --repeats must be >= 1")
-    folder = RunFolder(args.out)  # writable? checked now, before the compute
-    print(machine_line())
-    print(f"settings: {vars(args)}")
+    count = cli.int_at_least(1)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="benchmarks/auto_crossover.py")
+    p.add_argument("--edges", type=count, nargs="+", help="edge counts E to time")
+    p.add_argument("--degree", type=count, default=8)
+    p.add_argument("--d-model", type=count, default=64)
+    p.add_argument("--heads", type=count, default=4)
+    p.add_argument("--repeats", type=count, help="timed steps per engine and size (median)")
+    p.add_run_options("outputs/auto_crossover", threads=None, progress=False)
+    args = p.parse_args(argv)
+    with Run.from_args(args) as run:
+        return _sweep(args, run)
+
+
+def _sweep(args, run: Run) -> list[dict]:
     torch.manual_seed(0)
     rows = []
     for num_edges in args.edges:
@@ -89,7 +80,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 "ratio": scatter / fused,
             }
         )
-    print_table(rows, title="forward + backward, median ms (ratio > 1: fused faster)")
+    run.table("auto_crossover", rows,
+              title="forward + backward, median ms (ratio > 1: fused faster)")  # fmt: skip
     wins = [
         r["edges"] for r in rows if all(s["ratio"] > 1 for s in rows if s["edges"] >= r["edges"])
     ]
@@ -97,9 +89,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"fused is faster from {min(wins)} edges on (at every larger size measured)")
     else:
         print("fused is not faster at every larger size measured")
-    with folder:
-        path = write_table(args.out / "auto_crossover.csv", rows, settings=vars(args))
-    print(f"wrote {path}")
     return rows
 
 

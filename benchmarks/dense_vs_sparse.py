@@ -61,80 +61,47 @@ from graphattn.experiments import (
 from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, output_folder
 
 PATTERNS = ("full", "chunked", "window")
-PRESETS = ("quick", "smoke")
+#: the settings of a run: the first level is the default, every other one a flag
+PRESETS = {
+    "full": dict(sizes=[512, 1024, 2048, 4096, 8192, 16384], repeats=5, budget=20.0,
+                 max_edges=1_100_000, d_model=256, heads=8, radius=64, chunk_size=128),
+    # full attention on scatter: N <= 512
+    "quick": dict(sizes=[512, 1024], repeats=3, budget=1.0, max_edges=300_000, d_model=256,
+                  heads=8, radius=64, chunk_size=128),
+    # tiny settings for CI
+    "smoke": dict(sizes=[64, 96], repeats=1, budget=1.0, max_edges=1_100_000, d_model=32,
+                  heads=4, radius=4, chunk_size=8),
+}  # fmt: skip
 HERE = Path(__file__).resolve()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = ScriptParser(doc=__doc__)
-    p.add_argument(
-        "--sizes",
-        type=int_at_least(2),
-        nargs="+",
-        default=[512, 1024, 2048, 4096, 8192, 16384],
-        help="sequence lengths N (the goals are judged at N = 8192 only)",
-    )
-    p.add_argument("--d-model", type=int_at_least(1), default=256)
-    p.add_argument("--heads", type=int_at_least(1), default=8)
-    p.add_argument("--radius", type=int_at_least(0), default=64, help="window radius")
-    p.add_argument(
-        "--chunk-size",
-        type=int_at_least(1),
-        default=128,
-        help="chunk length of the chunked pattern",
-    )
-    p.add_argument(
-        "--repeats", type=int_at_least(1), default=5, help="timed steps per configuration"
-    )
-    p.add_argument(
-        "--rounds",
-        type=int_at_least(1),
-        default=1,
-        help="sweep all configurations this many times; report medians over rounds",
-    )
-    p.add_argument(
-        "--budget",
-        type=float_in(0, None, low_open=True),
-        default=20.0,
-        help="seconds of timed steps per configuration (at least one step)",
-    )
-    p.add_argument(
-        "--max-edges",
-        type=int_at_least(0),
-        default=1_100_000,
-        help="skip scatter and TransformerConv above this many edges",
-    )
-    p.add_argument(
-        "--max-fused-edges",
-        type=int_at_least(0),
-        default=5_000_000,
-        help="skip the fused engine above this many edges (full attention)",
-    )
+    count, edges = int_at_least(1), int_at_least(0)
+    p = ScriptParser(doc=__doc__, presets=PRESETS)
+    p.add_argument("--sizes", type=int_at_least(2), nargs="+",
+                   help="sequence lengths N (the goals are judged at N = 8192 only)")  # fmt: skip
+    p.add_argument("--d-model", type=count)
+    p.add_argument("--heads", type=count)
+    p.add_argument("--radius", type=edges, help="window radius")
+    p.add_argument("--chunk-size", type=count, help="chunk length of the chunked pattern")
+    p.add_argument("--repeats", type=count, help="timed steps per configuration")
+    p.add_argument("--rounds", type=count, default=1)
+    p.add_argument("--budget", type=float_in(0, None, low_open=True),
+                   help="seconds of timed steps per configuration (at least one step)")  # fmt: skip
+    p.add_argument("--max-edges", type=edges,
+                   help="skip scatter and TransformerConv above this many edges")  # fmt: skip
+    p.add_argument("--max-fused-edges", type=edges, default=5_000_000,
+                   help="skip the fused engine above this many edges (full attention)")  # fmt: skip
     p.add_argument("--out", type=output_folder, default=Path("outputs/dense_vs_sparse"))
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="N = 512, 1024; 3 repeats in 1 s; edge lists <= 300k",
-    )
-    p.add_argument("--smoke", action="store_true", help="tiny settings for CI")
     args = p.parse_args(argv)
-    if args.quick:
-        args.sizes, args.repeats, args.budget = [512, 1024], 3, 1.0
-        args.max_edges = min(args.max_edges, 300_000)  # full attention on scatter: N <= 512
-    if args.smoke:
-        args.sizes, args.repeats, args.budget = [64, 96], 1, 1.0
-        args.d_model, args.heads, args.radius, args.chunk_size = 32, 4, 4, 8
-    if args.rounds < 1:
-        p.error("--rounds must be >= 1")
-    if args.d_model % args.heads:
-        p.error("--d-model must be divisible by --heads")
+    p.check_divides(args, "heads", "d_model")
     return args
 
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces a run with these arguments: the presets (``--quick``,
     ``--smoke``) given, then every option whose value differs from what they imply."""
-    presets = [f"--{name}" for name in PRESETS if getattr(args, name)]
+    presets = [f"--{name}" for name in list(PRESETS)[1:] if getattr(args, name)]
     implied = vars(parse_args(presets))
     words = ["python", "benchmarks/dense_vs_sparse.py", *presets]
     for key, value in vars(args).items():

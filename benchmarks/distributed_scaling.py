@@ -35,49 +35,30 @@ import torch
 
 from graphattn.distributed import partition_nodes, replication_factor
 from graphattn.economy import economy_data
-from graphattn.experiments import RunFolder, machine_line, print_table, read_table, write_table
+from graphattn.experiments import Run, print_table, read_table
 from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
-from graphattn.experiments.plots import figure, lines
+from graphattn.experiments.plots import lines
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "distributed_training.py"
 
 
+PRESETS = {"full": dict(agents=1_000_000, steps=8), "quick": dict(agents=20_000, steps=6)}
+PARTS = ["replication", "throughput"]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = ScriptParser(doc=__doc__)
-    p.add_argument("--quick", action="store_true", help="20k agents, 6 steps")
-    p.add_argument(
-        "--agents", type=int_at_least(10), help="agents (default 1,000,000; quick 20,000)"
-    )
-    p.add_argument(
-        "--steps", type=int_at_least(1), help="training steps per run (default 8; quick 6)"
-    )
-    p.add_argument(
-        "--layers", type=int_at_least(1), default=2, help="model depth for the throughput runs"
-    )
-    p.add_argument(
-        "--partitions",
-        type=int_at_least(1),
-        nargs="+",
-        default=[2, 4, 8],
-        help="part counts of the replication table",
-    )
-    p.add_argument(
-        "--hops",
-        type=int_at_least(1),
-        nargs="+",
-        default=[1, 2, 3],
-        help="halo depths of the replication table",
-    )
-    p.add_argument("--seed", type=int_at_least(0), default=0)
-    p.add_argument(
-        "--only",
-        nargs="+",
-        choices=["replication", "throughput"],
-        default=["replication", "throughput"],
-        help="run only these parts",
-    )
-    p.add_argument("--out", type=output_folder, default=Path("outputs/distributed_scaling"))
+    count = int_at_least(1)
+    p = ScriptParser(doc=__doc__, presets=PRESETS, script="benchmarks/distributed_scaling.py")
+    p.add_argument("--agents", type=int_at_least(10))
+    p.add_argument("--steps", type=count, help="training steps per run")
+    p.add_argument("--layers", type=count, default=2, help="model depth for the throughput runs")
+    p.add_argument("--partitions", type=count, nargs="+", default=[2, 4, 8],
+                   help="part counts of the replication table")  # fmt: skip
+    p.add_argument("--hops", type=count, nargs="+", default=[1, 2, 3],
+                   help="halo depths of the replication table")  # fmt: skip
+    p.add_argument("--only", nargs="+", choices=PARTS, default=PARTS, help="run only these parts")
+    p.add_run_options("outputs/distributed_scaling", threads=None, progress=False, seed=0)
     p.add_argument(
         "--runs-out", type=output_folder, help="the example's output folder (<out>/runs)"
     )
@@ -85,10 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cache", type=output_folder, default=Path("outputs/distributed_training/cache")
     )
     args = p.parse_args(argv)
-    if args.agents is None:
-        args.agents = 20_000 if args.quick else 1_000_000
-    if args.steps is None:
-        args.steps = 6 if args.quick else 8
     if args.runs_out is None:
         args.runs_out = args.out / "runs"
     return args
@@ -200,13 +177,10 @@ def throughput(args: argparse.Namespace) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    print(f"settings: {settings}")
-    print(machine_line())
-    with RunFolder(args.out):  # writable? checked now; the files land together at the end
+    with Run.from_args(args) as run:  # the files land together at the end
         if "replication" in args.only:
             rows = replication(args)
-            write_table(args.out / "replication.csv", rows, settings=settings)
+            run.table("replication", rows)
             print_table(
                 rows,
                 ["method", "parts", "hops", "replication_nodes", "replication_edges", "cut_share"],
@@ -226,12 +200,12 @@ def main(argv: list[str] | None = None) -> None:
                 xlabel="parts (ranks)",
                 ylabel="edges held by all ranks / graph edges",
                 title=f"halo replication, economy of {args.agents:,} agents",
-                footer=machine_line(),
+                footer=run.footer,
                 logx=True,
             )
         if "throughput" in args.only:
             rows = throughput(args)
-            write_table(args.out / "throughput.csv", rows, settings=settings)
+            run.table("throughput", rows)
             print_table(
                 rows,
                 [
@@ -261,14 +235,12 @@ def main(argv: list[str] | None = None) -> None:
                 twin.set_ylabel("graph edges / s (millions)", color="tab:red")
                 twin.set_ylim(bottom=0)
 
-            figure(
-                args.out / "throughput.png",
+            run.figure(
+                "throughput",
                 draw,
                 size=(7.0, 4.0),
                 title=f"1 vs 2 processes, economy of {args.agents:,} agents, {args.layers} layers",
-                footer=machine_line(),
             )
-    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+PRESETS = {
+    "full": dict(nodes=100_000, repeats=7, rounds=2),
+    "quick": dict(nodes=10_000, repeats=3, rounds=1),
+}
+
 
 def _time(fn, args, repeats: int) -> tuple[float, float]:
     fn(*args)  # compile / load, warm up
@@ -33,50 +38,26 @@ def _time(fn, args, repeats: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphattn, uninstalled too
-    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+    from graphattn.experiments import Run, cli
 
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument(
-        "--nodes",
-        type=int_at_least(2),
-        default=None,
-        help="nodes N (default 100,000; quick 10,000)",
-    )
-    parser.add_argument(
-        "--degree", type=int_at_least(1), default=16, help="edges per node: E = degree * N"
-    )
-    parser.add_argument("--heads", type=int_at_least(1), default=8)
-    parser.add_argument("--d-model", type=int_at_least(1), default=128)
-    parser.add_argument(
-        "--repeats",
-        type=int_at_least(1),
-        default=None,
-        help="timed calls per kernel (default 7, quick 3)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=int_at_least(1),
-        default=None,
-        help="interleaved rounds over both builds (default 2, quick 1)",
-    )
-    parser.add_argument("--seed", type=int_at_least(0), default=0)
-    parser.add_argument("--out", type=output_folder, default=Path("outputs/fused_kernels"))
-    parser.add_argument("--quick", action="store_true", help="N = 10,000, one round of 3 repeats")
-    args = parser.parse_args(argv)
-    if args.nodes is None:
-        args.nodes = 10_000 if args.quick else 100_000
-    if args.repeats is None:
-        args.repeats = 3 if args.quick else 7
-    if args.rounds is None:
-        args.rounds = 1 if args.quick else 2
-    if args.d_model % args.heads:
-        parser.error(f"--heads {args.heads} must divide --d-model {args.d_model}")
-    from graphattn.experiments import RunFolder, machine_line, write_table
+    count = cli.int_at_least(1)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="benchmarks/fused_kernels.py")
+    p.add_argument("--nodes", type=cli.int_at_least(2))
+    p.add_argument("--degree", type=count, default=16)
+    p.add_argument("--heads", type=count, default=8)
+    p.add_argument("--d-model", type=count, default=128)
+    p.add_argument("--repeats", type=count, help="timed calls per kernel")
+    p.add_argument("--rounds", type=count, help="interleaved rounds over both builds")
+    p.add_run_options("outputs/fused_kernels", threads=None, progress=False, seed=0)
+    args = p.parse_args(argv)
+    p.check_divides(args, "heads", "d_model")
+    with Run.from_args(args) as run:
+        rows = _time_builds(args)
+        run.table("fused_kernels", rows)
+    return rows
 
-    folder = RunFolder(args.out)  # writable? checked now, before the compute
-    print(machine_line())
-    print(f"settings: {vars(args)}", flush=True)
 
+def _time_builds(args) -> list[dict]:
     import numpy as np
     import torch
 
@@ -151,9 +132,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 f"{src[1]:.3f}   sum of best {row['total_best_s']:.3f}",
                 flush=True,
             )
-    with folder:
-        path = write_table(args.out / "fused_kernels.csv", rows, settings=vars(args))
-    print(f"wrote {path}")
     return rows
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 _TILE = 32
+PRESETS = {"full": dict(nodes=100_000, repeats=7), "quick": dict(nodes=10_000, repeats=3)}
 
 
 @njit(parallel=True, fastmath=True)
@@ -51,37 +52,26 @@ def _gather_pass(ptr, src, a, b, out):  # pragma: no cover - timed, compiled by 
 
 def main(argv: list[str] | None = None) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphattn, uninstalled too
-    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+    from graphattn.experiments import Run, cli
 
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument(
-        "--nodes",
-        type=int_at_least(2),
-        default=None,
-        help="nodes N (default 100,000; quick 10,000)",
-    )
-    parser.add_argument(
-        "--degree", type=int_at_least(1), default=16, help="edges per node: E = degree * N"
-    )
-    parser.add_argument("--d-model", type=int_at_least(1), default=128, help="row width H * D")
-    parser.add_argument(
-        "--repeats", type=int_at_least(1), default=None, help="timed passes (default 7, quick 3)"
-    )
-    parser.add_argument("--seed", type=int_at_least(0), default=0)
-    parser.add_argument("--out", type=output_folder, help="write gather_floor.csv into this folder")
-    parser.add_argument("--quick", action="store_true", help="N = 10,000, 3 repeats")
-    args = parser.parse_args(argv)
-    if args.nodes is None:
-        args.nodes = 10_000 if args.quick else 100_000
-    if args.repeats is None:
-        args.repeats = 3 if args.quick else 7
-    for name in ("nodes", "degree", "d_model", "repeats"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be > 0")
-    from graphattn.experiments import RunFolder
+    count = cli.int_at_least(1)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="benchmarks/gather_floor.py")
+    p.add_argument("--nodes", type=cli.int_at_least(2))
+    p.add_argument("--degree", type=count, default=16)
+    p.add_argument("--d-model", type=count, default=128, help="row width H * D")
+    p.add_argument("--repeats", type=count, help="timed passes (the best and median reported)")
+    p.add_argument("--seed", type=cli.int_at_least(0), default=0)
+    p.add_argument("--out", type=cli.output_folder, help="write gather_floor.csv into this folder")
+    args = p.parse_args(argv)
+    if args.out is None:  # print only
+        return _measure(args)
+    with Run.from_args(args) as run:
+        result = _measure(args)
+        run.table("gather_floor", [result])
+    return result
 
-    folder = RunFolder(args.out) if args.out is not None else None  # writable? checked now
 
+def _measure(args) -> dict:
     import torch
 
     from graphattn import EdgeList
@@ -113,12 +103,6 @@ def main(argv: list[str] | None = None) -> dict:
     )
     result = {"nodes": n, "edges": e, "d_model": args.d_model, "best_s": best,
               "median_s": median, "floor_s": 3 * best, "gbytes_per_s": gbytes / best}  # fmt: skip
-    if folder is not None:
-        from graphattn.experiments import write_table
-
-        with folder:
-            path = write_table(args.out / "gather_floor.csv", [result], settings=vars(args))
-        print(f"wrote {path}")
     return result
 
 

@@ -16,10 +16,10 @@ import math
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 PACKAGES = ("graphattn", "torch", "torch_geometric")
 OPTIONAL = ("numba", "networkx", "matplotlib", "tqdm", "scipy", "sklearn")
+PRESETS = {"full": dict(repeats=5), "quick": dict(repeats=1)}
 
 
 def parse(stderr: str) -> dict[str, float]:
@@ -42,44 +42,27 @@ def importtime(module: str = "graphattn") -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+    from graphattn.experiments import Run, cli
 
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument(
-        "--repeats",
-        type=int_at_least(1),
-        default=None,
-        help="fresh interpreters (median; default 5, quick 1)",
-    )
-    parser.add_argument("--out", type=output_folder, default=Path("outputs/import_time"))
-    parser.add_argument("--quick", action="store_true", help="one interpreter")
-    args = parser.parse_args(argv)
-    if args.repeats is None:
-        args.repeats = 1 if args.quick else 5
-    if args.repeats < 1:
-        parser.error("--repeats must be >= 1")
-
-    from graphattn.experiments import RunFolder, machine_line, print_table, write_table
-
-    folder = RunFolder(args.out)  # writable? checked now, before the compute
-
-    print(machine_line())
-    print(f"timing `import graphattn` in {args.repeats} fresh interpreters", flush=True)
-    runs = [importtime() for _ in range(args.repeats)]
-    pyg = importtime("torch_geometric")  # what PyG imports by itself
-    rows = [
-        {"package": name, "imported": True, "also_by_pyg_alone": name in pyg,
-         "cumulative_s": statistics.median(run.get(name, 0.0) for run in runs)}
-        for name in PACKAGES
-    ] + [
-        {"package": name, "imported": any(name in run for run in runs),
-         "also_by_pyg_alone": name in pyg, "cumulative_s": math.nan}
-        for name in OPTIONAL
-    ]  # fmt: skip
-    print_table(rows, title=f"import graphattn (median of {args.repeats} fresh interpreters)")
-    with folder:
-        path = write_table(args.out / "import_time.csv", rows, settings=vars(args))
-    print(f"wrote {path}")
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="benchmarks/import_time.py")
+    p.add_argument("--repeats", type=cli.int_at_least(1), help="fresh interpreters (median)")
+    p.add_run_options("outputs/import_time", threads=None, progress=False)
+    args = p.parse_args(argv)
+    with Run.from_args(args) as run:
+        print(f"timing `import graphattn` in {args.repeats} fresh interpreters", flush=True)
+        runs = [importtime() for _ in range(args.repeats)]
+        pyg = importtime("torch_geometric")  # what PyG imports by itself
+        rows = [
+            {"package": name, "imported": True, "also_by_pyg_alone": name in pyg,
+             "cumulative_s": statistics.median(run.get(name, 0.0) for run in runs)}
+            for name in PACKAGES
+        ] + [
+            {"package": name, "imported": any(name in run for run in runs),
+             "also_by_pyg_alone": name in pyg, "cumulative_s": math.nan}
+            for name in OPTIONAL
+        ]  # fmt: skip
+        title = f"import graphattn (median of {args.repeats} fresh interpreters)"
+        run.table("import_time", rows, title=title)
     return rows
 
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from graphattn import FullGraph, MultiHeadAttentionConv
-from graphattn.experiments import RunFolder, machine_line, print_table, write_table
-from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+from graphattn.experiments import Run, cli
 
+PRESETS = {"full": dict(repeats=7, scale=1), "quick": dict(repeats=3, scale=4)}
 BATCHES = {
     "8 x 512": [512] * 8,
     "ragged": [64, 960, 320, 704, 192, 832, 448, 576],
@@ -72,43 +71,25 @@ def compare(lengths: list[int], d_model: int, heads: int, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument("--d-model", type=int_at_least(1), default=256)
-    parser.add_argument("--heads", type=int_at_least(1), default=8)
-    parser.add_argument(
-        "--repeats",
-        type=int_at_least(1),
-        default=None,
-        help="timed steps per layer and batch (median reported; default 7, quick 3)",
-    )
-    parser.add_argument(
-        "--scale",
-        type=int_at_least(1),
-        default=None,
-        help="divide every length by this (default 1, quick 4)",
-    )
-    parser.add_argument("--out", type=output_folder, default=Path("outputs/mha"))
-    parser.add_argument("--quick", action="store_true", help="lengths / 4, 3 repeats")
-    args = parser.parse_args(argv)
-    if args.repeats is None:
-        args.repeats = 3 if args.quick else 7
-    if args.scale is None:
-        args.scale = 4 if args.quick else 1
-    if args.repeats < 1 or args.scale < 1 or args.d_model % args.heads:
-        parser.error("--repeats and --scale must be >= 1 and --heads must divide --d-model")
-    folder = RunFolder(args.out)  # writable? checked now, before the compute
-    print(machine_line())
-    print(f"settings: {vars(args)}")
-    rows = []
-    for name, lengths in BATCHES.items():
-        lengths = [max(1, n // args.scale) for n in lengths]
-        result = compare(lengths, args.d_model, args.heads, args.repeats)
-        rows.append({"batch": name, "tokens": sum(lengths), **result})
-        print(f"{name}: layer {result['layer_s']:.3f} s, MHA {result['mha_s']:.3f} s", flush=True)
-    print_table(rows, title="forward + backward, median s (ratio < 1: the layer is faster)")
-    with folder:
-        path = write_table(args.out / "mha.csv", rows, settings=vars(args))
-    print(f"wrote {path}")
+    count = cli.int_at_least(1)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="benchmarks/mha.py")
+    p.add_argument("--d-model", type=count, default=256)
+    p.add_argument("--heads", type=count, default=8)
+    p.add_argument("--repeats", type=count, help="timed steps per layer and batch (median)")
+    p.add_argument("--scale", type=count, help="divide every length by this")
+    p.add_run_options("outputs/mha", threads=None, progress=False)
+    args = p.parse_args(argv)
+    p.check_divides(args, "heads", "d_model")
+    with Run.from_args(args) as run:
+        rows = []
+        for name, lengths in BATCHES.items():
+            lengths = [max(1, n // args.scale) for n in lengths]
+            result = compare(lengths, args.d_model, args.heads, args.repeats)
+            rows.append({"batch": name, "tokens": sum(lengths), **result})
+            print(f"{name}: layer {result['layer_s']:.3f} s, MHA {result['mha_s']:.3f} s",
+                  flush=True)  # fmt: skip
+        title = "forward + backward, median s (ratio < 1: the layer is faster)"
+        run.table("mha", rows, title=title)
     return rows
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib.util
 import statistics
 import time
-from pathlib import Path
+
+PRESETS = {"full": dict(agents=1_000_000, repeats=3), "quick": dict(agents=20_000, repeats=1)}
 
 
 def _graph(kind: str, n: int, seed: int):
@@ -64,49 +65,30 @@ def measure(spec: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
-
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument("--agents", type=int_at_least(100), default=1_000_000)
-    parser.add_argument("--repeats", type=int_at_least(1), default=3)
-    parser.add_argument("--seed", type=int_at_least(0), default=0)
-    parser.add_argument("--out", type=output_folder, default=Path("outputs/ordering"))
-    parser.add_argument("--quick", action="store_true", help="20k agents, one repeat")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.agents, args.repeats = 20_000, 1
-    if args.agents < 100 or args.repeats < 1:
-        parser.error("--agents must be >= 100 and --repeats >= 1")
-
-    from graphattn.experiments import (
-        RunFolder,
-        machine_line,
-        print_table,
-        progress,
-        write_table,
-    )
+    from graphattn.experiments import Run, cli
     from graphattn.experiments.isolate import run_isolated
 
-    folder = RunFolder(args.out)  # writable? checked now, before the compute
-
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="benchmarks/ordering.py")
+    p.add_argument("--agents", type=cli.int_at_least(100))
+    p.add_argument("--repeats", type=cli.int_at_least(1))
+    p.add_run_options("outputs/ordering", threads=None, progress=False, seed=0)
+    args = p.parse_args(argv)
     orders = ["original", "rcm", "degree"]
     if importlib.util.find_spec("pymetis") is not None:
         orders.append("metis")
-    print(machine_line())
-    print(f"settings: {vars(args)}; orders: {orders}")
-    rows = []
-    jobs = [(g, o) for g in ("economy", "random") for o in orders]
-    for graph, order in progress(jobs, "runs"):
-        spec = {"graph": graph, "order": order, "nodes": args.agents, "repeats": args.repeats,
-                "seed": args.seed}  # fmt: skip
-        rows.append({"graph": graph, "order": order, **run_isolated(f"{__file__}:measure", spec)})
-    base = {r["graph"]: r["steady_s"] for r in rows if r["order"] == "original"}
-    for r in rows:
-        r["speedup"] = base[r["graph"]] / r["steady_s"]
-    print_table(rows, title="fused forward + backward by node ordering", fmt=".4g")
-    with folder:
-        path = write_table(args.out / "ordering.csv", rows, settings=vars(args))
-    print(f"wrote {path}")
+    with Run.from_args(args) as run:
+        print(f"orders: {orders}")
+        rows = []
+        jobs = [(g, o) for g in ("economy", "random") for o in orders]
+        for graph, order in run.progress(jobs, "runs"):
+            spec = {"graph": graph, "order": order, "nodes": args.agents,
+                    "repeats": args.repeats, "seed": args.seed}  # fmt: skip
+            rows.append({"graph": graph, "order": order,
+                         **run_isolated(f"{__file__}:measure", spec)})  # fmt: skip
+        base = {r["graph"]: r["steady_s"] for r in rows if r["order"] == "original"}
+        for r in rows:
+            r["speedup"] = base[r["graph"]] / r["steady_s"]
+        run.table("ordering", rows, title="fused forward + backward by node ordering")
     return rows
 
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from torch_geometric.nn import TransformerConv
 
 from graphattn import EdgeList, MultiHeadAttentionConv
-from graphattn.experiments import RunFolder, machine_line, print_table, write_table
-from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+from graphattn.experiments import Run, cli
+
+PRESETS = {"full": dict(nodes=100_000, repeats=3), "quick": dict(nodes=2000, repeats=1)}
 
 
 def _step(model, x, graph, repeats: int) -> float:
@@ -48,28 +48,21 @@ def _errors(model, x, graph) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument(
-        "--nodes", type=int_at_least(2), default=None, help="nodes N (default 100,000; quick 2000)"
-    )
-    parser.add_argument("--degree", type=int_at_least(1), default=16)
-    parser.add_argument("--d-model", type=int_at_least(1), default=128)
-    parser.add_argument("--heads", type=int_at_least(1), default=8)
-    parser.add_argument(
-        "--repeats", type=int_at_least(1), default=None, help="timed steps (default 3, quick 1)"
-    )
-    parser.add_argument("--out", type=output_folder, default=Path("outputs/precision"))
-    parser.add_argument("--quick", action="store_true", help="N = 2000, one repeat")
-    args = parser.parse_args(argv)
-    if args.nodes is None:
-        args.nodes = 2000 if args.quick else 100_000
-    if args.repeats is None:
-        args.repeats = 1 if args.quick else 3
-    if args.nodes < 2 or args.degree < 1 or args.repeats < 1 or args.d_model % args.heads:
-        parser.error("--nodes >= 2, --degree and --repeats >= 1, --heads must divide --d-model")
-    folder = RunFolder(args.out)  # writable? checked now, before the compute
-    print(machine_line())
-    print(f"settings: {vars(args)}")
+    count = cli.int_at_least(1)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="benchmarks/precision.py")
+    p.add_argument("--nodes", type=cli.int_at_least(2))
+    p.add_argument("--degree", type=count, default=16)
+    p.add_argument("--d-model", type=count, default=128)
+    p.add_argument("--heads", type=count, default=8)
+    p.add_argument("--repeats", type=count, help="timed steps (the median is reported)")
+    p.add_run_options("outputs/precision", threads=None, progress=False)
+    args = p.parse_args(argv)
+    p.check_divides(args, "heads", "d_model")
+    with Run.from_args(args) as run:
+        return _compare(args, run)
+
+
+def _compare(args, run: Run) -> list[dict]:
     torch.manual_seed(0)
     n, d, h = args.nodes, args.d_model, args.heads
     edge_index = torch.randint(0, n, (2, n * args.degree))
@@ -96,12 +89,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ours_row["within_2x_of_eager"] = ours_row["max_err"] <= 2 * eager["max_err"]
         eager["within_2x_of_eager"] = ""  # the peer the rule compares with
     print(f"fused float32 step: {f32:.3f} s")
-    print_table(rows, title="16-bit inputs: step time and error against float64", fmt=".3g")
-    with folder:
-        path = write_table(
-            args.out / "precision.csv", rows, settings={**vars(args), "fused_f32_s": f32}
-        )
-    print(f"wrote {path}")
+    run.table("precision", rows, {**run.settings, "fused_f32_s": f32},
+              title="16-bit inputs: step time and error against float64", fmt=".3g")  # fmt: skip
     return rows
 
 

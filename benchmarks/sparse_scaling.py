@@ -42,10 +42,13 @@ import math
 import statistics
 import sys
 import time
-from pathlib import Path
 
 ENGINES = ("fused", "scatter", "pyg", "proj")
 GRAPHS = ("random", "economy")
+PRESETS = {
+    "full": dict(sizes=[1_000, 10_000, 100_000], repeats=3, new_graphs=3),
+    "quick": dict(sizes=[300, 3_000], repeats=1, new_graphs=2),
+}
 
 
 def _graph(kind: str, n: int, degree: int, seed: int):
@@ -160,126 +163,85 @@ def goals(rows: list[dict], nodes: int = 100_000) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from graphattn.experiments import RunFolder
-    from graphattn.experiments.cli import ScriptParser, float_in, int_at_least, output_folder
-
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument(
-        "--sizes",
-        type=int_at_least(2),
-        nargs="+",
-        default=[1_000, 10_000, 100_000],
-        help="node counts N (the goals are judged at N = 100,000 only)",
-    )
-    parser.add_argument(
-        "--graphs",
-        nargs="+",
-        default=["random"],
-        choices=GRAPHS,
-        help="random: uniform endpoints; economy: a generated supply-chain economy",
-    )
-    parser.add_argument(
-        "--degree", type=int_at_least(1), default=16, help="edges per node (random)"
-    )
-    parser.add_argument("--d-model", type=int_at_least(1), default=128)
-    parser.add_argument("--heads", type=int_at_least(1), default=8)
-    parser.add_argument(
-        "--engines",
-        nargs="+",
-        default=list(ENGINES),
-        choices=ENGINES,
-        help="fused, scatter: the layer on that engine; pyg: TransformerConv; proj: the "
-        "projections alone",
-    )
-    parser.add_argument("--repeats", type=int_at_least(1), default=3)
-    parser.add_argument(
-        "--new-graphs",
-        type=int_at_least(1),
-        default=3,
-        help="graphs the layer has not seen, one step each (first_s: their median)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=int_at_least(1),
-        default=1,
-        help="sweep all runs this many times in turn; report medians over rounds",
-    )
-    parser.add_argument(
-        "--max-edges-pyg",
-        type=int_at_least(0),
-        default=2_000_000,
-        help="skip TransformerConv and scatter above this many edges (their memory grows with E)",
-    )
-    parser.add_argument(
-        "--timeout", type=float_in(0, None, low_open=True), default=3600.0, help="seconds per run"
-    )
-    parser.add_argument("--seed", type=int_at_least(0), default=0)
-    parser.add_argument("--out", type=output_folder, default=Path("outputs/sparse_scaling"))
-    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.sizes, args.repeats = [300, 3_000], 1
-    if args.quick:
-        args.new_graphs = min(args.new_graphs, 2)
-    if min(args.sizes) < 2 or min(args.degree, args.repeats, args.rounds, args.new_graphs) < 1:
-        parser.error("--sizes must be >= 2, --degree, --repeats, --rounds, --new-graphs >= 1")
-    folder = RunFolder(args.out)  # writable? checked now, before the measurements
-
-    from graphattn.experiments import machine_line, plots, print_table, progress, write_table
+    from graphattn.experiments import Run, plots
+    from graphattn.experiments.cli import ScriptParser, float_in, int_at_least
     from graphattn.experiments.isolate import run_isolated
 
-    print(machine_line())
-    print(f"settings: {vars(args)} (forward + backward, float32, each run in its own process)")
-    jobs = []
-    for kind in args.graphs:
-        for n in args.sizes:
-            approx_edges = n * args.degree if kind == "random" else 6 * n
-            for engine in args.engines:
-                if engine in ("scatter", "pyg") and approx_edges > args.max_edges_pyg:
-                    continue
-                jobs.append((kind, n, engine))
-    # Rounds sweep all runs in turn, so that load drifting over the run spreads over every
-    # row (and over an engine and its peer alike) instead of favouring the rows measured when
-    # the machine was quiet.
-    got: dict[tuple, list[dict]] = {job: [] for job in jobs}
-    for kind, n, engine in progress(jobs * args.rounds, "runs"):
-        spec = {
-            "graph": kind, "nodes": n, "engine": engine, "degree": args.degree,
-            "d_model": args.d_model, "heads": args.heads, "repeats": args.repeats,
-            "new_graphs": args.new_graphs, "seed": args.seed,
-        }  # fmt: skip
-        try:
-            result = run_isolated(f"{__file__}:measure", spec, timeout=args.timeout)
-        except Exception as err:  # a run that fails (out of memory, timeout) is reported
-            message = f"{kind} N={n} {engine}: {type(err).__name__}: {str(err)[-300:]}"
-            print(message, file=sys.stderr)
-            continue
-        got[(kind, n, engine)].append(result)
-    rows = []
-    for (kind, n, engine), results in got.items():
-        if results:
-            rows.append({
-                "graph": kind, "nodes": n, "engine": engine,
-                "first_s": statistics.median(r["first_s"] for r in results),
-                "cold_s": statistics.median(r["cold_s"] for r in results),
-                "steady_s": statistics.median(r["steady_s"] for r in results),
-                "peak_extra_mb": max(r["peak_extra_mb"] for r in results),
-                "edges": results[0]["edges"], "rounds": len(results),
-            })  # fmt: skip
-    by = {(r["graph"], r["nodes"], r["engine"]): r for r in rows}
-    for r in rows:
-        r["first_vs_steady"] = r["first_s"] / r["steady_s"]
-        peer = by.get((r["graph"], r["nodes"], "pyg"))
-        r["speedup_vs_pyg"] = peer["steady_s"] / r["steady_s"] if peer else math.nan
-        mem = r["peak_extra_mb"]
-        r["memory_vs_pyg"] = peer["peak_extra_mb"] / mem if peer and mem > 0 else math.nan
-    print_table(rows, title="forward + backward (s), peak extra memory (MB)", fmt=".3g")
-    with folder:  # the CSVs and the figure land together
-        out = write_table(args.out / "sparse_scaling.csv", rows, settings=vars(args))
+    count = int_at_least(1)
+    p = ScriptParser(doc=__doc__, presets=PRESETS, script="benchmarks/sparse_scaling.py")
+    p.add_argument("--sizes", type=int_at_least(2), nargs="+",
+                   help="node counts N (the goals are judged at N = 100,000 only)")  # fmt: skip
+    p.add_argument("--graphs", nargs="+", default=["random"], choices=GRAPHS,
+                   help="random: uniform endpoints; economy: a generated supply-chain "
+                   "economy")  # fmt: skip
+    p.add_argument("--degree", type=count, default=16, help="edges per node (random)")
+    p.add_argument("--d-model", type=count, default=128)
+    p.add_argument("--heads", type=count, default=8)
+    p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES,
+                   help="fused, scatter: the layer on that engine; pyg: TransformerConv; proj: "
+                   "the projections alone")  # fmt: skip
+    p.add_argument("--repeats", type=count)
+    p.add_argument("--new-graphs", type=count,
+                   help="graphs the layer has not seen, one step each (first_s: their "
+                   "median)")  # fmt: skip
+    p.add_argument("--rounds", type=count, default=1)
+    p.add_argument("--max-edges-pyg", type=int_at_least(0), default=2_000_000,
+                   help="skip TransformerConv and scatter above this many edges (their memory "
+                   "grows with E)")  # fmt: skip
+    p.add_argument("--timeout", type=float_in(0, None, low_open=True), default=3600.0,
+                   help="seconds per run")  # fmt: skip
+    p.add_run_options("outputs/sparse_scaling", threads=None, progress=False, seed=0)
+    args = p.parse_args(argv)
+    with Run.from_args(args) as run:  # the CSVs and the figure land together
+        print("(forward + backward, float32, each run in its own process)")
+        jobs = []
+        for kind in args.graphs:
+            for n in args.sizes:
+                approx_edges = n * args.degree if kind == "random" else 6 * n
+                for engine in args.engines:
+                    if engine in ("scatter", "pyg") and approx_edges > args.max_edges_pyg:
+                        continue
+                    jobs.append((kind, n, engine))
+        # Rounds sweep all runs in turn, so that load drifting over the run spreads over every
+        # row (and over an engine and its peer alike) instead of favouring the rows measured when
+        # the machine was quiet.
+        got: dict[tuple, list[dict]] = {job: [] for job in jobs}
+        for kind, n, engine in run.progress(jobs * args.rounds, "runs"):
+            spec = {
+                "graph": kind, "nodes": n, "engine": engine, "degree": args.degree,
+                "d_model": args.d_model, "heads": args.heads, "repeats": args.repeats,
+                "new_graphs": args.new_graphs, "seed": args.seed,
+            }  # fmt: skip
+            try:
+                result = run_isolated(f"{__file__}:measure", spec, timeout=args.timeout)
+            except Exception as err:  # a run that fails (out of memory, timeout) is reported
+                message = f"{kind} N={n} {engine}: {type(err).__name__}: {str(err)[-300:]}"
+                print(message, file=sys.stderr)
+                continue
+            got[(kind, n, engine)].append(result)
+        rows = []
+        for (kind, n, engine), results in got.items():
+            if results:
+                rows.append({
+                    "graph": kind, "nodes": n, "engine": engine,
+                    "first_s": statistics.median(r["first_s"] for r in results),
+                    "cold_s": statistics.median(r["cold_s"] for r in results),
+                    "steady_s": statistics.median(r["steady_s"] for r in results),
+                    "peak_extra_mb": max(r["peak_extra_mb"] for r in results),
+                    "edges": results[0]["edges"], "rounds": len(results),
+                })  # fmt: skip
+        by = {(r["graph"], r["nodes"], r["engine"]): r for r in rows}
+        for r in rows:
+            r["first_vs_steady"] = r["first_s"] / r["steady_s"]
+            peer = by.get((r["graph"], r["nodes"], "pyg"))
+            r["speedup_vs_pyg"] = peer["steady_s"] / r["steady_s"] if peer else math.nan
+            mem = r["peak_extra_mb"]
+            r["memory_vs_pyg"] = peer["peak_extra_mb"] / mem if peer and mem > 0 else math.nan
+        run.table("sparse_scaling", rows, fmt=".3g",
+                  title="forward + backward (s), peak extra memory (MB)")  # fmt: skip
         met = goals(rows)
         if met:
-            print_table(met, title="goals of the fused engine at N = 100k")
-            write_table(args.out / "goals.csv", met, settings=vars(args))
+            run.table("goals", met, title="goals of the fused engine at N = 100k")
         else:
             print("goals: set at N = 100k, not measured in this run: not judged")
         series = {}
@@ -290,9 +252,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         fig = plots.lines(
             args.out / "sparse_scaling.png", series, xlabel="edges",
             ylabel="forward + backward (s)", title="sparse attention, d_model 128, 8 heads",
-            logx=True, logy=True, footer=machine_line(),
+            logx=True, logy=True, footer=run.footer,
         )  # fmt: skip
-    print(f"wrote {out} and {fig}")
+        print(f"wrote {fig}")
     return rows
 
 

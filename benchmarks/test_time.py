@@ -63,34 +63,25 @@ def run_make_demo(clone: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    from graphattn.experiments.cli import ScriptParser, output_folder
+    from graphattn.experiments import Run, cli
 
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument("--out", type=output_folder, default=Path("outputs/test_time"))
-    parser.add_argument("--demo", action="store_true", help="also time `make demo` afterwards")
-    args = parser.parse_args(argv)
-
-    from graphattn.experiments import RunFolder, machine_line, print_table, write_table
-
-    folder = RunFolder(args.out)  # writable? checked now, before the timings
-    print(machine_line())
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    p = cli.ScriptParser(doc=__doc__, script="benchmarks/test_time.py")
+    p.add_argument("--demo", action="store_true", help="also time `make demo` afterwards")
+    p.add_run_options("outputs/test_time", threads=None, progress=False)
+    args = p.parse_args(argv)
+    with Run.from_args(args) as run, tempfile.TemporaryDirectory() as tmp:  # CSVs land together
         clone = Path(tmp) / "graphattn"
         print(f"cloning {ROOT} (its last commit) into {clone}", flush=True)
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-        for run in ("cold", "warm"):
-            rows.append({"run": run, **run_make_test(clone)})
-            print(f"{run}: {rows[-1]}", flush=True)
+        rows = []
+        for name in ("cold", "warm"):
+            rows.append({"run": name, **run_make_test(clone)})
+            print(f"{name}: {rows[-1]}", flush=True)
         demo = [run_make_demo(clone)] if args.demo else []
-    print_table(rows, title="make test on a fresh clone (cold: new .venv, empty numba cache)")
-    with folder:  # both CSVs land together
-        path = write_table(args.out / "test_time.csv", rows, settings=vars(args))
-        print(f"wrote {path}")
+        title = "make test on a fresh clone (cold: new .venv, empty numba cache)"
+        run.table("test_time", rows, title=title)
         if demo:
-            print_table(demo, title="make demo after set-up")
-            path = write_table(args.out / "demo_time.csv", demo, settings=vars(args))
-            print(f"wrote {path}")
+            run.table("demo_time", demo, title="make demo after set-up")
     return rows
 
 

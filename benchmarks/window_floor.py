@@ -34,55 +34,42 @@ import sys
 import time
 from pathlib import Path
 
+PRESETS = {"full": dict(nodes=8192, repeats=25), "quick": dict(nodes=2048, repeats=5)}
+
 
 def main(argv: list[str] | None = None) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # graphattn, uninstalled too
-    from graphattn.experiments.cli import ScriptParser, int_at_least, output_folder
+    from graphattn.experiments import Run, cli, machine_line
 
-    parser = ScriptParser(doc=__doc__)
-    parser.add_argument(
-        "--nodes", type=int_at_least(2), default=None, help="tokens N (default 8192, quick 2048)"
-    )
-    parser.add_argument("--radius", type=int_at_least(0), default=64)
-    parser.add_argument("--d-model", type=int_at_least(1), default=256)
-    parser.add_argument("--heads", type=int_at_least(1), default=8)
-    parser.add_argument(
-        "--repeats",
-        type=int_at_least(1),
-        default=None,
-        help="timed runs of each part (median; default 25, quick 5)",
-    )
-    parser.add_argument(
-        "--matmul-size",
-        type=int_at_least(1),
-        default=1536,
-        help="side of the square matmul that sets the machine's rate",
-    )
-    parser.add_argument("--seed", type=int_at_least(0), default=0)
-    parser.add_argument("--out", type=output_folder, help="write window_floor.csv into this folder")
-    parser.add_argument("--quick", action="store_true", help="N = 2048, 5 repeats")
-    args = parser.parse_args(argv)
-    if args.nodes is None:
-        args.nodes = 2048 if args.quick else 8192
-    if args.repeats is None:
-        args.repeats = 5 if args.quick else 25
-    for name in ("nodes", "radius", "d_model", "heads", "repeats", "matmul_size"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be > 0")
-    if args.d_model % args.heads:
-        parser.error("--d-model must be a multiple of --heads")
-    from graphattn.experiments import RunFolder
+    count = cli.int_at_least(1)
+    p = cli.ScriptParser(doc=__doc__, presets=PRESETS, script="benchmarks/window_floor.py")
+    p.add_argument("--nodes", type=cli.int_at_least(2), help="tokens N")
+    p.add_argument("--radius", type=count, default=64)
+    p.add_argument("--d-model", type=count, default=256)
+    p.add_argument("--heads", type=count, default=8)
+    p.add_argument("--repeats", type=count, help="timed runs of each part (median)")
+    p.add_argument("--matmul-size", type=count, default=1536,
+                   help="side of the square matmul that sets the machine's rate")  # fmt: skip
+    p.add_argument("--seed", type=cli.int_at_least(0), default=0)
+    p.add_argument("--out", type=cli.output_folder, help="write window_floor.csv into this folder")
+    args = p.parse_args(argv)
+    p.check_divides(args, "heads", "d_model")
+    if args.out is None:  # print only
+        print(machine_line())
+        return _measure(args)
+    with Run.from_args(args) as run:
+        result = _measure(args)
+        run.table("window_floor", [result])
+    return result
 
-    folder = RunFolder(args.out) if args.out is not None else None  # writable? checked now
 
+def _measure(args) -> dict:
     import torch
     import torch.nn.functional as F
 
     from graphattn import MultiHeadAttentionConv, WindowGraph
     from graphattn.engines import blocked
-    from graphattn.experiments import machine_line, write_table
 
-    print(machine_line())
     torch.manual_seed(args.seed)
     n, d, heads = args.nodes, args.d_model, args.heads
     dim = d // heads
@@ -159,10 +146,6 @@ def main(argv: list[str] | None = None) -> dict:
         f"{result['frac_matmul']:.2f} of it, projections + core alone would be at "
         f"{result['frac_bound']:.2f}"
     )
-    if folder is not None:
-        with folder:
-            path = write_table(args.out / "window_floor.csv", [result], settings=vars(args))
-        print(f"wrote {path}")
     return result
 
 
