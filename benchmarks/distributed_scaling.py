@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
                 labels = [f"{r['config']}\nrank {r['rank']}" for r in rows]
                 ax.bar(range(len(rows)), [r["train_peak_mb"] / 1e3 for r in rows], color="tab:blue")
                 ax.set_xticks(range(len(rows)), labels, fontsize=7)
+                ax.set_xlabel("process layout and rank")
                 ax.set_ylabel("peak memory per rank, training (GB)", color="tab:blue")
                 twin = ax.twinx()
                 twin.plot(
