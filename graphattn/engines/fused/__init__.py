@@ -56,12 +56,12 @@ _FLOATS = (torch.float32, torch.float64)
 _HALF = (torch.float16, torch.bfloat16)
 _DEVICES = ("cpu", "cuda")
 
-AUTO_MIN_EDGES = 32768
+AUTO_MIN_EDGES = 65536
 """On the CPU ``engine="auto"`` prefers ``scatter`` on graphs with fewer edges than this,
 where the kernels' fixed costs outweigh what they save; on CUDA it always prefers this engine.
-A setting, not a current measurement: ``benchmarks/auto_crossover.py`` times the crossover,
-and its committed table (``results/auto_crossover/``) was recorded with the kernels as they
-were before 0.3.4."""
+The edge count from which ``fused`` was faster at every larger size in the committed
+``results/auto_crossover/auto_crossover.csv`` (``benchmarks/auto_crossover.py``);
+``tests/test_results.py`` keeps the two equal."""
 
 
 _NUMBA: list[bool] = []  # memo of numba_available()
