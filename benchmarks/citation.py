@@ -201,16 +201,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--only", nargs="+", choices=("recipe", "minibatch", "ablation"),
                         default=["recipe", "minibatch"], help="parts to run")  # fmt: skip
     parser.add_argument("--seeds", type=int_at_least(1), default=10)
-    parser.add_argument("--epochs", type=int_at_least(1), default=200,
-                        help="passes over the training set (full batch: one step)")  # fmt: skip
+    parser.add_argument(
+        "--steps", type=int_at_least(1), default=200,
+        help="epochs: one optimiser step each in full batch, one per batch in the minibatch part",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int_at_least(1), default=64,
                         help="seeds per mini-batch (the minibatch part)")  # fmt: skip
     parser.add_argument("--threads", type=int_at_least(1), default=1)
-    parser.add_argument("--quick", action="store_true", help="Cora, 2 seeds, 2 epochs")
+    parser.add_argument("--quick", action="store_true", help="Cora, 2 seeds, 2 steps")
     parser.add_argument("--out", type=output_folder, default=Path("outputs/citation"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.datasets, args.seeds, args.epochs = ["Cora"], 2, 2
+        args.datasets, args.seeds, args.steps = ["Cora"], 2, 2
     torch.set_num_threads(args.threads)
     print(machine_line())
     print(f"settings: {vars(args)}")
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for dataset in args.datasets:
         data = load_planetoid(dataset)
         for name, batch_size in progress(jobs, dataset):
-            runs += [run(name, dataset, data, seed, args.epochs, batch_size)
+            runs += [run(name, dataset, data, seed, args.steps, batch_size)
                      for seed in range(args.seeds)]  # fmt: skip
     rows = summarise(runs)
     if "recipe" in args.only:

@@ -131,27 +131,27 @@ SUBSTITUTIONS: dict[str, Sub] = {
         "python benchmarks/dense_vs_sparse.py --quick", "three rounds at N = 8192: quick"
     ),
     "python benchmarks/citation.py --only recipe --datasets Cora --out results/citation/Cora": Sub(
-        "python benchmarks/citation.py --only recipe --datasets Cora --seeds 2 --epochs 2 "
+        "python benchmarks/citation.py --only recipe --datasets Cora --seeds 2 --steps 2 "
         "--out results/citation/Cora",
-        "10 seeds of 200 epochs for five layers (half an hour): 2 seeds of 2 epochs",
+        "10 seeds of 200 epochs for five layers (half an hour): 2 seeds of 2 epochs (--steps)",
     ),
     "python benchmarks/citation.py --only recipe --datasets CiteSeer --seeds 5 --out "
     "results/citation/CiteSeer": Sub(
-        "python benchmarks/citation.py --only recipe --datasets CiteSeer --seeds 2 --epochs 2 "
+        "python benchmarks/citation.py --only recipe --datasets CiteSeer --seeds 2 --steps 2 "
         "--out results/citation/CiteSeer",
-        "5 seeds of 200 epochs for five layers (most of an hour): 2 seeds of 2 epochs",
+        "5 seeds of 200 epochs for five layers (most of an hour): 2 seeds of 2 epochs (--steps)",
     ),
     "python benchmarks/citation.py --only ablation --datasets Cora --seeds 5 --out "
     "results/citation_ablation": Sub(
-        "python benchmarks/citation.py --only ablation --datasets Cora --seeds 2 --epochs 2 "
+        "python benchmarks/citation.py --only ablation --datasets Cora --seeds 2 --steps 2 "
         "--out results/citation_ablation",
-        "5 seeds of 200 epochs for eight models (half an hour): 2 seeds of 2 epochs",
+        "5 seeds of 200 epochs for eight models (half an hour): 2 seeds of 2 epochs (--steps)",
     ),
     "python benchmarks/citation.py --only minibatch --datasets Cora --seeds 3 --out "
     "results/citation_minibatch": Sub(
-        "python benchmarks/citation.py --only minibatch --datasets Cora --seeds 2 --epochs 2 "
+        "python benchmarks/citation.py --only minibatch --datasets Cora --seeds 2 --steps 2 "
         "--out results/citation_minibatch",
-        "3 seeds of 200 mini-batch epochs (minutes): 2 seeds of 2 epochs",
+        "3 seeds of 200 mini-batch epochs (minutes): 2 seeds of 2 epochs (--steps)",
     ),
     "python benchmarks/sparse_scaling.py": Sub(
         "python benchmarks/sparse_scaling.py --quick", "up to N = 100k with three peers: quick"

@@ -73,6 +73,7 @@ from graphattn.experiments import (
     split_indices,
     write_table,
 )
+from graphattn.experiments.citation import fit_nodes, fit_nodes_khop
 from graphattn.experiments.plots import heatmap, lines, panels
 from graphattn.graphs import chunked, full, grid, patchify, window
 from graphattn.loader import HopSampler, KHopLoader, hop_batch
@@ -225,6 +226,12 @@ RING = torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]])
 
 def ring_data(**extra) -> Data:
     return Data(x=torch.randn(6, 2), edge_index=RING, num_nodes=6, **extra)
+
+
+def node_data() -> Data:
+    mask = torch.tensor([True, True, False, False, False, False])
+    return ring_data(y=torch.zeros(6, dtype=torch.long), train_mask=mask, val_mask=~mask,
+                     test_mask=~mask)  # fmt: skip
 
 
 def sampler():
@@ -461,6 +468,16 @@ CASES += [
     ("panels ncols 0", lambda: panels(table().with_suffix(".png"), [print], ncols=0), ValueError, "ncols"),
     ("cache_key list", lambda: cache_key([1]), TypeError, "settings"),
     ("RunFolder on a file", lambda: RunFolder(empty_csv()), ValueError, "path"),
+    # real-data training helpers
+    ("fit_nodes model str", lambda: fit_nodes("gat", node_data()), TypeError, "model"),
+    ("fit_nodes data dict", lambda: fit_nodes(torch.nn.Linear(2, 2), {}), TypeError, "data"),
+    ("fit_nodes no masks", lambda: fit_nodes(torch.nn.Linear(2, 2), ring_data(y=torch.zeros(6))), ValueError, "data"),
+    ("fit_nodes epochs 0", lambda: fit_nodes(torch.nn.Linear(2, 2), node_data(), epochs=0), ValueError, "epochs"),
+    ("fit_nodes lr -1", lambda: fit_nodes(torch.nn.Linear(2, 2), node_data(), lr=-1.0), ValueError, "lr"),
+    ("fit_nodes forward 3", lambda: fit_nodes(torch.nn.Linear(2, 2), node_data(), forward=3), TypeError, "forward"),
+    ("fit_nodes_khop batch_size 0", lambda: fit_nodes_khop(torch.nn.Linear(2, 2), node_data(), num_hops=1, batch_size=0), ValueError, "batch_size"),
+    ("fit_nodes_khop num_hops -1", lambda: fit_nodes_khop(torch.nn.Linear(2, 2), node_data(), num_hops=-1, batch_size=2), ValueError, "num_hops"),
+    ("fit_nodes_khop weight_decay nan", lambda: fit_nodes_khop(torch.nn.Linear(2, 2), node_data(), num_hops=1, batch_size=2, weight_decay=float("nan")), ValueError, "weight_decay"),
 ]  # fmt: skip
 
 

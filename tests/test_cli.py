@@ -47,6 +47,7 @@ SCRIPTS = {
         )
     },  # fmt: skip
     "benchmarks/auto_crossover": (load_script, "auto_crossover", []),
+    "benchmarks/citation": (load_script, "citation", []),
     "benchmarks/dense_vs_sparse": (load_script, "dense_vs_sparse", []),
     "benchmarks/distributed_scaling": (load_script, "distributed_scaling", []),
     "benchmarks/fused_kernels": (load_script, "fused_kernels", []),

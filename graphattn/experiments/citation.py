@@ -7,6 +7,7 @@ with PyG's own reader, so nothing is downloaded or written.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -15,6 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch_geometric.data import Data
+
+from .._checks import check_int
+from .train import check_rates
 
 __all__ = [
     "PLANETOID",
@@ -98,6 +102,21 @@ def _adam(model: nn.Module, lr: float, weight_decay: float, no_decay=()) -> torc
     return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
 
 
+def _check_fit(model: object, data: object, epochs: object, lr: object, wd: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(data, Data):
+        raise TypeError(f"`data` must be a torch_geometric Data, got {type(data).__name__}")
+    missing = [k for k in ("x", "edge_index", "y", *_MASKS) if getattr(data, k, None) is None]
+    if missing:
+        raise ValueError(f"`data` lacks {missing} (load_planetoid gives all of them)")
+    check_int("epochs", epochs, 1)
+    check_rates(lr, wd)
+
+
+_MASKS = ("train_mask", "val_mask", "test_mask")
+
+
 def fit_nodes(
     model: nn.Module,
     data: Data,
@@ -115,8 +134,9 @@ def fit_nodes(
     ``model(data.x, data.edge_index)``). Parameters whose name contains a string of
     ``no_decay`` get no weight decay (an ablation; PyG's recipe decays every parameter).
     """
-    import time
-
+    _check_fit(model, data, epochs, lr, weight_decay)
+    if forward is not None and not callable(forward):
+        raise TypeError(f"`forward` must be callable, got {type(forward).__name__}")
     forward = forward or (lambda m, d: m(d.x, d.edge_index))
     opt = _adam(model, lr, weight_decay, no_decay)
     best = NodeResult(-1.0, float("nan"), -1, 0.0)
@@ -156,9 +176,12 @@ def fit_nodes_khop(
     seeds (exact, so they equal full-graph inference). ``model(x, edge_index)`` must have
     ``num_hops`` message-passing layers.
     """
-    import time
-
     from ..loader import KHopLoader
+
+    _check_fit(model, data, epochs, lr, weight_decay)
+    check_int("num_hops", num_hops, 0)
+    check_int("batch_size", batch_size, 1)
+    check_int("eval_batch_size", eval_batch_size, 1)
 
     def loader(mask: torch.Tensor, size: int, shuffle: bool) -> KHopLoader:
         return KHopLoader(

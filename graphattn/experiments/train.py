@@ -65,6 +65,19 @@ def progress(items: Iterable[T], desc: str, total: int | None = None, *, enable:
     return tqdm(items, desc=desc, total=total, leave=False, dynamic_ncols=True)
 
 
+def check_rates(lr: object, weight_decay: object, clip: object = None) -> None:
+    """``lr`` a finite number > 0, ``weight_decay`` one >= 0, ``clip`` one > 0 or ``None``."""
+    for name, value in (("lr", lr), ("weight_decay", weight_decay), ("clip", clip)):
+        if value is None and name == "clip":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
+        low_ok = value >= 0 if name == "weight_decay" else value > 0
+        if not (math.isfinite(value) and low_ok):
+            want = ">= 0" if name == "weight_decay" else "> 0"
+            raise ValueError(f"`{name}` must be a finite number {want}, got {value}")
+
+
 def fit(
     model: nn.Module,
     loss_fn: Callable[[nn.Module, T], Tensor],
@@ -93,15 +106,7 @@ def fit(
         if not callable(fn):
             raise TypeError(f"`{name}` must be callable, got {type(fn).__name__}")
     check_int("epochs", epochs, 0)
-    for name, value in (("lr", lr), ("weight_decay", weight_decay), ("clip", clip)):
-        if value is None and name == "clip":
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
-        low_ok = value >= 0 if name == "weight_decay" else value > 0
-        if not (math.isfinite(value) and low_ok):
-            want = ">= 0" if name == "weight_decay" else "> 0"
-            raise ValueError(f"`{name}` must be a finite number {want}, got {value}")
+    check_rates(lr, weight_decay, clip)
     epoch_batches = [list(batches(e)) for e in range(epochs)]
     total = sum(len(b) for b in epoch_batches)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
