@@ -242,18 +242,6 @@ def parity(args) -> list[dict]:
 
 
 # ---- timings ----------------------------------------------------------------------------------
-def _sparse_graph(kind: str, n: int, degree: int, seed: int):
-    import torch
-
-    if kind == "random":
-        gen = torch.Generator().manual_seed(seed)
-        return torch.randint(0, n, (2, n * degree), generator=gen)
-    from graphattn.economy import economy_arrays
-
-    a = economy_arrays(n, seed=seed)
-    return torch.stack([torch.from_numpy(a.src), torch.from_numpy(a.dst)])
-
-
 def _sparse_model(engine: str, d_model: int, heads: int):
     if engine == "pyg":
         from torch_geometric.nn import TransformerConv
@@ -270,14 +258,14 @@ def measure(spec: dict) -> dict:
 
     from graphattn import EdgeList, FullGraph, MultiHeadAttentionConv, WindowGraph
     from graphattn.engines import register_engine
-    from graphattn.experiments import PeakMemory
+    from graphattn.experiments import PeakMemory, benchmark_graph
 
     torch.manual_seed(spec["seed"])
     device = torch.device(spec["device"])
     dtype = getattr(torch, spec["dtype"])
     n, engine, d_model, heads = spec["nodes"], spec["engine"], spec["d_model"], spec["heads"]
     if spec["section"] == "sparse":
-        edge_index = _sparse_graph(spec["graph"], n, spec["degree"], spec["seed"]).to(device)
+        edge_index = benchmark_graph(spec["graph"], n, spec["degree"], spec["seed"]).to(device)
         graph = edge_index if engine == "pyg" else EdgeList(edge_index, n)
         model = _sparse_model(engine, d_model, heads)
         edges = edge_index.size(1)

@@ -51,18 +51,6 @@ PRESETS = {
 }
 
 
-def _graph(kind: str, n: int, degree: int, seed: int):
-    import torch
-
-    if kind == "random":
-        gen = torch.Generator().manual_seed(seed)
-        return torch.randint(0, n, (2, n * degree), generator=gen)
-    from graphattn.economy import economy_arrays
-
-    a = economy_arrays(n, seed=seed)
-    return torch.stack([torch.from_numpy(a.src), torch.from_numpy(a.dst)])
-
-
 def _model(engine: str, d_model: int, heads: int):
     from torch import nn
 
@@ -92,13 +80,13 @@ def measure(spec: dict) -> dict:
     import torch
 
     from graphattn import EdgeList
-    from graphattn.experiments import PeakMemory
+    from graphattn.experiments import PeakMemory, benchmark_graph
 
     torch.manual_seed(spec["seed"])
     n, engine = spec["nodes"], spec["engine"]
     # the graphs the layer meets for the first time, one per step: fresh draws of one kind
     new_graphs = [
-        _graph(spec["graph"], n, spec["degree"], spec["seed"] + i)
+        benchmark_graph(spec["graph"], n, spec["degree"], spec["seed"] + i)
         for i in range(spec["new_graphs"])
     ]
     edge_index = new_graphs[-1]

@@ -63,6 +63,7 @@ from graphattn.economy import (
 from graphattn.experiments import (
     RunFolder,
     accuracy,
+    benchmark_graph,
     cache_key,
     fit,
     machine_line,
@@ -468,6 +469,8 @@ CASES += [
     ("panels ncols 0", lambda: panels(table().with_suffix(".png"), [print], ncols=0), ValueError, "ncols"),
     ("cache_key list", lambda: cache_key([1]), TypeError, "settings"),
     ("RunFolder on a file", lambda: RunFolder(empty_csv()), ValueError, "path"),
+    ("benchmark_graph kind", lambda: benchmark_graph("grid", 10, 2, 0), ValueError, "kind"),
+    ("benchmark_graph degree 0", lambda: benchmark_graph("random", 10, 0, 0), ValueError, "degree"),
     # real-data training helpers
     ("fit_nodes model str", lambda: fit_nodes("gat", node_data()), TypeError, "model"),
     ("fit_nodes data dict", lambda: fit_nodes(torch.nn.Linear(2, 2), {}), TypeError, "data"),

@@ -8,12 +8,14 @@
 - :mod:`.tables`: README/docs tables generated from result CSVs, and the check that they match;
 - :mod:`.train`: seeding, splits, a training loop with progress, metrics;
 - :mod:`.plots`: heat maps and line plots (matplotlib, the ``studies`` extra);
-- :mod:`.isolate`: one configuration per process, and its peak memory.
+- :mod:`.isolate`: one configuration per process, and its peak memory;
+- :mod:`.graphs`: the graphs the speed and memory benchmarks time the sparse engines on.
 
 Nothing here is needed to use the layers; it is what makes the studies repeatable.
 """
 
 from .files import RunFolder, atomic_path, cache_key, write_text
+from .graphs import benchmark_graph
 from .isolate import PeakMemory, process_peak_mb, process_seconds, run_isolated
 from .report import (
     Goal,
@@ -45,6 +47,7 @@ __all__ = [
     "RunFolder",
     "accuracy",
     "atomic_path",
+    "benchmark_graph",
     "cache_key",
     "fit",
     "fit_batches",
