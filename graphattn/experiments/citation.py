@@ -190,7 +190,8 @@ def fit_nodes_khop(
         )  # fmt: skip
 
     train = loader(data.train_mask, batch_size, True)
-    evaluate = loader(data.val_mask | data.test_mask, eval_batch_size, False)
+    # the evaluation subgraphs do not change between epochs: extracted once
+    evaluate = list(loader(data.val_mask | data.test_mask, eval_batch_size, False))
     opt = _adam(model, lr, weight_decay)
     best = NodeResult(-1.0, float("nan"), -1, 0.0)
     start = time.perf_counter()
