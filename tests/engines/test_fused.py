@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from graphattn import EdgeList, FullGraph, MultiHeadAttentionConv
-from graphattn.engines import AttentionRequest, EdgeTerms, resolve_engine
+from graphattn.engines import AttentionCall, AttentionRequest, EdgeTerms, resolve_engine
 from graphattn.engines.fused import csr_for, fused_attention
 from graphattn.engines.fused import kernels as K
 from graphattn.engines.fused.csr import group_edges
@@ -200,7 +200,7 @@ def test_gradcheck_with_edge_terms_across_tiles(generator):
 
     def fn(q, k, v, ek, ev, rk, rv):
         t = EdgeTerms(ek, ev, rk, rv, terms.edge_type)
-        return fused_attention(q, k, v, edges, terms=t)[0]
+        return fused_attention(AttentionCall(q, k, v, edges, terms=t))[0]
 
     inputs = (q, k, v, terms.key, terms.value, terms.rel_key, terms.rel_value)
     assert torch.autograd.gradcheck(fn, inputs)
@@ -230,7 +230,7 @@ def test_bipartite_graph_matches_reference(generator):
 def test_isolated_nodes_get_zero_output_and_gradient(generator):
     edges = EdgeList(torch.tensor([[0, 1, 1], [1, 2, 2]]), 4)  # nodes 0, 3 have no in-edge
     q, k, v = random_qkv(4, HEADS, HEAD_DIM, dtype=torch.float64, generator=generator)
-    out, _ = fused_attention(q, k, v, edges)
+    out, _ = fused_attention(AttentionCall(q, k, v, edges))
     assert torch.equal(out[[0, 3]], torch.zeros(2, HEADS, HEAD_DIM, dtype=torch.float64))
     out.square().sum().backward()
     assert torch.equal(q.grad[[0, 3]], torch.zeros(2, HEADS, HEAD_DIM, dtype=torch.float64))
@@ -241,9 +241,9 @@ def test_isolated_nodes_get_zero_output_and_gradient(generator):
 
 def test_duplicate_edges_count_twice(generator):
     q, k, v = random_qkv(3, 1, 4, dtype=torch.float64, generator=generator)
-    once, _ = fused_attention(q, k, v, EdgeList(torch.tensor([[0, 1], [2, 2]]), 3))
+    once, _ = fused_attention(AttentionCall(q, k, v, EdgeList(torch.tensor([[0, 1], [2, 2]]), 3)))
     twice, w = fused_attention(
-        q, k, v, EdgeList(torch.tensor([[0, 0, 1], [2, 2, 2]]), 3), need_weights=True
+        AttentionCall(q, k, v, EdgeList(torch.tensor([[0, 0, 1], [2, 2, 2]]), 3), need_weights=True)
     )
     assert not torch.allclose(once[2], twice[2])
     torch.testing.assert_close(w[0], w[1])
@@ -261,7 +261,7 @@ def test_weights_carry_gradients(generator):
     for engine in ("fused", "scatter"):
         from graphattn.engines import get_engine
 
-        _, w = get_engine(engine)(q, k, v, edges, need_weights=True)
+        _, w = get_engine(engine)(AttentionCall(q, k, v, edges, need_weights=True))
         assert w.requires_grad
         entropy = -(w * w.clamp_min(1e-12).log()).sum()
         grads.append(torch.autograd.grad(entropy, (q, k)))
@@ -302,7 +302,7 @@ def test_gradcheck_on_catalogue(graph_case, generator):
 
     def fn(q, k, v, key, value, rel_key, rel_value):
         t = EdgeTerms(key, value, rel_key, rel_value, terms.edge_type)
-        return fused_attention(q, k, v, edges, terms=t)[0]
+        return fused_attention(AttentionCall(q, k, v, edges, terms=t))[0]
 
     inputs = (q, k, v, terms.key, terms.value, terms.rel_key, terms.rel_value)
     # fast mode checks random projections of the Jacobian (a full check is done above)
@@ -330,8 +330,8 @@ def test_dropout_keeps_expected_fraction():
     q = torch.zeros(num_edges, 2, 1, dtype=torch.float64)
     v = torch.ones(num_edges, 2, 1, dtype=torch.float64)
     torch.manual_seed(0)
-    out, _ = fused_attention(q, q, v, edges, dropout=p)
-    again, _ = fused_attention(q, q, v, edges, dropout=p)
+    out, _ = fused_attention(AttentionCall(q, q, v, edges, dropout=p))
+    again, _ = fused_attention(AttentionCall(q, q, v, edges, dropout=p))
     mean = out[0, :, 0]
     sigma = (p / (1 - p) / num_edges) ** 0.5
     assert ((mean - 1).abs() < 5 * sigma).all()
@@ -434,20 +434,21 @@ def test_bad_inputs_name_the_argument():
     q = torch.randn(3, 2, 4)
     edges = EdgeList(torch.tensor([[0], [1]]), 3)
     with pytest.raises(TypeError, match="`k`"):
-        fused_attention(q, q.long(), q, edges)
+        fused_attention(AttentionCall(q, q.long(), q, edges))
     with pytest.raises(ValueError, match="`q`"):
-        fused_attention(q[0], q, q, edges)
+        fused_attention(AttentionCall(q[0], q, q, edges))
     with pytest.raises(TypeError, match="`graph`"):
-        fused_attention(q, q, q, [[0], [1]])
+        fused_attention(AttentionCall(q, q, q, [[0], [1]]))
     with pytest.raises(ValueError, match="`graph` has 4 sources"):
-        fused_attention(q, q, q, EdgeList(torch.tensor([[0], [1]]), 4))
+        fused_attention(AttentionCall(q, q, q, EdgeList(torch.tensor([[0], [1]]), 4)))
     with pytest.raises(ValueError, match="outside"):
-        fused_attention(q, q, q, EdgeList(torch.tensor([[0], [3]]), 3))  # node 3 of 3
+        node_3_of_3 = EdgeList(torch.tensor([[0], [3]]), 3)
+        fused_attention(AttentionCall(q, q, q, node_3_of_3))
     bad_type = EdgeTerms(None, None, q[:2], q[:2], torch.tensor([2]))
     with pytest.raises(ValueError, match="`edge_type`"):
-        fused_attention(q, q, q, edges, terms=bad_type)
+        fused_attention(AttentionCall(q, q, q, edges, terms=bad_type))
     with pytest.raises(ValueError, match="`edge_key`"):
-        fused_attention(q, q, q, edges, terms=EdgeTerms(key=q))
+        fused_attention(AttentionCall(q, q, q, edges, terms=EdgeTerms(key=q)))
 
 
 # ---- CSR construction, caching and the thread ranges --------------------------------------
@@ -506,7 +507,7 @@ def test_threaded_ranges_give_the_same_numbers(generator, monkeypatch):
     outs = []
     for threads in (1, 2):
         monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
-        out, w = fused_attention(q, k, v, edges, need_weights=True)
+        out, w = fused_attention(AttentionCall(q, k, v, edges, need_weights=True))
         grads = torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
         outs.append((out, w, *grads))
     for a, b in zip(*outs, strict=True):
@@ -526,8 +527,12 @@ def test_16_bit_rows_equal_the_upcast_computation(half, generator):
     )
     q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q16, k16, v16))
     terms = EdgeTerms(mask=torch.rand(300, generator=generator) < 0.1)
-    out16, w16 = fused_attention(q16, k16, v16, edges, terms=terms, need_weights=True)
-    out32, w32 = fused_attention(q32, k32, v32, edges, terms=terms, need_weights=True)
+    out16, w16 = fused_attention(
+        AttentionCall(q16, k16, v16, edges, terms=terms, need_weights=True)
+    )
+    out32, w32 = fused_attention(
+        AttentionCall(q32, k32, v32, edges, terms=terms, need_weights=True)
+    )
     assert out16.dtype == w16.dtype == torch.float32
     assert torch.equal(out16, out32) and torch.equal(w16, w32)
     grad = torch.randn_like(out32)

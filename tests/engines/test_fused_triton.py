@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from graphattn import EdgeList, MultiHeadAttentionConv
-from graphattn.engines import EdgeTerms, get_engine
+from graphattn.engines import AttentionCall, EdgeTerms, get_engine
 from graphattn.engines.fused import csr_for, fused_attention
 from graphattn.engines.fused import triton_ops as T
 from graphattn.engines.fused.csr import numba_group_edges, torch_group_edges
@@ -168,8 +168,10 @@ def test_16_bit_rows_match_the_upcast_reference(half, name, generator, large_blo
     q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q16, k16, v16))
     terms = _terms("both", graph.num_edges, torch.float32, generator)
     terms = dataclasses.replace(terms, mask=_mask_keeping_one(edges.edge_index, generator))
-    out, w = fused_attention(q16, k16, v16, edges, terms=terms, need_weights=True)
-    ref, ref_w = scatter_attention(q32, k32, v32, edges, terms=terms, need_weights=True)
+    out, w = fused_attention(AttentionCall(q16, k16, v16, edges, terms=terms, need_weights=True))
+    ref, ref_w = scatter_attention(
+        AttentionCall(q32, k32, v32, edges, terms=terms, need_weights=True)
+    )
     assert out.dtype == w.dtype == torch.float32
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(w, ref_w, atol=1e-5, rtol=1e-4)
@@ -300,7 +302,7 @@ def test_weights_carry_gradients(generator, large_blocks):
     q, k, v = _qkv(9, torch.float64, generator, heads=2, dim=3)
     grads = []
     for engine in ("fused", "scatter"):
-        _, w = get_engine(engine)(q, k, v, edges, need_weights=True)
+        _, w = get_engine(engine)(AttentionCall(q, k, v, edges, need_weights=True))
         entropy = -(w * w.clamp_min(1e-12).log()).sum()
         grads.append(torch.autograd.grad(entropy, (q, k)))
     for got, want in zip(*grads, strict=True):
