@@ -11,26 +11,10 @@ from graphattn.engines.fused.ops import chunk_bounds, fused_attention_op
 from graphattn.testing import assert_matches_reference, random_qkv
 
 from ..conftest import FAST_GRADCHECK, HEAD_DIM, HEADS, IN_CHANNELS, OUT_CHANNELS
+from .fused_inputs import NUM_RELATIONS, gradcheck_op, random_terms
 
 # the compiled-for-the-shape and 16-bit kernel builds are compiled once, on one xdist worker
 pytestmark = pytest.mark.xdist_group("fused-builds")
-
-NUM_RELATIONS = 4
-
-
-def _terms(kind, num_edges, dtype, generator, heads=HEADS, dim=HEAD_DIM):
-    """Edge-feature and/or relation terms that require gradients."""
-
-    def rand(*shape):
-        return torch.randn(*shape, dtype=dtype, generator=generator).requires_grad_()
-
-    key = value = rel_key = rel_value = edge_type = None
-    if kind in ("features", "both"):
-        key, value = rand(num_edges, heads, dim), rand(num_edges, heads, dim)
-    if kind in ("relations", "both"):
-        rel_key, rel_value = rand(NUM_RELATIONS, heads, dim), rand(NUM_RELATIONS, heads, dim)
-        edge_type = torch.randint(0, NUM_RELATIONS, (num_edges,), generator=generator)
-    return EdgeTerms(key, value, rel_key, rel_value, edge_type)
 
 
 def _scaled_qkv(num_nodes, dtype, generator):
@@ -43,7 +27,7 @@ def _scaled_qkv(num_nodes, dtype, generator):
 @pytest.mark.parametrize("kind", ["none", "features", "relations", "both"])
 def test_fused_matches_reference(graph_case, dtype, generator, kind):
     q, k, v = _scaled_qkv(graph_case.num_nodes, dtype, generator)
-    terms = None if kind == "none" else _terms(kind, graph_case.num_edges, dtype, generator)
+    terms = None if kind == "none" else random_terms(kind, graph_case.num_edges, dtype, generator)
     assert_matches_reference("fused", q, k, v, graph_case.edge_index, terms=terms)
 
 
@@ -54,7 +38,7 @@ def test_fused_matches_reference_without_weights(graph_case, generator):
 
 def test_fused_on_patterns(pattern_case, generator):
     q, k, v = _scaled_qkv(pattern_case.num_nodes, torch.float32, generator)
-    terms = _terms("both", pattern_case.num_edges, torch.float32, generator)
+    terms = random_terms("both", pattern_case.num_edges, torch.float32, generator)
     assert_matches_reference("fused", q, k, v, pattern_case.pattern, terms=terms)
 
 
@@ -153,7 +137,7 @@ def test_specialised_build_matches_reference(graph_case, generator, kind, specia
     q, k, v = random_qkv(graph_case.num_nodes, SPECIAL_HEADS, SPECIAL_DIM, generator=generator)
     terms = None
     if kind != "none":
-        terms = _terms(
+        terms = random_terms(
             kind, graph_case.num_edges, torch.float32, generator, SPECIAL_HEADS, SPECIAL_DIM
         )
     assert_matches_reference("fused", q, k, v, graph_case.edge_index, terms=terms)
@@ -188,14 +172,14 @@ def test_nodes_spanning_several_tiles(build, kind, generator, specialise):
         q.abs_()
     terms = None
     if kind != "none":
-        terms = _terms(kind, edge_index.size(1), dtype, generator, heads, dim)
+        terms = random_terms(kind, edge_index.size(1), dtype, generator, heads, dim)
     assert_matches_reference("fused", q, k, v, edge_index, terms=terms)
 
 
 def test_gradcheck_with_edge_terms_across_tiles(generator):
     edge_index = _hub_graph(generator, K.TILE + 3)
     q, k, v = random_qkv(51, 2, 3, dtype=torch.float64, generator=generator)
-    terms = _terms("both", edge_index.size(1), torch.float64, generator, 2, 3)
+    terms = random_terms("both", edge_index.size(1), torch.float64, generator, 2, 3)
     edges = EdgeList(edge_index, 51)
 
     def fn(q, k, v, ek, ev, rk, rv):
@@ -223,7 +207,7 @@ def test_bipartite_graph_matches_reference(generator):
     )  # target 3 has no incoming edge
     q = torch.randn(4, HEADS, HEAD_DIM, dtype=torch.float64, generator=generator).requires_grad_()
     k, v, _ = random_qkv(7, HEADS, HEAD_DIM, dtype=torch.float64, generator=generator)
-    terms = _terms("both", 25, torch.float64, generator)
+    terms = random_terms("both", 25, torch.float64, generator)
     assert_matches_reference("fused", q, k, v, EdgeList(edge_index, 7, 4), terms=terms)
 
 
@@ -273,7 +257,7 @@ def test_weights_carry_gradients(generator):
 def _op_args(num_nodes, num_edges, heads, dim, *, terms, dropout, generator, masked=False):
     q, k, v = random_qkv(num_nodes, heads, dim, dtype=torch.float64, generator=generator)
     edges = EdgeList(torch.randint(0, num_nodes, (2, num_edges), generator=generator), num_nodes)
-    t = _terms(terms, num_edges, torch.float64, generator, heads, dim)
+    t = random_terms(terms, num_edges, torch.float64, generator, heads, dim)
     seed = torch.tensor(1234)
     by_target, by_source = csr_for(edges, "target"), csr_for(edges, "source")
     mask = torch.rand(num_edges, generator=generator) < 0.2 if masked else None
@@ -297,7 +281,7 @@ def test_opcheck_group_edges(generator):
 def test_gradcheck_on_catalogue(graph_case, generator):
     n, e = graph_case.num_nodes, graph_case.num_edges
     q, k, v = random_qkv(n, 2, 3, dtype=torch.float64, generator=generator)
-    terms = _terms("both", e, torch.float64, generator, heads=2, dim=3)
+    terms = random_terms("both", e, torch.float64, generator, heads=2, dim=3)
     edges = EdgeList(graph_case.edge_index, n)
 
     def fn(q, k, v, key, value, rel_key, rel_value):
@@ -311,15 +295,7 @@ def test_gradcheck_on_catalogue(graph_case, generator):
 
 def test_gradcheck_with_dropout(generator):
     args = _op_args(6, 17, 2, 3, terms="both", dropout=0.4, generator=generator, masked=True)
-    graph, edge_type, mask, seed = args[3:9], args[13], args[14], args[16]
-
-    def fn(q, k, v, key, value, rel_key, rel_value):
-        return torch.ops.graphattn.fused_attention(
-            q, k, v, *graph, key, value, rel_key, rel_value, edge_type, mask, 0.4, seed
-        )[0]
-
-    inputs = tuple(args[i] for i in (0, 1, 2, 9, 10, 11, 12))
-    assert torch.autograd.gradcheck(fn, inputs)
+    assert gradcheck_op(args)
 
 
 def test_dropout_keeps_expected_fraction():
