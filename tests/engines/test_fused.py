@@ -11,7 +11,12 @@ from graphattn.engines.fused.ops import chunk_bounds, fused_attention_op
 from graphattn.testing import assert_matches_reference, random_qkv
 
 from ..conftest import FAST_GRADCHECK, HEAD_DIM, HEADS, IN_CHANNELS, OUT_CHANNELS
-from .fused_inputs import NUM_RELATIONS, gradcheck_op, random_terms
+from .fused_common import (
+    NUM_RELATIONS,
+    assert_layer_with_edge_terms_matches_scatter,
+    gradcheck_op,
+    random_terms,
+)
 
 # the compiled-for-the-shape and 16-bit kernel builds are compiled once, on one xdist worker
 pytestmark = pytest.mark.xdist_group("fused-builds")
@@ -364,22 +369,7 @@ def test_half_inputs_through_the_layer(half, generator):
 
 
 def test_layer_with_edge_features_and_relations_matches_scatter(generator):
-    torch.manual_seed(0)
-    kwargs = dict(edge_dim=2, num_relations=NUM_RELATIONS)
-    conv = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="fused", **kwargs)
-    ref = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="scatter", **kwargs)
-    ref.load_state_dict(conv.state_dict())
-    x = torch.randn(14, IN_CHANNELS, generator=generator)
-    edge_index = torch.randint(0, 14, (2, 45), generator=generator)
-    edge_attr = torch.randn(45, 2, generator=generator)
-    edge_type = torch.randint(0, NUM_RELATIONS, (45,), generator=generator)
-    out = conv(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
-    want = ref(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
-    torch.testing.assert_close(out, want)
-    out.square().sum().backward()
-    want.square().sum().backward()
-    for (name, p), r in zip(conv.named_parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(p.grad, r.grad, msg=lambda m, name=name: f"{name}: {m}")
+    assert_layer_with_edge_terms_matches_scatter(generator)
 
 
 def test_auto_picks_fused_for_large_edge_lists_on_cpu(monkeypatch):

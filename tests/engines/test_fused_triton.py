@@ -27,7 +27,11 @@ from graphattn.engines.scatter import scatter_attention
 from graphattn.testing import assert_matches_reference
 
 from ..conftest import CATALOGUE, FAST_GRADCHECK, HEAD_DIM, HEADS, IN_CHANNELS, OUT_CHANNELS
-from .fused_inputs import NUM_RELATIONS, gradcheck_op, random_terms
+from .fused_common import (
+    assert_layer_with_edge_terms_matches_scatter,
+    gradcheck_op,
+    random_terms,
+)
 
 pytest.importorskip("triton", reason="Triton (the `gpu` extra) is not installed")
 
@@ -290,23 +294,7 @@ def test_weights_carry_gradients(generator, large_blocks):
 
 
 def test_layer_with_edge_features_and_relations(generator, large_blocks):
-    torch.manual_seed(0)
-    kwargs = dict(edge_dim=2, num_relations=NUM_RELATIONS)
-    conv = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="fused", **kwargs)
-    ref = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="scatter", **kwargs)
-    ref.load_state_dict(conv.state_dict())
-    conv, ref = conv.to(DEVICE), ref.to(DEVICE)
-    x = torch.randn(14, IN_CHANNELS, generator=generator).to(DEVICE)
-    edge_index = torch.randint(0, 14, (2, 45), generator=generator).to(DEVICE)
-    edge_attr = torch.randn(45, 2, generator=generator).to(DEVICE)
-    edge_type = torch.randint(0, NUM_RELATIONS, (45,), generator=generator).to(DEVICE)
-    out = conv(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
-    want = ref(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
-    torch.testing.assert_close(out, want)
-    out.square().sum().backward()
-    want.square().sum().backward()
-    for (name, p), r in zip(conv.named_parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(p.grad, r.grad, msg=lambda m, name=name: f"{name}: {m}")
+    assert_layer_with_edge_terms_matches_scatter(generator, DEVICE)
 
 
 # ---- the CSR builder by torch ops, and the wrapper's checks ----------------------------------

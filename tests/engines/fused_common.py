@@ -1,13 +1,14 @@
-"""Inputs of the fused engine and its custom op, shared by its numba (``test_fused.py``) and
-Triton (``test_fused_triton.py``) tests."""
+"""What the fused engine's numba (``test_fused.py``) and Triton (``test_fused_triton.py``)
+tests share: random edge terms, the gradient check of its custom op, the layer-level check."""
 
 from __future__ import annotations
 
 import torch
 
+from graphattn import MultiHeadAttentionConv
 from graphattn.engines import EdgeTerms
 
-from ..conftest import HEAD_DIM, HEADS
+from ..conftest import HEAD_DIM, HEADS, IN_CHANNELS, OUT_CHANNELS
 
 NUM_RELATIONS = 4
 
@@ -50,3 +51,25 @@ def gradcheck_op(args: tuple, **options) -> bool:
         return torch.ops.graphattn.fused_attention(*full)[0]
 
     return torch.autograd.gradcheck(output, tuple(args[i] for i in DIFFERENTIABLE), **options)
+
+
+def assert_layer_with_edge_terms_matches_scatter(generator, device="cpu"):
+    """A layer with edge features and relation types on ``engine="fused"`` equals the same
+    layer on ``scatter`` on ``device``: outputs and every parameter's gradient."""
+    torch.manual_seed(0)
+    kwargs = dict(edge_dim=2, num_relations=NUM_RELATIONS)
+    conv = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="fused", **kwargs)
+    ref = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="scatter", **kwargs)
+    ref.load_state_dict(conv.state_dict())
+    conv, ref = conv.to(device), ref.to(device)
+    x = torch.randn(14, IN_CHANNELS, generator=generator).to(device)
+    edge_index = torch.randint(0, 14, (2, 45), generator=generator).to(device)
+    edge_attr = torch.randn(45, 2, generator=generator).to(device)
+    edge_type = torch.randint(0, NUM_RELATIONS, (45,), generator=generator).to(device)
+    out = conv(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
+    want = ref(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
+    torch.testing.assert_close(out, want)
+    out.square().sum().backward()
+    want.square().sum().backward()
+    for (name, p), r in zip(conv.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, r.grad, msg=lambda m, name=name: f"{name}: {m}")
