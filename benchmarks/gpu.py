@@ -129,9 +129,9 @@ def flex_engine():
             graph.cache[key] = create_block_mask(window, None, None, n, n, device=device)
         return graph.cache[key]
 
-    def flex(q, k, v, graph, *, terms=None, dropout=0.0, need_weights=False, module=None):
-        mask = block_mask(graph, q.device)
-        heads = (t.transpose(0, 1).unsqueeze(0) for t in (q, k, v))  # (1, H, N, D)
+    def flex(call):
+        mask = block_mask(call.graph, call.q.device)
+        heads = (t.transpose(0, 1).unsqueeze(0) for t in (call.q, call.k, call.v))  # (1, H, N, D)
         out = compiled(*heads, block_mask=mask, scale=1.0)
         return out[0].transpose(0, 1), None  # (N, H, Dv)
 
@@ -153,20 +153,22 @@ def flex_engine():
 def _cpu_scatter():
     """``scatter`` run on the CPU as an engine of the device's tensors: the check of the
     ``scatter`` engine itself on the device (the reference of every other engine)."""
-    from graphattn.engines import EdgeTerms, Engine
+    from graphattn.engines import AttentionCall, EdgeTerms, Engine
     from graphattn.engines.scatter import scatter_attention
     from graphattn.patterns import EdgeList
 
-    def on_cpu(q, k, v, graph, *, terms=None, dropout=0.0, need_weights=False, module=None):
-        device = q.device
+    def on_cpu(call):
+        graph, terms, device = call.graph, call.terms, call.q.device
         if isinstance(graph, EdgeList):
             graph = EdgeList(graph.edge_index.cpu(), graph.num_src, graph.num_dst)
         if terms is not None:
             terms = EdgeTerms(*(None if t is None else t.cpu() for t in (
                 terms.key, terms.value, terms.rel_key, terms.rel_value, terms.edge_type,
                 terms.mask)))  # fmt: skip
-        out, w = scatter_attention(q.cpu(), k.cpu(), v.cpu(), graph, terms=terms,
-                                   need_weights=need_weights)  # fmt: skip
+        out, w = scatter_attention(AttentionCall(
+            call.q.cpu(), call.k.cpu(), call.v.cpu(), graph, terms=terms,
+            need_weights=call.need_weights,
+        ))  # fmt: skip
         return out.to(device), None if w is None else w.to(device)
 
     return Engine("scatter-on-cpu", on_cpu, lambda request: None, priority=10_000)

@@ -39,6 +39,7 @@ from torch_geometric.data import Data
 
 from graphattn.distributed import (
     PARTITION_METHODS,
+    all_reduce_max,
     all_reduce_sum,
     distribute_model,
     init_distributed,
@@ -199,7 +200,7 @@ def train(model, local: Data, args, ctx, num_edges: int, say) -> tuple[list, flo
             opt.step()
             elapsed = time.perf_counter() - start
             loss_value = float(reduce_mean(loss.detach()))  # the full-graph training loss
-            slowest = _max(elapsed, ctx.device)  # the step ends with the slowest rank
+            slowest = float(all_reduce_max(elapsed))  # the step ends with the slowest rank
             steps.append(dict(step=step + 1, loss=loss_value, step_s=slowest))
             say(f"step {step + 1:3d}/{args.steps}  loss {loss_value:.4f}  {slowest:.2f} s  "
                 f"{num_edges / slowest:,.0f} graph edges/s", flush=True)  # fmt: skip
@@ -314,14 +315,6 @@ def report(args, run: Run, tag: str, rows: list[dict], steps: list[dict], summar
         curve = {tag: ([s["step"] for s in steps], [s["loss"] for s in steps])}
         lines(args.out / f"{tag}-loss.png", curve, xlabel="step", title=title,
               ylabel="training loss (standardised MSE)", footer=run.footer)  # fmt: skip
-
-
-def _max(value: float, device: torch.device) -> float:
-    """The largest ``value`` over all ranks."""
-    t = torch.tensor(value, dtype=torch.float64, device=device)
-    if dist.is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t)
 
 
 if __name__ == "__main__":

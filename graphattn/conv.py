@@ -40,6 +40,7 @@ from ._inputs import GraphInput, normalize_graph, weights_in_input_form
 from ._projection import edge_terms, infer_lazy_sizes, project_qkv
 from ._runtime import static_mode
 from .engines import (
+    AttentionCall,
     AttentionMessages,
     AttentionRequest,
     explain_engines,
@@ -99,7 +100,7 @@ class AttentionOutput(NamedTuple):
     weights: Tensor
 
 
-class _Call(NamedTuple):
+class _Prepared(NamedTuple):
     """One call's inputs, checked and normalised (:meth:`MultiHeadAttentionConv._prepare`)."""
 
     x_src: Tensor
@@ -352,22 +353,23 @@ class MultiHeadAttentionConv(AttentionMessages, MessagePassing):
                 head, ``1`` keeps it), honoured by every engine.
         """
         want = want_weights(return_attention, return_attention_weights)
-        call = self._prepare(x, edge_index, edge_attr, edge_type, size, need_weights=want)
-        x_src, x_dst, graph, compute = call.x_src, call.x_dst, call.graph, call.request.dtype
+        prep = self._prepare(x, edge_index, edge_attr, edge_type, size, need_weights=want)
+        x_src, x_dst, graph, compute = prep.x_src, prep.x_dst, prep.graph, prep.request.dtype
         mask = check_head_mask(head_mask, self.heads, x_dst)
-        engine = resolve_engine(self.engine, call.request)
+        engine = resolve_engine(self.engine, prep.request)
         # 16-bit rows stay 16-bit for an engine that reads them so (it accumulates in float32)
         rows = None if engine.half_rows and x_dst.dtype in _HALF else compute
         q, k, v = project_qkv(self, x_src, x_dst, rows, engine.strided_rows)  # (N, H, D) each
-        terms = edge_terms(self, graph, call.edge_attr, call.edge_type, compute)
+        terms = edge_terms(self, graph, prep.edge_attr, prep.edge_type, compute)
         if not static_mode():  # a value check needs a sync, and a branch that compile breaks on
             check_logit_range(q, k, terms, compute, joint_columns(q, k, v), v, (x_src, x_dst))
 
+        call = AttentionCall(
+            q, k, v, graph.graph, terms=terms, dropout=prep.request.dropout, need_weights=want,
+            module=self,
+        )  # fmt: skip
         with torch.autocast(x_dst.device.type, enabled=False):  # engines compute in `compute`
-            out, weights = engine(
-                q, k, v, graph.graph, terms=terms, dropout=call.request.dropout,
-                need_weights=want, module=self,
-            )  # fmt: skip  # (N_dst, H, D), (E', H)
+            out, weights = engine(call)  # (N_dst, H, D), (E', H)
         if mask is not None:
             out = out * mask.to(out.dtype).view(1, self.heads, 1)
         out = self.lin_out(out.to(x_dst.dtype).reshape(-1, self.out_channels))  # (N_dst, C)
@@ -398,14 +400,14 @@ class MultiHeadAttentionConv(AttentionMessages, MessagePassing):
     ) -> str:
         """The name of the engine that ``forward`` would run for these inputs."""
         want = return_attention
-        call = self._prepare(x, edge_index, edge_attr, edge_type, size, need_weights=want)
-        return resolve_engine(self.engine, call.request).name
+        prep = self._prepare(x, edge_index, edge_attr, edge_type, size, need_weights=want)
+        return resolve_engine(self.engine, prep.request).name
 
     def explain_engine(self, *args, return_attention: bool = False, **kwargs) -> str:
         """:meth:`engine_for`'s answer (same arguments), and what every registered engine
         says of these inputs (:func:`~graphattn.engines.explain_engines`)."""
-        call = self._prepare(*args, need_weights=return_attention, **kwargs)
-        return explain_engines(call.request, self.engine)
+        prep = self._prepare(*args, need_weights=return_attention, **kwargs)
+        return explain_engines(prep.request, self.engine)
 
     def uses_message_passing(self) -> bool:
         """Whether a PyG hook or explainer needs this layer's ``propagate`` to run."""
@@ -413,7 +415,7 @@ class MultiHeadAttentionConv(AttentionMessages, MessagePassing):
 
     def _prepare(  # the arguments of `engine_for`
         self, x, edge_index, edge_attr=None, edge_type=None, size=None, *, need_weights=False
-    ) -> _Call:
+    ) -> _Prepared:
         """One call's inputs checked and normalised, for ``forward``, :meth:`engine_for` and
         :meth:`explain_engine`: features, graph, edge inputs, lazy sizes, engine request."""
         x_src, x_dst, homogeneous = check_node_features(x, size, self.in_channels, self)
@@ -437,7 +439,7 @@ class MultiHeadAttentionConv(AttentionMessages, MessagePassing):
             need_weights=bool(need_weights), dropout=self.dropout if self.training else 0.0,
             message_passing=self.uses_message_passing(),
         )  # fmt: skip
-        return _Call(x_src, x_dst, graph, edge_attr, edge_type, request)
+        return _Prepared(x_src, x_dst, graph, edge_attr, edge_type, request)
 
     def __repr__(self) -> str:
         options = (  # (name, value, default): an option is shown when it is not its default

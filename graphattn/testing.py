@@ -10,7 +10,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .engines import AttentionRequest, EdgeTerms, Engine, resolve_engine, scatter_attention
+from .engines import (
+    AttentionCall,
+    AttentionRequest,
+    EdgeTerms,
+    Engine,
+    resolve_engine,
+    scatter_attention,
+)
 from .patterns import EdgeList, Pattern
 
 __all__ = ["assert_matches_reference", "random_qkv"]
@@ -91,8 +98,9 @@ def assert_matches_reference(
             if t is not None and t.requires_grad
         ]
 
-    out, weights = fn(q, k, v, graph, terms=terms, need_weights=need_weights)
-    ref, ref_weights = scatter_attention(q, k, v, graph, terms=terms, need_weights=need_weights)
+    call = AttentionCall(q, k, v, graph, terms=terms, need_weights=need_weights)
+    out, weights = fn(call)
+    ref, ref_weights = scatter_attention(call)
     assert out.shape == ref.shape, f"{engine}: output shape {out.shape} != {ref.shape}"
     assert out.dtype == ref.dtype, f"{engine}: output dtype {out.dtype} != {ref.dtype}"
     assert torch.isfinite(out).all(), f"{engine}: non-finite output"

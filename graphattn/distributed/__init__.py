@@ -5,7 +5,7 @@ its exact L-hop halo, computes the loss on its owned nodes, and DDP all-reduces 
   :func:`rank_subgraph` (owned nodes + halo), :func:`replication_factor`;
 - :mod:`.ddp`: :func:`init_distributed` (from ``torchrun``'s environment, or one process),
   :func:`distribute_model` (DDP), :func:`owned_mean_loss`, :func:`reduce_mean`,
-  :func:`shared_partition`.
+  :func:`all_reduce_sum`, :func:`all_reduce_max`, :func:`shared_partition`.
 
 The launch is ``torchrun``; see ``docs/distributed.md`` and
 ``examples/distributed_training.py``.
@@ -13,6 +13,7 @@ The launch is ``torchrun``; see ``docs/distributed.md`` and
 
 from .ddp import (
     DistContext,
+    all_reduce_max,
     all_reduce_sum,
     distribute_model,
     init_distributed,
@@ -32,6 +33,7 @@ __all__ = [
     "PARTITION_METHODS",
     "DistContext",
     "ReplicationFactor",
+    "all_reduce_max",
     "all_reduce_sum",
     "distribute_model",
     "init_distributed",

@@ -28,6 +28,7 @@ from .partition import partition_nodes
 
 __all__ = [
     "DistContext",
+    "all_reduce_max",
     "all_reduce_sum",
     "distribute_model",
     "init_distributed",
@@ -113,15 +114,27 @@ def distribute_model(model: nn.Module, ctx: DistContext | None = None, **ddp_kwa
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, **ddp_kwargs)
 
 
-def all_reduce_sum(value: Tensor | float | int) -> Tensor:
-    """The sum of ``value`` over all ranks (a detached copy; ``value`` itself unchanged)."""
-    t = torch.as_tensor(value).detach().clone()
+def _all_reduce(t: Tensor, op) -> Tensor:
+    """``op`` of ``t`` over all ranks, on a copy (``t`` itself unchanged)."""
+    t = t.detach().clone()
     if _initialised():
         device = "cuda" if dist.get_backend() == "nccl" else "cpu"
         reduced = t.to(device)
-        dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+        dist.all_reduce(reduced, op=op)
         t = reduced.to(t.device)
     return t
+
+
+def all_reduce_sum(value: Tensor | float | int) -> Tensor:
+    """The sum of ``value`` over all ranks (a detached copy; ``value`` itself unchanged)."""
+    return _all_reduce(torch.as_tensor(value), dist.ReduceOp.SUM)
+
+
+def all_reduce_max(value: Tensor | float | int) -> Tensor:
+    """The largest ``value`` over all ranks (a detached copy; a Python number becomes a
+    float64 tensor), e.g. the time of a step, which ends with the slowest rank."""
+    t = value if isinstance(value, Tensor) else torch.tensor(value, dtype=torch.float64)
+    return _all_reduce(t, dist.ReduceOp.MAX)
 
 
 def reduce_mean(value: Tensor | float | int) -> Tensor:

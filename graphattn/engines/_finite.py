@@ -201,7 +201,9 @@ def first_order(engine: str, *tensors: Tensor) -> tuple[Tensor, ...]:
     return tuple(_FirstOrder.apply(t, engine) if marked or t.requires_grad else t for t in tensors)
 
 
-class _FirstOrder(torch.autograd.Function):
+class _EngineMark(torch.autograd.Function):
+    """An identity that carries an engine's name, for the errors its derivatives raise."""
+
     generate_vmap_rule = True
 
     @staticmethod
@@ -212,6 +214,8 @@ class _FirstOrder(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         ctx.engine = inputs[1]
 
+
+class _FirstOrder(_EngineMark):
     @staticmethod
     def backward(ctx, grad):
         return _NoSecondDerivative.apply(grad, ctx.engine), None
@@ -225,17 +229,7 @@ class _FirstOrder(torch.autograd.Function):
         )
 
 
-class _NoSecondDerivative(torch.autograd.Function):
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(grad, engine):
-        return grad.view_as(grad)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.engine = inputs[1]
-
+class _NoSecondDerivative(_EngineMark):  # applied to the gradient of a _FirstOrder mark
     @staticmethod
     def backward(ctx, grad):
         raise RuntimeError(

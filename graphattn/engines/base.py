@@ -1,26 +1,31 @@
 """The engine contract: what every engine receives, returns and declares.
 
-An engine is a pure function with no parameters::
+An engine is a pure function with no parameters that takes one :class:`AttentionCall`::
 
-    engine(q, k, v, graph, *, terms, dropout, need_weights, module) -> (out, weights)
+    engine(call) -> (out, weights)
 
-- ``q``: ``[N_dst, H, D]`` queries of the target nodes, ``k``: ``[N_src, H, D]`` and ``v``:
-  ``[N_src, H, Dv]`` keys and values of the source nodes, in the compute dtype (float32 or
-  float64; the layer upcasts float16/bfloat16, except for an engine that declares
-  ``half_rows``). ``q`` is already multiplied by ``D ** -0.5``: engines take plain dot
-  products.
-- ``graph``: a :class:`~graphattn.patterns.Pattern` (``N_src == N_dst``) or an
+- ``call.q``: ``[N_dst, H, D]`` queries of the target nodes, ``call.k``: ``[N_src, H, D]``
+  and ``call.v``: ``[N_src, H, Dv]`` keys and values of the source nodes, in the compute
+  dtype (float32 or float64; the layer upcasts float16/bfloat16, except for an engine that
+  declares ``half_rows``). ``q`` is already multiplied by ``D ** -0.5``: engines take plain
+  dot products.
+- ``call.graph``: a :class:`~graphattn.patterns.Pattern` (``N_src == N_dst``) or an
   :class:`~graphattn.patterns.EdgeList` whose ``edge_index`` points source -> target.
-- ``terms``: :class:`EdgeTerms` (edge features and relation embeddings added to each edge's
-  key and value) or :obj:`None`.
-- ``dropout``: probability of dropping an attention weight (0 outside training).
-- ``need_weights``: also return the attention weights ``[E, H]``, taken before dropout, in
-  the order of the graph's edges (a pattern's materialized ``edge_index``). When ``q`` or
+- ``call.terms``: :class:`EdgeTerms` (edge features and relation embeddings added to each
+  edge's key and value) or :obj:`None`.
+- ``call.dropout``: probability of dropping an attention weight (0 outside training).
+- ``call.need_weights``: also return the attention weights ``[E, H]``, taken before dropout,
+  in the order of the graph's edges (a pattern's materialized ``edge_index``). When ``q`` or
   ``k`` require gradients (and grad mode is on) the weights must carry gradients too.
-- ``module``: a :class:`~torch_geometric.nn.conv.MessagePassing` whose ``propagate`` an
+- ``call.module``: a :class:`~torch_geometric.nn.conv.MessagePassing` whose ``propagate`` an
   engine that runs PyG's message passing uses (the layer passes itself, so that PyG's hooks
   and explainers see its messages); other engines ignore it.
 - ``out``: ``[N_dst, H, Dv]``; a node with no incoming edge gets zeros.
+
+The layer builds one :class:`AttentionCall` per forward and hands it to the engine it chose;
+:func:`graphattn.testing.assert_matches_reference` hands one call to an engine and to the
+``scatter`` reference. One record rather than a signature repeated in every engine (as
+xformers' ``fmha`` ops take one ``Inputs``): an option added to the contract is added here.
 
 Next to its function every engine module defines ``supports(request)``, which returns
 :obj:`None` when the engine can serve an :class:`AttentionRequest` or, when it cannot, every
@@ -37,11 +42,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.nn import MessagePassing
 
 from .._runtime import static_mode
 from ..patterns import EdgeList, Pattern
 
 __all__ = [
+    "AttentionCall",
     "AttentionRequest",
     "EdgeTerms",
     "Engine",
@@ -123,7 +130,33 @@ class AttentionRequest:
         return self.graph.num_edges
 
 
-EngineFn = Callable[..., tuple[Tensor, "Tensor | None"]]
+@dataclass(frozen=True)
+class AttentionCall:
+    """One attention computation: the inputs and options every engine function takes (the
+    fields are described in the module docstring, :mod:`graphattn.engines.base`).
+
+    >>> from graphattn.patterns import WindowGraph
+    >>> from graphattn.engines import get_engine
+    >>> q, k, v = torch.randn(3, 10, 2, 4).unbind(0)  # (N, H, D) each
+    >>> call = AttentionCall(q, k, v, WindowGraph(10, radius=2), need_weights=True)
+    >>> out, weights = get_engine("blocked")(call)
+    >>> out.shape, weights.shape  # 10 nodes with 5, 4 or 3 neighbours each: 44 edges
+    (torch.Size([10, 2, 4]), torch.Size([44, 2]))
+    >>> torch.allclose(out, get_engine("scatter")(call)[0], atol=1e-6)
+    True
+    """
+
+    q: Tensor  # (N_dst, H, D), pre-scaled
+    k: Tensor  # (N_src, H, D)
+    v: Tensor  # (N_src, H, Dv)
+    graph: Graph
+    terms: EdgeTerms | None = None
+    dropout: float = 0.0
+    need_weights: bool = False
+    module: MessagePassing | None = None  # whose propagate runs, for engines that run it
+
+
+EngineFn = Callable[[AttentionCall], tuple[Tensor, "Tensor | None"]]
 
 
 def _always(request: AttentionRequest) -> bool:
@@ -151,21 +184,8 @@ class Engine:
     half_rows: bool = False
     strided_rows: bool = False
 
-    def __call__(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        graph: Graph,
-        *,
-        terms: EdgeTerms | None = None,
-        dropout: float = 0.0,
-        need_weights: bool = False,
-        module=None,
-    ) -> tuple[Tensor, Tensor | None]:
-        return self.fn(
-            q, k, v, graph, terms=terms, dropout=dropout, need_weights=need_weights, module=module
-        )
+    def __call__(self, call: AttentionCall) -> tuple[Tensor, Tensor | None]:
+        return self.fn(call)
 
 
 def cpu_only(obj):

@@ -42,9 +42,8 @@ from .._runtime import building_cache, static_mode, transforms_active
 from ..patterns import ChunkedGraph, GridGraph, Pattern, WindowGraph
 from ._finite import first_order, guarded_attention
 from .base import (
-    EdgeTerms,
+    AttentionCall,
     Engine,
-    Graph,
     block_attention,
     cpu_only,
     empty_attention,
@@ -203,43 +202,35 @@ def _make_plan(graph: Pattern, block_size: int, device: torch.device) -> _Plan:
 
 
 def blocked_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    graph: Graph,
-    *,
-    terms: EdgeTerms | None = None,
-    dropout: float = 0.0,
-    need_weights: bool = False,
-    module=None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    call: AttentionCall, *, block_size: int = DEFAULT_BLOCK_SIZE
 ) -> tuple[Tensor, Tensor | None]:
     """Local attention on batched dense blocks (see :mod:`.base` for the contract).
 
     Args:
-        q, k, v: ``[N, H, D]`` (``q`` pre-scaled), ``v`` may have its own last size.
-        graph: a :class:`~graphattn.patterns.ChunkedGraph`,
+        call: the :class:`~graphattn.engines.base.AttentionCall`: ``[N, H, D]`` ``q``, ``k``
+            and ``v`` (``q`` pre-scaled, ``v`` may have its own last size); a
+            :class:`~graphattn.patterns.ChunkedGraph`,
             :class:`~graphattn.patterns.WindowGraph` or
-            :class:`~graphattn.patterns.GridGraph` over the ``N`` nodes.
-        terms: must be empty; edge features need an edge list (use ``scatter``).
-        dropout: attention dropout probability.
-        need_weights: also return ``[E, H]`` weights in the order of ``graph.edge_index()``.
+            :class:`~graphattn.patterns.GridGraph` over the ``N`` nodes; no edge terms (edge
+            features need an edge list: use ``scatter``); with ``need_weights`` the ``[E, H]``
+            weights come in the order of ``graph.edge_index()``.
         block_size: query nodes per block for windows and grids. (default: :obj:`64`)
 
     >>> from graphattn.patterns import WindowGraph
-    >>> from graphattn.engines import scatter_attention
+    >>> from graphattn.engines import AttentionCall, scatter_attention
     >>> q, k, v = torch.randn(3, 10, 2, 4).unbind(0)
-    >>> g = WindowGraph(10, radius=2)
-    >>> out, _ = blocked_attention(q, k, v, g, block_size=4)
-    >>> torch.allclose(out, scatter_attention(q, k, v, g)[0], atol=1e-6)
+    >>> call = AttentionCall(q, k, v, WindowGraph(10, radius=2))
+    >>> out, _ = blocked_attention(call, block_size=4)
+    >>> torch.allclose(out, scatter_attention(call)[0], atol=1e-6)
     True
     """
+    q, k, v, graph, dropout = call.q, call.k, call.v, call.graph, call.dropout
     if not isinstance(graph, BLOCKED_PATTERNS):
         raise ValueError(
             "the blocked engine needs a ChunkedGraph, WindowGraph or GridGraph pattern, "
             f"got {type(graph).__name__}"
         )
-    if terms is not None and not terms.empty:
+    if call.terms is not None and not call.terms.empty:
         raise ValueError("the blocked engine does not take edge features or relation types")
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"`block_size` must be a positive int, got {block_size!r}")
@@ -247,7 +238,7 @@ def blocked_attention(
     if graph.num_nodes != num_nodes:
         raise ValueError(f"`graph` covers {graph.num_nodes} nodes but `q` has {num_nodes}")
     if num_nodes == 0:
-        return empty_attention(q, k, v, need_weights)
+        return empty_attention(q, k, v, call.need_weights)
 
     plan = _plan(graph, block_size, q.device)
 
@@ -267,9 +258,9 @@ def blocked_attention(
     if plan.mask is None or plan.mask.size(2) == 1:
         # every query of a block attends to every real key of it (chunks): a non-finite value
         # reaches exactly the nodes that attend to it without further care
-        return attend(q, k, v, need_weights)
+        return attend(q, k, v, call.need_weights)
     neighbours = _BlockNeighbours(plan, graph, num_nodes, q.dtype)
-    return guarded_attention(q, k, v, attend, neighbours, need_weights=need_weights)
+    return guarded_attention(q, k, v, attend, neighbours, need_weights=call.need_weights)
 
 
 def _query_blocks(plan: _Plan, t: Tensor) -> Tensor:

@@ -21,14 +21,7 @@ from torch import Tensor
 from .._runtime import building_cache
 from ..patterns import CausalFullGraph, FullGraph, Pattern
 from ._finite import first_order, guarded_attention
-from .base import (
-    EdgeTerms,
-    Engine,
-    Graph,
-    block_attention,
-    empty_attention,
-    pattern_supports,
-)
+from .base import AttentionCall, Engine, block_attention, empty_attention, pattern_supports
 
 __all__ = ["ENGINE", "dense_attention", "supports"]
 
@@ -73,24 +66,15 @@ def _make_plan(graph: Pattern, device: torch.device) -> _Plan:
     return plan
 
 
-def dense_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    graph: Graph,
-    *,
-    terms: EdgeTerms | None = None,
-    dropout: float = 0.0,
-    need_weights: bool = False,
-    module=None,
-) -> tuple[Tensor, Tensor | None]:
+def dense_attention(call: AttentionCall) -> tuple[Tensor, Tensor | None]:
     """Full attention per graph on padded blocks (see :mod:`.base` for the contract)."""
+    q, k, v, graph, need_weights = call.q, call.k, call.v, call.graph, call.need_weights
     if not isinstance(graph, (FullGraph, CausalFullGraph)):
         raise ValueError(
             f"the dense engine needs a FullGraph or CausalFullGraph, got {type(graph).__name__}"
         )
     causal = isinstance(graph, CausalFullGraph)
-    if terms is not None and not terms.empty:
+    if call.terms is not None and not call.terms.empty:
         raise ValueError("the dense engine does not take edge features or relation types")
     plan = _plan(graph, q.device)
     if plan.num_blocks == 0:
@@ -102,7 +86,7 @@ def dense_attention(
         # with a causal mask, padded keys (after a graph's last node) are never attended anyway
         ob, probs = block_attention(
             _blocks(plan, q), _blocks(plan, k), _blocks(plan, v),
-            mask=None if causal else plan.key_mask, dropout=0.0 if weights_only else dropout,
+            mask=None if causal else plan.key_mask, dropout=0.0 if weights_only else call.dropout,
             need_probs=need_probs, is_causal=causal,
         )  # fmt: skip  # (B, H, L, Dv), (B, H, L, L)
         weights = None if probs is None else _gather_edge_weights(probs, graph, plan)

@@ -19,7 +19,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
 from ..patterns import Pattern
-from .base import AttentionRequest, EdgeTerms, Engine, Graph
+from .base import AttentionCall, AttentionRequest, Engine
 
 __all__ = ["ENGINE", "AttentionMessages", "AttentionPropagation", "scatter_attention"]
 
@@ -105,25 +105,17 @@ class AttentionPropagation(AttentionMessages, MessagePassing):
 _REFERENCE = AttentionPropagation()
 
 
-def scatter_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    graph: Graph,
-    *,
-    terms: EdgeTerms | None = None,
-    dropout: float = 0.0,
-    need_weights: bool = False,
-    module: MessagePassing | None = None,
-) -> tuple[Tensor, Tensor | None]:
+def scatter_attention(call: AttentionCall) -> tuple[Tensor, Tensor | None]:
     """Attention by gather / softmax / scatter over an edge list (see :mod:`.base`).
 
-    ``module`` is the :class:`~torch_geometric.nn.conv.MessagePassing` whose ``edge_updater``
-    and ``propagate`` run (the layer passes itself); by default a shared parameter-free
-    :class:`AttentionPropagation`. Its ``flow`` is honoured: ``graph`` always points source ->
-    target, and is handed to ``propagate`` in the orientation its ``flow`` expects.
+    ``call.module`` is the :class:`~torch_geometric.nn.conv.MessagePassing` whose
+    ``edge_updater`` and ``propagate`` run (the layer passes itself); by default a shared
+    parameter-free :class:`AttentionPropagation`. Its ``flow`` is honoured: ``call.graph``
+    always points source -> target, and is handed to ``propagate`` in the orientation its
+    ``flow`` expects.
     """
-    module = _REFERENCE if module is None else module
+    q, k, v, graph, terms = call.q, call.k, call.v, call.graph, call.terms
+    module = _REFERENCE if call.module is None else call.module
     edges = graph.edge_list(q.device) if isinstance(graph, Pattern) else graph
     edge_index, size = edges.edge_index, (k.size(0), q.size(0))
     if module.flow == "target_to_source":
@@ -140,9 +132,9 @@ def scatter_attention(
     alpha = module.edge_updater(
         edge_index, query=q, key=k, edge_key=edge_key, edge_mask=mask, size=update_size
     )  # (E, H)
-    weights = alpha if need_weights else None
-    if dropout > 0.0:
-        alpha = F.dropout(alpha, p=dropout, training=True)
+    weights = alpha if call.need_weights else None
+    if call.dropout > 0.0:
+        alpha = F.dropout(alpha, p=call.dropout, training=True)
     out = module.propagate(
         edge_index, value=v, alpha=alpha, edge_value=edge_value, size=size
     )  # (N_dst, H, Dv)

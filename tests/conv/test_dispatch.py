@@ -56,9 +56,9 @@ def test_stacked_projection_reaches_only_engines_that_read_strided_rows(strided,
 
     seen = []
 
-    def fn(q, k, v, graph, **kwargs):
-        seen.append(all(t.is_contiguous() for t in (q, k, v)))
-        return scatter_attention(q, k, v, graph, **kwargs)
+    def fn(call):
+        seen.append(all(t.is_contiguous() for t in (call.q, call.k, call.v)))
+        return scatter_attention(call)
 
     engine = Engine("rows-test", fn, scatter.supports, priority=999, strided_rows=strided)
     monkeypatch.setitem(registry._ENGINES, engine.name, engine)

@@ -18,6 +18,7 @@ from torch_geometric.data import Data
 
 from graphattn.distributed import (
     DistContext,
+    all_reduce_max,
     all_reduce_sum,
     distribute_model,
     init_distributed,
@@ -93,7 +94,7 @@ def _worker(rank: int, port: int, data: Data, state: dict, out: Path) -> None:
         MASTER_PORT=str(port),
     )
     ctx = init_distributed("gloo", timeout=timedelta(seconds=60))
-    results = {"ctx": ctx}
+    results = {"ctx": ctx, "max": all_reduce_max(0.5 + rank), "sum": all_reduce_sum(rank + 1)}
     for method in ("metis", "random"):
         parts = shared_partition(data.edge_index, N, ctx, method=method, seed=1)
         local = rank_subgraph(data, parts, ctx.rank, LAYERS)
@@ -161,6 +162,9 @@ def test_two_processes_equal_one(tmp_path):
     ref_losses, ref_grads = _reference(data, state)
     _run(data, state, tmp_path)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    for r in ranks:  # every rank gets the reduction over both
+        assert r["max"].dtype == torch.float64 and float(r["max"]) == WORLD - 0.5
+        assert int(r["sum"]) == WORLD * (WORLD + 1) // 2
     assert [r["ctx"] for r in ranks] == [
         DistContext(r, WORLD, r, torch.device("cpu"), "gloo") for r in range(WORLD)
     ]
@@ -192,6 +196,7 @@ def test_single_process_helpers():
     loss = owned_mean_loss(per_node, 4)
     assert float(loss.detach()) == 1.5 and float(reduce_mean(loss.detach())) == 1.5
     assert int(all_reduce_sum(torch.tensor(3))) == 3
+    assert float(all_reduce_max(0.25)) == 0.25 and all_reduce_max(0.25).dtype == torch.float64
     model = torch.nn.Linear(2, 2)
     assert distribute_model(model) is model
     with pytest.raises(ValueError, match="`num_global` must be > 0"):

@@ -14,6 +14,7 @@ from graphattn import (
     WindowGraph,
 )
 from graphattn.engines import (
+    AttentionCall,
     AttentionRequest,
     EdgeTerms,
     Engine,
@@ -108,7 +109,7 @@ def test_blocked_grouped_flash_calls(pattern, block_size, dtype, generator, monk
 @pytest.mark.parametrize("pattern", EMPTY.values(), ids=EMPTY.keys())
 def test_blocked_zero_nodes(pattern, dtype, generator):
     q, k, v = random_qkv(0, HEADS, HEAD_DIM, dtype=dtype, generator=generator)
-    out, weights = blocked_attention(q, k, v, pattern, need_weights=True)
+    out, weights = blocked_attention(AttentionCall(q, k, v, pattern, need_weights=True))
     assert out.shape == (0, HEADS, HEAD_DIM) and weights.shape == (0, HEADS)
     assert_matches_reference("blocked", q, k, v, pattern)
 
@@ -118,8 +119,8 @@ def test_blocked_value_width_may_differ(sizes, generator):
     pattern = WindowGraph.from_sizes(sizes, radius=2)
     q, k, _ = random_qkv(15, HEADS, HEAD_DIM, generator=generator)
     v = torch.randn(15, HEADS, 4, generator=generator)
-    out, _ = blocked_attention(q, k, v, pattern)
-    torch.testing.assert_close(out, scatter_attention(q, k, v, pattern)[0])
+    call = AttentionCall(q, k, v, pattern)
+    torch.testing.assert_close(blocked_attention(call)[0], scatter_attention(call)[0])
 
 
 def test_blocked_follows_the_sdpa_backend_choice(generator, monkeypatch):
@@ -131,22 +132,25 @@ def test_blocked_follows_the_sdpa_backend_choice(generator, monkeypatch):
     monkeypatch.setattr(blocked._GroupedWindows, "apply", lambda *a: calls.append(1) or apply(*a))
     pattern = WindowGraph(20, radius=3)
     q, k, v = random_qkv(20, HEADS, HEAD_DIM, generator=generator)
+    call = AttentionCall(q, k, v, pattern)
     with sdpa_kernel(SDPBackend.MATH):
-        out, _ = blocked_attention(q, k, v, pattern)
+        out, _ = blocked_attention(call)
     assert not calls
-    torch.testing.assert_close(out, blocked_attention(q, k, v, pattern)[0])
+    torch.testing.assert_close(out, blocked_attention(call)[0])
     assert calls
 
 
 def test_blocked_dropout(generator):
     pattern = WindowGraph.from_sizes([11, 6], radius=2)
     q, k, v = random_qkv(pattern.num_nodes, HEADS, HEAD_DIM, generator=generator)
-    clean, clean_w = blocked_attention(q, k, v, pattern, need_weights=True)
+    clean, clean_w = blocked_attention(AttentionCall(q, k, v, pattern, need_weights=True))
     torch.manual_seed(0)
     samples = []
     for need_weights in (False, True):
         for _ in range(300):
-            out, w = blocked_attention(q, k, v, pattern, dropout=0.3, need_weights=need_weights)
+            out, w = blocked_attention(
+                AttentionCall(q, k, v, pattern, dropout=0.3, need_weights=need_weights)
+            )
             assert torch.isfinite(out).all()
             if need_weights:  # weights are taken before dropout
                 torch.testing.assert_close(w, clean_w)
@@ -176,16 +180,16 @@ def test_blocked_rejects_what_it_cannot_do(generator):
     with pytest.raises(ValueError, match="blocked.*ChunkedGraph, WindowGraph or GridGraph"):
         resolve_engine("blocked", request)
     with pytest.raises(ValueError, match="WindowGraph"):
-        blocked_attention(q, k, v, FullGraph(6))
+        blocked_attention(AttentionCall(q, k, v, FullGraph(6)))
     with pytest.raises(ValueError, match="WindowGraph"):
-        blocked_attention(q, k, v, WindowGraph(6, radius=1).edge_index())
+        blocked_attention(AttentionCall(q, k, v, WindowGraph(6, radius=1).edge_index()))
     with pytest.raises(ValueError, match="edge features"):
         terms = EdgeTerms(key=torch.zeros(16, HEADS, HEAD_DIM))
-        blocked_attention(q, k, v, WindowGraph(6, radius=1), terms=terms)
+        blocked_attention(AttentionCall(q, k, v, WindowGraph(6, radius=1), terms=terms))
     with pytest.raises(ValueError, match="block_size"):
-        blocked_attention(q, k, v, WindowGraph(6, radius=1), block_size=0)
+        blocked_attention(AttentionCall(q, k, v, WindowGraph(6, radius=1)), block_size=0)
     with pytest.raises(ValueError, match="7 nodes"):
-        blocked_attention(q, k, v, WindowGraph(7, radius=1))
+        blocked_attention(AttentionCall(q, k, v, WindowGraph(7, radius=1)))
 
 
 def test_layer_auto_equals_scatter_layer(dtype):

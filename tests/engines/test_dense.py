@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from graphattn import CausalFullGraph, FullGraph
-from graphattn.engines import dense_attention
+from graphattn.engines import AttentionCall, dense_attention
 from graphattn.testing import assert_matches_reference, random_qkv
 
 from ..conftest import HEAD_DIM, HEADS
@@ -11,7 +11,9 @@ from ..conftest import HEAD_DIM, HEADS
 def test_dense_matches_reference(pattern_case, dtype, generator):
     if not isinstance(pattern_case.pattern, (FullGraph, CausalFullGraph)):
         with pytest.raises(ValueError, match="needs a FullGraph"):
-            dense_attention(*random_qkv(pattern_case.num_nodes, 1, 2), pattern_case.pattern)
+            dense_attention(
+                AttentionCall(*random_qkv(pattern_case.num_nodes, 1, 2), pattern_case.pattern)
+            )
         return
     q, k, v = random_qkv(pattern_case.num_nodes, HEADS, HEAD_DIM, dtype=dtype, generator=generator)
     assert_matches_reference("dense", q, k, v, pattern_case.pattern)
@@ -33,4 +35,4 @@ def test_dense_without_weights_uses_sdpa_path(generator):
 def test_dense_rejects_edge_lists(generator):
     q, k, v = random_qkv(3, HEADS, HEAD_DIM, generator=generator)
     with pytest.raises(ValueError, match="FullGraph"):
-        dense_attention(q, k, v, torch.zeros(2, 1, dtype=torch.long))
+        dense_attention(AttentionCall(q, k, v, torch.zeros(2, 1, dtype=torch.long)))

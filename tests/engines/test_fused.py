@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from graphattn import EdgeList, FullGraph, MultiHeadAttentionConv
-from graphattn.engines import AttentionRequest, EdgeTerms, resolve_engine
+from graphattn.engines import AttentionCall, AttentionRequest, EdgeTerms, resolve_engine
 from graphattn.engines.fused import csr_for, fused_attention
 from graphattn.engines.fused import kernels as K
 from graphattn.engines.fused.csr import group_edges
@@ -11,26 +11,15 @@ from graphattn.engines.fused.ops import chunk_bounds, fused_attention_op
 from graphattn.testing import assert_matches_reference, random_qkv
 
 from ..conftest import FAST_GRADCHECK, HEAD_DIM, HEADS, IN_CHANNELS, OUT_CHANNELS
+from .fused_common import (
+    NUM_RELATIONS,
+    assert_layer_with_edge_terms_matches_scatter,
+    gradcheck_op,
+    random_terms,
+)
 
 # the compiled-for-the-shape and 16-bit kernel builds are compiled once, on one xdist worker
 pytestmark = pytest.mark.xdist_group("fused-builds")
-
-NUM_RELATIONS = 4
-
-
-def _terms(kind, num_edges, dtype, generator, heads=HEADS, dim=HEAD_DIM):
-    """Edge-feature and/or relation terms that require gradients."""
-
-    def rand(*shape):
-        return torch.randn(*shape, dtype=dtype, generator=generator).requires_grad_()
-
-    key = value = rel_key = rel_value = edge_type = None
-    if kind in ("features", "both"):
-        key, value = rand(num_edges, heads, dim), rand(num_edges, heads, dim)
-    if kind in ("relations", "both"):
-        rel_key, rel_value = rand(NUM_RELATIONS, heads, dim), rand(NUM_RELATIONS, heads, dim)
-        edge_type = torch.randint(0, NUM_RELATIONS, (num_edges,), generator=generator)
-    return EdgeTerms(key, value, rel_key, rel_value, edge_type)
 
 
 def _scaled_qkv(num_nodes, dtype, generator):
@@ -43,7 +32,7 @@ def _scaled_qkv(num_nodes, dtype, generator):
 @pytest.mark.parametrize("kind", ["none", "features", "relations", "both"])
 def test_fused_matches_reference(graph_case, dtype, generator, kind):
     q, k, v = _scaled_qkv(graph_case.num_nodes, dtype, generator)
-    terms = None if kind == "none" else _terms(kind, graph_case.num_edges, dtype, generator)
+    terms = None if kind == "none" else random_terms(kind, graph_case.num_edges, dtype, generator)
     assert_matches_reference("fused", q, k, v, graph_case.edge_index, terms=terms)
 
 
@@ -54,7 +43,7 @@ def test_fused_matches_reference_without_weights(graph_case, generator):
 
 def test_fused_on_patterns(pattern_case, generator):
     q, k, v = _scaled_qkv(pattern_case.num_nodes, torch.float32, generator)
-    terms = _terms("both", pattern_case.num_edges, torch.float32, generator)
+    terms = random_terms("both", pattern_case.num_edges, torch.float32, generator)
     assert_matches_reference("fused", q, k, v, pattern_case.pattern, terms=terms)
 
 
@@ -153,7 +142,7 @@ def test_specialised_build_matches_reference(graph_case, generator, kind, specia
     q, k, v = random_qkv(graph_case.num_nodes, SPECIAL_HEADS, SPECIAL_DIM, generator=generator)
     terms = None
     if kind != "none":
-        terms = _terms(
+        terms = random_terms(
             kind, graph_case.num_edges, torch.float32, generator, SPECIAL_HEADS, SPECIAL_DIM
         )
     assert_matches_reference("fused", q, k, v, graph_case.edge_index, terms=terms)
@@ -188,19 +177,19 @@ def test_nodes_spanning_several_tiles(build, kind, generator, specialise):
         q.abs_()
     terms = None
     if kind != "none":
-        terms = _terms(kind, edge_index.size(1), dtype, generator, heads, dim)
+        terms = random_terms(kind, edge_index.size(1), dtype, generator, heads, dim)
     assert_matches_reference("fused", q, k, v, edge_index, terms=terms)
 
 
 def test_gradcheck_with_edge_terms_across_tiles(generator):
     edge_index = _hub_graph(generator, K.TILE + 3)
     q, k, v = random_qkv(51, 2, 3, dtype=torch.float64, generator=generator)
-    terms = _terms("both", edge_index.size(1), torch.float64, generator, 2, 3)
+    terms = random_terms("both", edge_index.size(1), torch.float64, generator, 2, 3)
     edges = EdgeList(edge_index, 51)
 
     def fn(q, k, v, ek, ev, rk, rv):
         t = EdgeTerms(ek, ev, rk, rv, terms.edge_type)
-        return fused_attention(q, k, v, edges, terms=t)[0]
+        return fused_attention(AttentionCall(q, k, v, edges, terms=t))[0]
 
     inputs = (q, k, v, terms.key, terms.value, terms.rel_key, terms.rel_value)
     assert torch.autograd.gradcheck(fn, inputs)
@@ -223,14 +212,14 @@ def test_bipartite_graph_matches_reference(generator):
     )  # target 3 has no incoming edge
     q = torch.randn(4, HEADS, HEAD_DIM, dtype=torch.float64, generator=generator).requires_grad_()
     k, v, _ = random_qkv(7, HEADS, HEAD_DIM, dtype=torch.float64, generator=generator)
-    terms = _terms("both", 25, torch.float64, generator)
+    terms = random_terms("both", 25, torch.float64, generator)
     assert_matches_reference("fused", q, k, v, EdgeList(edge_index, 7, 4), terms=terms)
 
 
 def test_isolated_nodes_get_zero_output_and_gradient(generator):
     edges = EdgeList(torch.tensor([[0, 1, 1], [1, 2, 2]]), 4)  # nodes 0, 3 have no in-edge
     q, k, v = random_qkv(4, HEADS, HEAD_DIM, dtype=torch.float64, generator=generator)
-    out, _ = fused_attention(q, k, v, edges)
+    out, _ = fused_attention(AttentionCall(q, k, v, edges))
     assert torch.equal(out[[0, 3]], torch.zeros(2, HEADS, HEAD_DIM, dtype=torch.float64))
     out.square().sum().backward()
     assert torch.equal(q.grad[[0, 3]], torch.zeros(2, HEADS, HEAD_DIM, dtype=torch.float64))
@@ -241,9 +230,9 @@ def test_isolated_nodes_get_zero_output_and_gradient(generator):
 
 def test_duplicate_edges_count_twice(generator):
     q, k, v = random_qkv(3, 1, 4, dtype=torch.float64, generator=generator)
-    once, _ = fused_attention(q, k, v, EdgeList(torch.tensor([[0, 1], [2, 2]]), 3))
+    once, _ = fused_attention(AttentionCall(q, k, v, EdgeList(torch.tensor([[0, 1], [2, 2]]), 3)))
     twice, w = fused_attention(
-        q, k, v, EdgeList(torch.tensor([[0, 0, 1], [2, 2, 2]]), 3), need_weights=True
+        AttentionCall(q, k, v, EdgeList(torch.tensor([[0, 0, 1], [2, 2, 2]]), 3), need_weights=True)
     )
     assert not torch.allclose(once[2], twice[2])
     torch.testing.assert_close(w[0], w[1])
@@ -261,7 +250,7 @@ def test_weights_carry_gradients(generator):
     for engine in ("fused", "scatter"):
         from graphattn.engines import get_engine
 
-        _, w = get_engine(engine)(q, k, v, edges, need_weights=True)
+        _, w = get_engine(engine)(AttentionCall(q, k, v, edges, need_weights=True))
         assert w.requires_grad
         entropy = -(w * w.clamp_min(1e-12).log()).sum()
         grads.append(torch.autograd.grad(entropy, (q, k)))
@@ -273,7 +262,7 @@ def test_weights_carry_gradients(generator):
 def _op_args(num_nodes, num_edges, heads, dim, *, terms, dropout, generator, masked=False):
     q, k, v = random_qkv(num_nodes, heads, dim, dtype=torch.float64, generator=generator)
     edges = EdgeList(torch.randint(0, num_nodes, (2, num_edges), generator=generator), num_nodes)
-    t = _terms(terms, num_edges, torch.float64, generator, heads, dim)
+    t = random_terms(terms, num_edges, torch.float64, generator, heads, dim)
     seed = torch.tensor(1234)
     by_target, by_source = csr_for(edges, "target"), csr_for(edges, "source")
     mask = torch.rand(num_edges, generator=generator) < 0.2 if masked else None
@@ -297,12 +286,12 @@ def test_opcheck_group_edges(generator):
 def test_gradcheck_on_catalogue(graph_case, generator):
     n, e = graph_case.num_nodes, graph_case.num_edges
     q, k, v = random_qkv(n, 2, 3, dtype=torch.float64, generator=generator)
-    terms = _terms("both", e, torch.float64, generator, heads=2, dim=3)
+    terms = random_terms("both", e, torch.float64, generator, heads=2, dim=3)
     edges = EdgeList(graph_case.edge_index, n)
 
     def fn(q, k, v, key, value, rel_key, rel_value):
         t = EdgeTerms(key, value, rel_key, rel_value, terms.edge_type)
-        return fused_attention(q, k, v, edges, terms=t)[0]
+        return fused_attention(AttentionCall(q, k, v, edges, terms=t))[0]
 
     inputs = (q, k, v, terms.key, terms.value, terms.rel_key, terms.rel_value)
     # fast mode checks random projections of the Jacobian (a full check is done above)
@@ -311,15 +300,7 @@ def test_gradcheck_on_catalogue(graph_case, generator):
 
 def test_gradcheck_with_dropout(generator):
     args = _op_args(6, 17, 2, 3, terms="both", dropout=0.4, generator=generator, masked=True)
-    graph, edge_type, mask, seed = args[3:9], args[13], args[14], args[16]
-
-    def fn(q, k, v, key, value, rel_key, rel_value):
-        return torch.ops.graphattn.fused_attention(
-            q, k, v, *graph, key, value, rel_key, rel_value, edge_type, mask, 0.4, seed
-        )[0]
-
-    inputs = tuple(args[i] for i in (0, 1, 2, 9, 10, 11, 12))
-    assert torch.autograd.gradcheck(fn, inputs)
+    assert gradcheck_op(args)
 
 
 def test_dropout_keeps_expected_fraction():
@@ -330,8 +311,8 @@ def test_dropout_keeps_expected_fraction():
     q = torch.zeros(num_edges, 2, 1, dtype=torch.float64)
     v = torch.ones(num_edges, 2, 1, dtype=torch.float64)
     torch.manual_seed(0)
-    out, _ = fused_attention(q, q, v, edges, dropout=p)
-    again, _ = fused_attention(q, q, v, edges, dropout=p)
+    out, _ = fused_attention(AttentionCall(q, q, v, edges, dropout=p))
+    again, _ = fused_attention(AttentionCall(q, q, v, edges, dropout=p))
     mean = out[0, :, 0]
     sigma = (p / (1 - p) / num_edges) ** 0.5
     assert ((mean - 1).abs() < 5 * sigma).all()
@@ -388,22 +369,7 @@ def test_half_inputs_through_the_layer(half, generator):
 
 
 def test_layer_with_edge_features_and_relations_matches_scatter(generator):
-    torch.manual_seed(0)
-    kwargs = dict(edge_dim=2, num_relations=NUM_RELATIONS)
-    conv = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="fused", **kwargs)
-    ref = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="scatter", **kwargs)
-    ref.load_state_dict(conv.state_dict())
-    x = torch.randn(14, IN_CHANNELS, generator=generator)
-    edge_index = torch.randint(0, 14, (2, 45), generator=generator)
-    edge_attr = torch.randn(45, 2, generator=generator)
-    edge_type = torch.randint(0, NUM_RELATIONS, (45,), generator=generator)
-    out = conv(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
-    want = ref(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
-    torch.testing.assert_close(out, want)
-    out.square().sum().backward()
-    want.square().sum().backward()
-    for (name, p), r in zip(conv.named_parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(p.grad, r.grad, msg=lambda m, name=name: f"{name}: {m}")
+    assert_layer_with_edge_terms_matches_scatter(generator)
 
 
 def test_auto_picks_fused_for_large_edge_lists_on_cpu(monkeypatch):
@@ -434,20 +400,21 @@ def test_bad_inputs_name_the_argument():
     q = torch.randn(3, 2, 4)
     edges = EdgeList(torch.tensor([[0], [1]]), 3)
     with pytest.raises(TypeError, match="`k`"):
-        fused_attention(q, q.long(), q, edges)
+        fused_attention(AttentionCall(q, q.long(), q, edges))
     with pytest.raises(ValueError, match="`q`"):
-        fused_attention(q[0], q, q, edges)
+        fused_attention(AttentionCall(q[0], q, q, edges))
     with pytest.raises(TypeError, match="`graph`"):
-        fused_attention(q, q, q, [[0], [1]])
+        fused_attention(AttentionCall(q, q, q, [[0], [1]]))
     with pytest.raises(ValueError, match="`graph` has 4 sources"):
-        fused_attention(q, q, q, EdgeList(torch.tensor([[0], [1]]), 4))
+        fused_attention(AttentionCall(q, q, q, EdgeList(torch.tensor([[0], [1]]), 4)))
     with pytest.raises(ValueError, match="outside"):
-        fused_attention(q, q, q, EdgeList(torch.tensor([[0], [3]]), 3))  # node 3 of 3
+        node_3_of_3 = EdgeList(torch.tensor([[0], [3]]), 3)
+        fused_attention(AttentionCall(q, q, q, node_3_of_3))
     bad_type = EdgeTerms(None, None, q[:2], q[:2], torch.tensor([2]))
     with pytest.raises(ValueError, match="`edge_type`"):
-        fused_attention(q, q, q, edges, terms=bad_type)
+        fused_attention(AttentionCall(q, q, q, edges, terms=bad_type))
     with pytest.raises(ValueError, match="`edge_key`"):
-        fused_attention(q, q, q, edges, terms=EdgeTerms(key=q))
+        fused_attention(AttentionCall(q, q, q, edges, terms=EdgeTerms(key=q)))
 
 
 # ---- CSR construction, caching and the thread ranges --------------------------------------
@@ -506,7 +473,7 @@ def test_threaded_ranges_give_the_same_numbers(generator, monkeypatch):
     outs = []
     for threads in (1, 2):
         monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
-        out, w = fused_attention(q, k, v, edges, need_weights=True)
+        out, w = fused_attention(AttentionCall(q, k, v, edges, need_weights=True))
         grads = torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
         outs.append((out, w, *grads))
     for a, b in zip(*outs, strict=True):
@@ -526,8 +493,12 @@ def test_16_bit_rows_equal_the_upcast_computation(half, generator):
     )
     q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q16, k16, v16))
     terms = EdgeTerms(mask=torch.rand(300, generator=generator) < 0.1)
-    out16, w16 = fused_attention(q16, k16, v16, edges, terms=terms, need_weights=True)
-    out32, w32 = fused_attention(q32, k32, v32, edges, terms=terms, need_weights=True)
+    out16, w16 = fused_attention(
+        AttentionCall(q16, k16, v16, edges, terms=terms, need_weights=True)
+    )
+    out32, w32 = fused_attention(
+        AttentionCall(q32, k32, v32, edges, terms=terms, need_weights=True)
+    )
     assert out16.dtype == w16.dtype == torch.float32
     assert torch.equal(out16, out32) and torch.equal(w16, w32)
     grad = torch.randn_like(out32)

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from graphattn import EdgeList, MultiHeadAttentionConv
-from graphattn.engines import EdgeTerms, get_engine
+from graphattn.engines import AttentionCall, get_engine
 from graphattn.engines.fused import csr_for, fused_attention
 from graphattn.engines.fused import triton_ops as T
 from graphattn.engines.fused.csr import numba_group_edges, torch_group_edges
@@ -27,10 +27,14 @@ from graphattn.engines.scatter import scatter_attention
 from graphattn.testing import assert_matches_reference
 
 from ..conftest import CATALOGUE, FAST_GRADCHECK, HEAD_DIM, HEADS, IN_CHANNELS, OUT_CHANNELS
+from .fused_common import (
+    assert_layer_with_edge_terms_matches_scatter,
+    gradcheck_op,
+    random_terms,
+)
 
 pytest.importorskip("triton", reason="Triton (the `gpu` extra) is not installed")
 
-NUM_RELATIONS = 4
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -46,22 +50,6 @@ def triton_kernels():
 def large_blocks(monkeypatch):
     """Blocks of up to 64 nodes: one program per launch on the catalogue's graphs."""
     monkeypatch.setattr(T, "TILE_ELEMENTS", 1 << 16)
-
-
-def _terms(kind, num_edges, dtype, generator, heads=HEADS, dim=HEAD_DIM, masked=False):
-    def rand(*shape):  # a leaf on the test device
-        return torch.randn(*shape, dtype=dtype, generator=generator).to(DEVICE).requires_grad_()
-
-    key = value = rel_key = rel_value = edge_type = mask = None
-    if kind in ("features", "both"):
-        key, value = rand(num_edges, heads, dim), rand(num_edges, heads, dim)
-    if kind in ("relations", "both"):
-        rel_key, rel_value = rand(NUM_RELATIONS, heads, dim), rand(NUM_RELATIONS, heads, dim)
-        edge_type = torch.randint(0, NUM_RELATIONS, (num_edges,), generator=generator)
-        edge_type = edge_type.to(DEVICE)
-    if masked:
-        mask = (torch.rand(num_edges, generator=generator) < 0.25).to(DEVICE)
-    return EdgeTerms(key, value, rel_key, rel_value, edge_type, mask)
 
 
 def _mask_keeping_one(edge_index, generator):
@@ -91,7 +79,11 @@ def _qkv(num_nodes, dtype, generator, heads=HEADS, dim=HEAD_DIM):
 @pytest.mark.parametrize("kind", [pytest.param("none", marks=pytest.mark.slow), "both"])
 def test_matches_reference_on_catalogue(graph_case, kind, generator, large_blocks):
     q, k, v = _qkv(graph_case.num_nodes, torch.float32, generator)
-    terms = None if kind == "none" else _terms(kind, graph_case.num_edges, torch.float32, generator)
+    terms = (
+        None
+        if kind == "none"
+        else random_terms(kind, graph_case.num_edges, torch.float32, generator, device=DEVICE)
+    )
     edge_index = graph_case.edge_index.to(DEVICE)
     assert_matches_reference("fused", q, k, v, edge_index, terms=terms)
 
@@ -110,7 +102,7 @@ def test_float64_with_masked_edges(name, kind, generator, large_blocks):
     graph = SUBSET[name]
     edge_index = graph.edge_index.to(DEVICE)
     q, k, v = _qkv(graph.num_nodes, torch.float64, generator)
-    terms = _terms(kind, graph.num_edges, torch.float64, generator)
+    terms = random_terms(kind, graph.num_edges, torch.float64, generator, device=DEVICE)
     terms = dataclasses.replace(terms, mask=_mask_keeping_one(edge_index, generator))
     assert_matches_reference("fused", q, k, v, edge_index, terms=terms)
 
@@ -131,7 +123,7 @@ def test_default_blocks_many_programs_and_steps(generator):
     with torch.no_grad():
         k.mul_(0.1).add_(torch.arange(n, device=DEVICE).view(-1, 1, 1) * 0.05)
         q.abs_()
-    terms = _terms("both", edge_index.size(1), torch.float32, generator)
+    terms = random_terms("both", edge_index.size(1), torch.float32, generator, device=DEVICE)
     terms = dataclasses.replace(terms, mask=_mask_keeping_one(edge_index, generator))
     assert_matches_reference("fused", q, k, v, edge_index, terms=terms)
 
@@ -166,10 +158,12 @@ def test_16_bit_rows_match_the_upcast_reference(half, name, generator, large_blo
         for t in _qkv(graph.num_nodes, torch.float32, generator)
     )
     q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q16, k16, v16))
-    terms = _terms("both", graph.num_edges, torch.float32, generator)
+    terms = random_terms("both", graph.num_edges, torch.float32, generator, device=DEVICE)
     terms = dataclasses.replace(terms, mask=_mask_keeping_one(edges.edge_index, generator))
-    out, w = fused_attention(q16, k16, v16, edges, terms=terms, need_weights=True)
-    ref, ref_w = scatter_attention(q32, k32, v32, edges, terms=terms, need_weights=True)
+    out, w = fused_attention(AttentionCall(q16, k16, v16, edges, terms=terms, need_weights=True))
+    ref, ref_w = scatter_attention(
+        AttentionCall(q32, k32, v32, edges, terms=terms, need_weights=True)
+    )
     assert out.dtype == w.dtype == torch.float32
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(w, ref_w, atol=1e-5, rtol=1e-4)
@@ -206,7 +200,7 @@ def _op_args(num_nodes, num_edges, *, dropout, generator, heads=2, dim=3, dtype=
     edge_index = torch.randint(0, num_nodes, (2, num_edges), generator=generator)
     edges = EdgeList(edge_index.to(DEVICE), num_nodes)
     q, k, v = _qkv(num_nodes, dtype, generator, heads, dim)
-    t = _terms("both", num_edges, dtype, generator, heads, dim, masked=True)
+    t = random_terms("both", num_edges, dtype, generator, heads, dim, masked=True, device=DEVICE)
     by_target, by_source = csr_for(edges, "target"), csr_for(edges, "source")
     return (
         q, k, v, *by_target.as_tuple(), *by_source.as_tuple(), t.key, t.value, t.rel_key,
@@ -260,15 +254,7 @@ def _numba_ops():
 
 def test_gradcheck_with_dropout_mask_and_terms(generator, large_blocks):
     args = _op_args(6, 17, dropout=0.3, generator=generator)
-    graph, edge_type, mask, seed = args[3:9], args[13], args[14], args[16]
-
-    def fn(q, k, v, key, value, rel_key, rel_value):
-        return torch.ops.graphattn.fused_attention(
-            q, k, v, *graph, key, value, rel_key, rel_value, edge_type, mask, 0.3, seed
-        )[0]
-
-    inputs = tuple(args[i] for i in (0, 1, 2, 9, 10, 11, 12))
-    assert torch.autograd.gradcheck(fn, inputs, **FAST_GRADCHECK)
+    assert gradcheck_op(args, **FAST_GRADCHECK)
 
 
 # ---- the op: opcheck, weights with gradients -------------------------------------------------
@@ -300,7 +286,7 @@ def test_weights_carry_gradients(generator, large_blocks):
     q, k, v = _qkv(9, torch.float64, generator, heads=2, dim=3)
     grads = []
     for engine in ("fused", "scatter"):
-        _, w = get_engine(engine)(q, k, v, edges, need_weights=True)
+        _, w = get_engine(engine)(AttentionCall(q, k, v, edges, need_weights=True))
         entropy = -(w * w.clamp_min(1e-12).log()).sum()
         grads.append(torch.autograd.grad(entropy, (q, k)))
     for got, want in zip(*grads, strict=True):
@@ -308,23 +294,7 @@ def test_weights_carry_gradients(generator, large_blocks):
 
 
 def test_layer_with_edge_features_and_relations(generator, large_blocks):
-    torch.manual_seed(0)
-    kwargs = dict(edge_dim=2, num_relations=NUM_RELATIONS)
-    conv = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="fused", **kwargs)
-    ref = MultiHeadAttentionConv(IN_CHANNELS, OUT_CHANNELS, HEADS, engine="scatter", **kwargs)
-    ref.load_state_dict(conv.state_dict())
-    conv, ref = conv.to(DEVICE), ref.to(DEVICE)
-    x = torch.randn(14, IN_CHANNELS, generator=generator).to(DEVICE)
-    edge_index = torch.randint(0, 14, (2, 45), generator=generator).to(DEVICE)
-    edge_attr = torch.randn(45, 2, generator=generator).to(DEVICE)
-    edge_type = torch.randint(0, NUM_RELATIONS, (45,), generator=generator).to(DEVICE)
-    out = conv(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
-    want = ref(x, edge_index, edge_attr=edge_attr, edge_type=edge_type)
-    torch.testing.assert_close(out, want)
-    out.square().sum().backward()
-    want.square().sum().backward()
-    for (name, p), r in zip(conv.named_parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(p.grad, r.grad, msg=lambda m, name=name: f"{name}: {m}")
+    assert_layer_with_edge_terms_matches_scatter(generator, DEVICE)
 
 
 # ---- the CSR builder by torch ops, and the wrapper's checks ----------------------------------

@@ -38,10 +38,10 @@ from ..._runtime import transforms_active
 from ...patterns import EdgeList, Pattern
 from ..base import (
     NO_MESSAGE_PASSING,
+    AttentionCall,
     AttentionRequest,
     EdgeTerms,
     Engine,
-    Graph,
     cpu_only,
     reasons,
 )
@@ -100,40 +100,33 @@ def _requires_grad(*tensors: Tensor | None) -> bool:
     return any(t is not None and t.requires_grad for t in tensors)
 
 
-def fused_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    graph: Graph,
-    *,
-    terms: EdgeTerms | None = None,
-    dropout: float = 0.0,
-    need_weights: bool = False,
-    module=None,
-) -> tuple[Tensor, Tensor | None]:
+def fused_attention(call: AttentionCall) -> tuple[Tensor, Tensor | None]:
     """Sparse attention over incoming edges with the fused kernels (see :mod:`..base`).
 
-    Args:
-        q: ``[N_dst, H, D]``, k: ``[N_src, H, D]``, v: ``[N_src, H, Dv]``, float32 or float64
-            tensors on the CPU (numba kernels) or on CUDA (Triton kernels), ``q`` pre-scaled;
-            or float16/bfloat16 "16-bit rows", read in 16 bits and accumulated in float32
-            (outputs, weights and edge terms are float32 then).
-        graph: an :class:`~graphattn.patterns.EdgeList` or a
-            :class:`~graphattn.patterns.Pattern`.
-        terms: edge features and relation embeddings, or :obj:`None`.
-        dropout: attention dropout probability (applied in the kernel).
-        need_weights: also return the ``[E, H]`` weights (before dropout).
+    ``call`` is an :class:`~graphattn.engines.base.AttentionCall` whose
+
+    - ``q`` ``[N_dst, H, D]``, ``k`` ``[N_src, H, D]`` and ``v`` ``[N_src, H, Dv]`` are
+      float32 or float64 tensors on the CPU (numba kernels) or on CUDA (Triton kernels), ``q``
+      pre-scaled; or float16/bfloat16 "16-bit rows", read in 16 bits and accumulated in
+      float32 (outputs, weights and edge terms are float32 then);
+    - ``graph`` is an :class:`~graphattn.patterns.EdgeList` or a
+      :class:`~graphattn.patterns.Pattern`;
+    - ``terms`` (edge features and relation embeddings) may be given, ``dropout`` is applied
+      in the kernel, and ``need_weights`` also returns the ``[E, H]`` weights (before
+      dropout).
 
     >>> import torch
+    >>> from graphattn.engines import AttentionCall
     >>> from graphattn.patterns import EdgeList
     >>> q, k, v = torch.randn(3, 4, 3, 5).unbind(0)
     >>> edges = EdgeList(torch.tensor([[0, 1, 2, 2], [1, 1, 0, 2]]), 4)
-    >>> out, w = fused_attention(q, k, v, edges, need_weights=True)
+    >>> out, w = fused_attention(AttentionCall(q, k, v, edges, need_weights=True))
     >>> out.shape, w.shape
     (torch.Size([4, 3, 5]), torch.Size([4, 3]))
     >>> torch.allclose(w[:2].sum(0), torch.ones(3))  # node 1's two incoming edges
     True
     """
+    q, k, v, graph, dropout = call.q, call.k, call.v, call.graph, call.dropout
     if transforms_active():
         raise ValueError(_NO_TRANSFORMS)
     for name, t in (("q", q), ("k", k), ("v", v)):
@@ -171,7 +164,7 @@ def fused_attention(
             f"{k.size(0)} rows and `q` {q.size(0)}"
         )
 
-    t = terms if terms is not None else EdgeTerms()
+    t = call.terms if call.terms is not None else EdgeTerms()
     edge_type = None if t.rel_key is None else t.edge_type
     grad = torch.is_grad_enabled()
     by_target = csr_for(edges, "target")
@@ -193,7 +186,7 @@ def fused_attention(
         q, k, v, *by_target.as_tuple(), *by_source.as_tuple(), t.key, t.value, t.rel_key,
         t.rel_value, edge_type, t.mask, float(dropout), seed,
     )  # fmt: skip
-    if not need_weights:
+    if not call.need_weights:
         return out, None
     if grad and _requires_grad(q, k, t.key, t.rel_key):  # weights with gradients
         src, dst = edges.edge_index.to(q.device, torch.long)
