@@ -20,8 +20,11 @@ validation epoch; one run per seed. Parts (``--only``):
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import statistics
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -176,6 +179,18 @@ def run(name: str, dataset: str, data, seed: int, epochs: int, batch_size: int |
             **attention_stats(model, data)}  # fmt: skip
 
 
+def run_task(task: tuple) -> dict:
+    """One ``(dataset, model, seed, steps, batch_size, threads)`` run, in this process."""
+    dataset, name, seed, steps, batch_size, threads = task
+    torch.set_num_threads(threads)
+    return run(name, dataset, _data(dataset), seed, steps, batch_size)
+
+
+@functools.cache
+def _data(dataset: str):
+    return load_planetoid(dataset)
+
+
 def summarise(runs: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
@@ -207,7 +222,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int_at_least(1), default=64,
                         help="seeds per mini-batch (the minibatch part)")  # fmt: skip
-    parser.add_argument("--threads", type=int_at_least(1), default=1)
+    parser.add_argument("--threads", type=int_at_least(1), default=1,
+                        help="torch threads per run")  # fmt: skip
+    parser.add_argument("--workers", type=int_at_least(1), default=1,
+                        help="runs at once, one process each (results do not change)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="Cora, 2 seeds, 2 steps")
     parser.add_argument("--out", type=output_folder, default=Path("outputs/citation"))
     args = parser.parse_args(argv)
@@ -223,12 +241,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         jobs = list(dict.fromkeys(jobs))
     if "minibatch" in args.only:
         jobs.append((MINIBATCH, args.batch_size))
-    runs = []
-    for dataset in args.datasets:
-        data = load_planetoid(dataset)
-        for name, batch_size in progress(jobs, dataset):
-            runs += [run(name, dataset, data, seed, args.steps, batch_size)
-                     for seed in range(args.seeds)]  # fmt: skip
+    tasks = [(dataset, name, seed, args.steps, batch_size, args.threads)
+             for dataset in args.datasets for name, batch_size in jobs
+             for seed in range(args.seeds)]  # fmt: skip
+    if args.workers == 1:
+        runs = [run_task(t) for t in progress(tasks, "runs")]
+    else:  # one run per process at a time; each run is seeded, so the order does not matter
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.workers, mp_context=spawn) as pool:
+            runs = list(progress(pool.map(run_task, tasks), "runs", total=len(tasks)))
     rows = summarise(runs)
     if "recipe" in args.only:
         nan = float("nan")

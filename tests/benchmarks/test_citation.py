@@ -1,8 +1,13 @@
 """The real-data benchmark's quick setting runs end to end, offline, and writes its CSVs."""
 
+import importlib
+import sys
+
+import pytest
+
 from graphattn.experiments import read_table
 
-from ._scripts import load_script
+from ._scripts import BENCHMARKS, load_script
 
 
 def test_citation_quick(tmp_path):
@@ -21,3 +26,19 @@ def test_citation_quick(tmp_path):
     assert all(0.0 < r["entropy_ratio"] <= 1.0 for r in ours)
     table, _ = read_table(tmp_path / "accuracy.csv")
     assert len(table) == len(rows)
+
+
+@pytest.mark.slow  # starts two worker processes
+def test_runs_in_worker_processes_give_the_same_accuracies(tmp_path, monkeypatch, request):
+    # worker processes import the script by name, as they do when it runs as a program
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    request.addfinalizer(lambda: sys.modules.pop("citation", None))
+    script = importlib.import_module("citation")
+    args = ["--quick", "--only", "minibatch", "--threads", "1"]
+    script.main([*args, "--out", str(tmp_path / "one")])
+    script.main([*args, "--workers", "2", "--out", str(tmp_path / "two")])
+    one, _ = read_table(tmp_path / "one" / "runs.csv")
+    two, _ = read_table(tmp_path / "two" / "runs.csv")
+    key = ("model", "training", "seed", "val_acc", "test_acc", "best_epoch")
+    assert [[r[k] for k in key] for r in one] == [[r[k] for k in key] for r in two]
+    assert len(one) == 2
