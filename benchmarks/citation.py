@@ -11,7 +11,10 @@ validation epoch; one run per seed. Parts (``--only``):
 - ``minibatch``: the recipe's graphattn model on the ``fused`` engine, trained and evaluated
   on exact 2-hop ``KHopLoader`` mini-batches;
 - ``ablation``: where the default layer loses accuracy (docs/real_data.md): the output
-  projection W_O per layer, its initialisation, and what becomes of the attention itself.
+  projection W_O per layer, its initialisation, and what becomes of the attention itself;
+  and GATConv with its attention frozen uniform (both layers, or the last only), which shows
+  where GATConv's additive attention earns what this layer's dot products do not.
+  ``--models`` picks some of a part's models.
 
     python benchmarks/citation.py --quick                        # seconds: Cora, 2 seeds
     python benchmarks/citation.py --out results/citation         # recipe + minibatch
@@ -94,6 +97,19 @@ def identity_out(model: nn.Module) -> None:
         nn.init.eye_(conv.lin_out.weight)
 
 
+def gat_uniform(*layers: str) -> Callable[[nn.Module], None]:
+    """GATConv's attention vectors frozen at zero in ``layers``: there it takes the mean."""
+
+    def tweak(model: nn.Module) -> None:
+        for layer in layers:
+            conv = getattr(model, layer)
+            for p in (conv.att_src, conv.att_dst):
+                nn.init.zeros_(p)
+                p.requires_grad_(False)
+
+    return tweak
+
+
 def uniform_attention(model: nn.Module) -> None:
     """Queries frozen at zero: every logit is 0, so the layer takes the mean over neighbours."""
     for conv in (model.conv1, model.conv2):
@@ -139,6 +155,12 @@ MODELS = {
             ours({**NO_WO, "root_weight": True}, {**NO_WO, "root_weight": True}), i, c
         ),
     ),  # fmt: skip
+    "GATConv, uniform attention": Model(
+        "ablation", lambda i, c: GATRecipe(pyg(GATConv), i, c), tweak=gat_uniform("conv1", "conv2")
+    ),
+    "GATConv, uniform attention in layer 2": Model(
+        "ablation", lambda i, c: GATRecipe(pyg(GATConv), i, c), tweak=gat_uniform("conv2")
+    ),
 }
 MINIBATCH = "graphattn, out_projection=False"  # the model trained on mini-batches too
 
@@ -215,6 +237,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="Planetoid data sets (shipped in data/planetoid)")  # fmt: skip
     parser.add_argument("--only", nargs="+", choices=("recipe", "minibatch", "ablation"),
                         default=["recipe", "minibatch"], help="parts to run")  # fmt: skip
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), metavar="MODEL",
+                        help="only these models of the parts run (names as in MODELS)")  # fmt: skip
     parser.add_argument("--seeds", type=int_at_least(1), default=10)
     parser.add_argument(
         "--steps", type=int_at_least(1), default=200,
@@ -236,11 +260,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"settings: {vars(args)}")
 
     jobs = [(name, None) for name, spec in MODELS.items() if spec.part in args.only]
-    if "ablation" in args.only:  # the ablation's end points are the recipe's two rows
-        jobs += [("graphattn, defaults (W_O)", None), ("graphattn, out_projection=False", None)]
-        jobs = list(dict.fromkeys(jobs))
+    if "ablation" in args.only:  # its end points are recipe rows: ours with and without W_O,
+        ends = ("graphattn, defaults (W_O)", "graphattn, out_projection=False", "GATConv")
+        jobs = list(dict.fromkeys(jobs + [(name, None) for name in ends]))  # and GATConv's
     if "minibatch" in args.only:
         jobs.append((MINIBATCH, args.batch_size))
+    if args.models:
+        jobs = [job for job in jobs if job[0] in args.models]
+        if not jobs:
+            parser.error(f"none of --models {args.models} is in the parts {args.only}")
     tasks = [(dataset, name, seed, args.steps, batch_size, args.threads)
              for dataset in args.datasets for name, batch_size in jobs
              for seed in range(args.seeds)]  # fmt: skip

@@ -42,3 +42,14 @@ def test_runs_in_worker_processes_give_the_same_accuracies(tmp_path, monkeypatch
     key = ("model", "training", "seed", "val_acc", "test_acc", "best_epoch")
     assert [[r[k] for k in key] for r in one] == [[r[k] for k in key] for r in two]
     assert len(one) == 2
+
+
+def test_models_picks_runs_and_a_selection_outside_the_parts_is_refused(tmp_path, capsys):
+    script = load_script("citation")
+    name = "GATConv, uniform attention"
+    rows = script.main(["--quick", "--only", "ablation", "--models", name, "--out", str(tmp_path)])
+    assert [r["model"] for r in rows] == [name]
+    assert rows[0]["entropy_ratio"] == 1.0  # attention vectors frozen at zero: exact means
+    with pytest.raises(SystemExit):
+        script.main(["--quick", "--only", "minibatch", "--models", "GATConv"])
+    assert "none of --models" in capsys.readouterr().err
