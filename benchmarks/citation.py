@@ -12,9 +12,11 @@ validation epoch; one run per seed. Parts (``--only``):
   on exact 2-hop ``KHopLoader`` mini-batches;
 - ``ablation``: where the default layer loses accuracy (docs/real_data.md): the output
   projection W_O per layer, its initialisation, and what becomes of the attention itself;
-  and GATConv with its attention frozen uniform (both layers, or the last only), which shows
-  where GATConv's additive attention earns what this layer's dot products do not.
-  ``--models`` picks some of a part's models.
+- ``attention``: what learned attention adds over the neighbourhood mean: GATConv with its
+  attention vectors frozen at zero (in both layers, or in the last), this layer with its
+  queries frozen at zero, and this layer without weight decay on its queries and keys.
+
+``--models`` picks some of the parts' models.
 
     python benchmarks/citation.py --quick                        # seconds: Cora, 2 seeds
     python benchmarks/citation.py --out results/citation         # recipe + minibatch
@@ -121,45 +123,52 @@ def uniform_attention(model: nn.Module) -> None:
 NO_WO = {"out_projection": False}
 
 
+PARTS = ("recipe", "minibatch", "ablation", "attention")
+
+
 class Model(NamedTuple):
-    part: str  # "recipe" or "ablation"
+    parts: tuple[str, ...]  # of PARTS but "minibatch" (which trains MINIBATCH)
     build: Callable[[int, int], nn.Module]  # (in_channels, classes) -> model
     tweak: Callable[[nn.Module], None] | None = None  # applied after building
     no_decay: tuple[str, ...] = ()  # parameter names without weight decay
 
 
 MODELS = {
-    "GATConv": Model("recipe", lambda i, c: GATRecipe(pyg(GATConv), i, c)),
-    "TransformerConv": Model("recipe", lambda i, c: GATRecipe(pyg(TransformerConv), i, c)),
+    "GATConv": Model(("recipe",), lambda i, c: GATRecipe(pyg(GATConv), i, c)),
+    "TransformerConv": Model(("recipe",), lambda i, c: GATRecipe(pyg(TransformerConv), i, c)),
     "graphattn, out_projection=False": Model(
-        "recipe", lambda i, c: GATRecipe(ours(NO_WO, NO_WO), i, c)
+        ("recipe",), lambda i, c: GATRecipe(ours(NO_WO, NO_WO), i, c)
     ),
-    "graphattn, defaults (W_O)": Model("recipe", lambda i, c: GATRecipe(ours(), i, c)),
-    "GraphTransformer (graphattn.nn)": Model("recipe", lambda i, c: BlockRecipe(i, c)),
-    "W_O in layer 1 only": Model("ablation", lambda i, c: GATRecipe(ours(None, NO_WO), i, c)),
-    "W_O in layer 2 only": Model("ablation", lambda i, c: GATRecipe(ours(NO_WO, None), i, c)),
+    "graphattn, defaults (W_O)": Model(("recipe",), lambda i, c: GATRecipe(ours(), i, c)),
+    "GraphTransformer (graphattn.nn)": Model(("recipe",), lambda i, c: BlockRecipe(i, c)),
+    "W_O in layer 1 only": Model(("ablation",), lambda i, c: GATRecipe(ours(None, NO_WO), i, c)),
+    "W_O in layer 2 only": Model(("ablation",), lambda i, c: GATRecipe(ours(NO_WO, None), i, c)),
     "W_O initialised to the identity": Model(
-        "ablation", lambda i, c: GATRecipe(ours(), i, c), tweak=identity_out
+        ("ablation",), lambda i, c: GATRecipe(ours(), i, c), tweak=identity_out
     ),
     "no W_O, uniform attention": Model(
-        "ablation", lambda i, c: GATRecipe(ours(NO_WO, NO_WO), i, c), tweak=uniform_attention
+        ("ablation", "attention"),
+        lambda i, c: GATRecipe(ours(NO_WO, NO_WO), i, c),
+        tweak=uniform_attention,
     ),
     "no W_O, no weight decay on W_Q, W_K": Model(
-        "ablation",
+        ("ablation", "attention"),
         lambda i, c: GATRecipe(ours(NO_WO, NO_WO), i, c),
         no_decay=("lin_query", "lin_key"),
     ),  # fmt: skip
     "no W_O, root_weight=True": Model(
-        "ablation",
+        ("ablation",),
         lambda i, c: GATRecipe(
             ours({**NO_WO, "root_weight": True}, {**NO_WO, "root_weight": True}), i, c
         ),
     ),  # fmt: skip
     "GATConv, uniform attention": Model(
-        "ablation", lambda i, c: GATRecipe(pyg(GATConv), i, c), tweak=gat_uniform("conv1", "conv2")
+        ("attention",),
+        lambda i, c: GATRecipe(pyg(GATConv), i, c),
+        tweak=gat_uniform("conv1", "conv2"),
     ),
     "GATConv, uniform attention in layer 2": Model(
-        "ablation", lambda i, c: GATRecipe(pyg(GATConv), i, c), tweak=gat_uniform("conv2")
+        ("attention",), lambda i, c: GATRecipe(pyg(GATConv), i, c), tweak=gat_uniform("conv2")
     ),
 }
 MINIBATCH = "graphattn, out_projection=False"  # the model trained on mini-batches too
@@ -235,7 +244,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = ScriptParser(doc=__doc__)
     parser.add_argument("--datasets", nargs="+", choices=PLANETOID, default=list(PLANETOID),
                         help="Planetoid data sets (shipped in data/planetoid)")  # fmt: skip
-    parser.add_argument("--only", nargs="+", choices=("recipe", "minibatch", "ablation"),
+    parser.add_argument("--only", nargs="+", choices=PARTS,
                         default=["recipe", "minibatch"], help="parts to run")  # fmt: skip
     parser.add_argument("--models", nargs="+", choices=list(MODELS), metavar="MODEL",
                         help="only these models of the parts run (names as in MODELS)")  # fmt: skip
@@ -259,10 +268,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(machine_line())
     print(f"settings: {vars(args)}")
 
-    jobs = [(name, None) for name, spec in MODELS.items() if spec.part in args.only]
-    if "ablation" in args.only:  # its end points are recipe rows: ours with and without W_O,
-        ends = ("graphattn, defaults (W_O)", "graphattn, out_projection=False", "GATConv")
-        jobs = list(dict.fromkeys(jobs + [(name, None) for name in ends]))  # and GATConv's
+    jobs = [(name, None) for name, spec in MODELS.items() if set(spec.parts) & set(args.only)]
+    if "ablation" in args.only:  # the ablation's end points are the recipe's two rows
+        jobs += [("graphattn, defaults (W_O)", None), ("graphattn, out_projection=False", None)]
+        jobs = list(dict.fromkeys(jobs))
     if "minibatch" in args.only:
         jobs.append((MINIBATCH, args.batch_size))
     if args.models:
