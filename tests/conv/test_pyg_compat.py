@@ -209,6 +209,29 @@ def test_fill_value_gives_gatconvs_self_loop_features(engine):
         torch.testing.assert_close(conv(x, edge_index, attr), want, msg=f"fill_value={fill!r}")
 
 
+@pytest.mark.parametrize("engine", ["scatter", "fused", "auto"])
+def test_without_attention_gatconv_and_the_layer_without_w_o_are_one_map(engine):
+    """docs/real_data.md compares GATConv with zero attention vectors and this layer with zero
+    queries: both then take each node's mean over itself and its in-neighbours of one linear
+    map, concatenated over heads, plus a bias (here: including the self-loops a graph brings)."""
+    torch.manual_seed(0)
+    n, heads, per_head = 9, 2, 3
+    x = torch.randn(n, 5, dtype=torch.float64)
+    edge_index = torch.cat([_with_loops(None, n, 4), torch.tensor([[0, 0], [6, 6]])], dim=1)
+    gat = GATConv(5, per_head, heads=heads).double()
+    ours = MultiHeadAttentionConv(5, heads * per_head, heads, out_projection=False, engine=engine)
+    ours = ours.double()
+    with torch.no_grad():
+        for p in (gat.att_src, gat.att_dst, gat.bias):
+            p.normal_()
+        ours.lin_value.weight.copy_(gat.lin.weight)
+        ours.lin_value.bias.copy_(gat.bias)
+        assert not torch.allclose(gat(x, edge_index), ours(x, edge_index))  # GAT attends
+        gat.att_src.zero_(), gat.att_dst.zero_()
+        ours.lin_query.weight.zero_(), ours.lin_query.bias.zero_()
+        torch.testing.assert_close(ours(x, edge_index), gat(x, edge_index))
+
+
 def test_fill_value_and_residual_are_checked_and_residual_is_the_skip():
     with pytest.raises(ValueError, match="`fill_value` as a str"):
         MultiHeadAttentionConv(4, C, HEADS, fill_value="median")
