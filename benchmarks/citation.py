@@ -99,25 +99,27 @@ def identity_out(model: nn.Module) -> None:
         nn.init.eye_(conv.lin_out.weight)
 
 
-def gat_uniform(*layers: str) -> Callable[[nn.Module], None]:
-    """GATConv's attention vectors frozen at zero in ``layers``: there it takes the mean."""
+def uniform_attention(
+    scores: Callable[[nn.Module], object], layers: tuple[str, ...] = ("conv1", "conv2")
+) -> Callable[[nn.Module], None]:
+    """A tweak that freezes at zero the parameters ``scores(conv)`` that a layer's logits come
+    from, in ``layers``: every logit is 0 there, so the layer takes the mean over neighbours."""
 
     def tweak(model: nn.Module) -> None:
         for layer in layers:
-            conv = getattr(model, layer)
-            for p in (conv.att_src, conv.att_dst):
+            for p in scores(getattr(model, layer)):
                 nn.init.zeros_(p)
                 p.requires_grad_(False)
 
     return tweak
 
 
-def uniform_attention(model: nn.Module) -> None:
-    """Queries frozen at zero: every logit is 0, so the layer takes the mean over neighbours."""
-    for conv in (model.conv1, model.conv2):
-        for p in conv.lin_query.parameters():
-            nn.init.zeros_(p)
-            p.requires_grad_(False)
+def queries(conv: MultiHeadAttentionConv):
+    return conv.lin_query.parameters()
+
+
+def attention_vectors(conv: GATConv):
+    return conv.att_src, conv.att_dst
 
 
 NO_WO = {"out_projection": False}
@@ -149,7 +151,7 @@ MODELS = {
     "no W_O, uniform attention": Model(
         ("ablation", "attention"),
         lambda i, c: GATRecipe(ours(NO_WO, NO_WO), i, c),
-        tweak=uniform_attention,
+        tweak=uniform_attention(queries),
     ),
     "no W_O, no weight decay on W_Q, W_K": Model(
         ("ablation", "attention"),
@@ -165,10 +167,12 @@ MODELS = {
     "GATConv, uniform attention": Model(
         ("attention",),
         lambda i, c: GATRecipe(pyg(GATConv), i, c),
-        tweak=gat_uniform("conv1", "conv2"),
+        tweak=uniform_attention(attention_vectors),
     ),
     "GATConv, uniform attention in layer 2": Model(
-        ("attention",), lambda i, c: GATRecipe(pyg(GATConv), i, c), tweak=gat_uniform("conv2")
+        ("attention",),
+        lambda i, c: GATRecipe(pyg(GATConv), i, c),
+        tweak=uniform_attention(attention_vectors, ("conv2",)),
     ),
 }
 MINIBATCH = "graphattn, out_projection=False"  # the model trained on mini-batches too
