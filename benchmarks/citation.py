@@ -14,7 +14,10 @@ validation epoch; one run per seed. Parts (``--only``):
   projection W_O per layer, its initialisation, and what becomes of the attention itself;
 - ``attention``: what learned attention adds over the neighbourhood mean: GATConv with its
   attention vectors frozen at zero (in both layers, or in the last), this layer with its
-  queries frozen at zero, and this layer without weight decay on its queries and keys.
+  queries frozen at zero, and this layer without weight decay on its queries and keys;
+- ``draws``: each of GATConv and this layer on the other's random draws for the seed (its
+  value weights and the dropout masks of training): what a seed's draws are worth beside the
+  layer; the recipe's rows are the same layers on their own draws.
 
 ``--models`` picks some of the parts' models.
 
@@ -125,7 +128,41 @@ def attention_vectors(conv: GATConv):
 NO_WO = {"out_projection": False}
 
 
-PARTS = ("recipe", "minibatch", "ablation", "attention")
+def value_weight(conv: nn.Module) -> torch.Tensor:
+    """The weights of the map a layer aggregates: GATConv's ``lin``, this layer's W_V."""
+    return conv.lin.weight if isinstance(conv, GATConv) else conv.lin_value.weight
+
+
+def on_draws_of(
+    donor: Callable[[int, int], nn.Module], build: Callable[[int, int], nn.Module]
+) -> Callable[[int, int], nn.Module]:
+    """``build``'s model on ``donor``'s random draws: the donor is built first, as its own run
+    builds it, and gives the model its value weights; the model's other parameters are drawn
+    after, and training goes on from the random state the donor left (its dropout masks: the
+    two layers draw them alike, ``tests/conv/test_pyg_compat.py``)."""
+
+    def make(in_channels: int, num_classes: int) -> nn.Module:
+        first = donor(in_channels, num_classes)
+        state = torch.get_rng_state()
+        model = build(in_channels, num_classes)
+        with torch.no_grad():
+            for layer in ("conv1", "conv2"):
+                value_weight(getattr(model, layer)).copy_(value_weight(getattr(first, layer)))
+        torch.set_rng_state(state)
+        return model
+
+    return make
+
+
+def gat(i: int, c: int) -> nn.Module:
+    return GATRecipe(pyg(GATConv), i, c)
+
+
+def ours_pyg(i: int, c: int) -> nn.Module:
+    return GATRecipe(ours(NO_WO, NO_WO), i, c)
+
+
+PARTS = ("recipe", "minibatch", "ablation", "attention", "draws")
 
 
 class Model(NamedTuple):
@@ -136,11 +173,9 @@ class Model(NamedTuple):
 
 
 MODELS = {
-    "GATConv": Model(("recipe",), lambda i, c: GATRecipe(pyg(GATConv), i, c)),
+    "GATConv": Model(("recipe",), gat),
     "TransformerConv": Model(("recipe",), lambda i, c: GATRecipe(pyg(TransformerConv), i, c)),
-    "graphattn, out_projection=False": Model(
-        ("recipe",), lambda i, c: GATRecipe(ours(NO_WO, NO_WO), i, c)
-    ),
+    "graphattn, out_projection=False": Model(("recipe",), ours_pyg),
     "graphattn, defaults (W_O)": Model(("recipe",), lambda i, c: GATRecipe(ours(), i, c)),
     "GraphTransformer (graphattn.nn)": Model(("recipe",), lambda i, c: BlockRecipe(i, c)),
     "W_O in layer 1 only": Model(("ablation",), lambda i, c: GATRecipe(ours(None, NO_WO), i, c)),
@@ -149,15 +184,11 @@ MODELS = {
         ("ablation",), lambda i, c: GATRecipe(ours(), i, c), tweak=identity_out
     ),
     "no W_O, uniform attention": Model(
-        ("ablation", "attention"),
-        lambda i, c: GATRecipe(ours(NO_WO, NO_WO), i, c),
-        tweak=uniform_attention(queries),
+        ("ablation", "attention"), ours_pyg, tweak=uniform_attention(queries)
     ),
     "no W_O, no weight decay on W_Q, W_K": Model(
-        ("ablation", "attention"),
-        lambda i, c: GATRecipe(ours(NO_WO, NO_WO), i, c),
-        no_decay=("lin_query", "lin_key"),
-    ),  # fmt: skip
+        ("ablation", "attention"), ours_pyg, no_decay=("lin_query", "lin_key")
+    ),
     "no W_O, root_weight=True": Model(
         ("ablation",),
         lambda i, c: GATRecipe(
@@ -165,15 +196,15 @@ MODELS = {
         ),
     ),  # fmt: skip
     "GATConv, uniform attention": Model(
-        ("attention",),
-        lambda i, c: GATRecipe(pyg(GATConv), i, c),
-        tweak=uniform_attention(attention_vectors),
+        ("attention",), gat, tweak=uniform_attention(attention_vectors)
     ),
     "GATConv, uniform attention in layer 2": Model(
-        ("attention",),
-        lambda i, c: GATRecipe(pyg(GATConv), i, c),
-        tweak=uniform_attention(attention_vectors, ("conv2",)),
+        ("attention",), gat, tweak=uniform_attention(attention_vectors, ("conv2",))
     ),
+    "graphattn, out_projection=False, on GATConv's draws": Model(
+        ("draws",), on_draws_of(gat, ours_pyg)
+    ),
+    "GATConv, on graphattn's draws": Model(("draws",), on_draws_of(ours_pyg, gat)),
 }
 MINIBATCH = "graphattn, out_projection=False"  # the model trained on mini-batches too
 

@@ -4,6 +4,7 @@ import importlib
 import sys
 
 import pytest
+import torch
 
 from graphattn.experiments import read_table
 
@@ -53,3 +54,21 @@ def test_models_picks_runs_and_a_selection_outside_the_parts_is_refused(tmp_path
     with pytest.raises(SystemExit):
         script.main(["--quick", "--only", "minibatch", "--models", "GATConv"])
     assert "none of --models" in capsys.readouterr().err
+
+
+def test_draws_part_builds_a_layer_on_the_other_layers_draws(tmp_path):
+    script = load_script("citation")
+    torch.manual_seed(3)
+    donor = script.gat(12, 3)
+    state = torch.get_rng_state()
+    torch.manual_seed(3)
+    model = script.on_draws_of(script.gat, script.ours_pyg)(12, 3)
+    assert torch.equal(torch.get_rng_state(), state)  # training draws what GATConv's run draws
+    for layer in ("conv1", "conv2"):
+        assert torch.equal(getattr(model, layer).lin_value.weight, getattr(donor, layer).lin.weight)
+    torch.manual_seed(3)
+    assert not torch.equal(
+        script.ours_pyg(12, 3).conv1.lin_value.weight, model.conv1.lin_value.weight
+    )
+    rows = script.main(["--quick", "--only", "draws", "--out", str(tmp_path)])
+    assert {r["model"] for r in rows} == {m for m, s in script.MODELS.items() if "draws" in s.parts}
