@@ -21,6 +21,7 @@ import argparse
 import copy
 import math
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -307,10 +308,12 @@ def command_line(
 ) -> str:
     """The command that reproduces a run's numbers: ``python <script> <argv>``, without
     ``--out`` (and its value) or the flags in ``drop``, which change where the files go or
-    what is shown, not the numbers.
+    what is shown, not the numbers; an argument with spaces is quoted for the shell.
 
     >>> command_line("examples/x.py", ["--quick", "--out", "/tmp/x", "--no-progress"])
     'python examples/x.py --quick'
+    >>> command_line("x.py", ["--models", "a, b"])
+    "python x.py --models 'a, b'"
     """
     if not isinstance(script, str) or not script:
         raise ValueError(f"`script` must be a script's path, got {script!r}")
@@ -322,4 +325,4 @@ def command_line(
             skip = True
         elif not arg.startswith("--out=") and arg not in drop:
             kept.append(arg)
-    return " ".join(["python", script, *kept])
+    return shlex.join(["python", script, *kept])  # quoted: an argument may hold spaces

@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -142,7 +143,8 @@ def write_table(
     if path.is_dir():
         raise ValueError(f"`path` {str(path)!r} is a folder; give the CSV file's path")
     machine = machine_info() if machine is None else machine
-    command = command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    if command is None:  # quoted, as a shell takes it back
+        command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     header = {
         "date": datetime.date.today().isoformat(),
         "command": command,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 import pytest
 import torch
@@ -56,6 +57,8 @@ def test_settings_command_line_and_divisibility(capsys):
         settings_of(args, "lr")
     argv = ["--quick", "--out", "/tmp/x", "--steps", "3", "--no-progress", "--out=/y"]
     assert command_line("examples/a.py", argv) == "python examples/a.py --quick --steps 3"
+    spaced = command_line("b.py", ["--models", "GATConv", "graphattn, out_projection=False"])
+    assert shlex.split(spaced)[3:] == ["GATConv", "graphattn, out_projection=False"]
     with pytest.raises(ValueError, match="script"):
         command_line("", [])
     p = ScriptParser()
