@@ -16,8 +16,8 @@ validation epoch; one run per seed. Parts (``--only``):
   attention vectors frozen at zero (in both layers, or in the last), this layer with its
   queries frozen at zero, and this layer without weight decay on its queries and keys;
 - ``draws``: each of GATConv and this layer on the other's random draws for the seed (its
-  value weights and the dropout masks of training): what a seed's draws are worth beside the
-  layer; the recipe's rows are the same layers on their own draws.
+  value weights and the dropout masks of training), and on its own kind's, as a control: what
+  a seed's draws are worth beside the layer.
 
 ``--models`` picks some of the parts' models.
 
@@ -137,21 +137,28 @@ def on_draws_of(
     donor: Callable[[int, int], nn.Module], build: Callable[[int, int], nn.Module]
 ) -> Callable[[int, int], nn.Module]:
     """``build``'s model on ``donor``'s random draws: the donor is built first, as its own run
-    builds it, and gives the model its value weights; the model's other parameters are drawn
-    after, and training goes on from the random state the donor left (its dropout masks: the
-    two layers draw them alike, ``tests/conv/test_pyg_compat.py``)."""
+    builds it, and gives the model its value weights; the model's other parameters come from
+    a separate stream (seed + ``OTHER_DRAWS``), and training goes on from the random state the
+    donor left: its dropout masks (the two layers draw them alike on the ``scatter`` engine,
+    ``tests/conv/test_pyg_compat.py``)."""
 
     def make(in_channels: int, num_classes: int) -> nn.Module:
         first = donor(in_channels, num_classes)
-        state = torch.get_rng_state()
-        model = build(in_channels, num_classes)
+        with torch.random.fork_rng(devices=[]):  # leaves the donor's stream where it was
+            torch.manual_seed(torch.initial_seed() + OTHER_DRAWS)
+            model = build(in_channels, num_classes)
         with torch.no_grad():
             for layer in ("conv1", "conv2"):
-                value_weight(getattr(model, layer)).copy_(value_weight(getattr(first, layer)))
-        torch.set_rng_state(state)
+                conv = getattr(model, layer)
+                value_weight(conv).copy_(value_weight(getattr(first, layer)))
+                if isinstance(conv, MultiHeadAttentionConv):
+                    conv.engine = "scatter"  # what "auto" takes here, named: its masks match
         return model
 
     return make
+
+
+OTHER_DRAWS = 10_000  # the seed offset of a draws model's own (non-value) parameters
 
 
 def gat(i: int, c: int) -> nn.Module:
@@ -205,6 +212,10 @@ MODELS = {
         ("draws",), on_draws_of(gat, ours_pyg)
     ),
     "GATConv, on graphattn's draws": Model(("draws",), on_draws_of(ours_pyg, gat)),
+    "GATConv, on GATConv's draws": Model(("draws",), on_draws_of(gat, gat)),
+    "graphattn, out_projection=False, on graphattn's draws": Model(
+        ("draws",), on_draws_of(ours_pyg, ours_pyg)
+    ),
 }
 MINIBATCH = "graphattn, out_projection=False"  # the model trained on mini-batches too
 

@@ -56,19 +56,26 @@ def test_models_picks_runs_and_a_selection_outside_the_parts_is_refused(tmp_path
     assert "none of --models" in capsys.readouterr().err
 
 
-def test_draws_part_builds_a_layer_on_the_other_layers_draws(tmp_path):
+@pytest.mark.parametrize("donor, receiver", [("gat", "ours_pyg"), ("ours_pyg", "gat")])
+def test_draws_part_builds_a_layer_on_the_other_layers_draws(donor, receiver):
     script = load_script("citation")
+    donor, receiver = getattr(script, donor), getattr(script, receiver)
     torch.manual_seed(3)
-    donor = script.gat(12, 3)
+    first = donor(12, 3)
     state = torch.get_rng_state()
     torch.manual_seed(3)
-    model = script.on_draws_of(script.gat, script.ours_pyg)(12, 3)
-    assert torch.equal(torch.get_rng_state(), state)  # training draws what GATConv's run draws
+    model = script.on_draws_of(donor, receiver)(12, 3)
+    assert torch.equal(torch.get_rng_state(), state)  # training draws what the donor's run draws
     for layer in ("conv1", "conv2"):
-        assert torch.equal(getattr(model, layer).lin_value.weight, getattr(donor, layer).lin.weight)
+        got, want = (script.value_weight(getattr(m, layer)) for m in (model, first))
+        assert torch.equal(got, want)
     torch.manual_seed(3)
-    assert not torch.equal(
-        script.ours_pyg(12, 3).conv1.lin_value.weight, model.conv1.lin_value.weight
-    )
+    own = script.value_weight(receiver(12, 3).conv1)
+    assert not torch.equal(own, script.value_weight(model.conv1))
+
+
+def test_draws_part_runs(tmp_path):
+    script = load_script("citation")
     rows = script.main(["--quick", "--only", "draws", "--out", str(tmp_path)])
     assert {r["model"] for r in rows} == {m for m, s in script.MODELS.items() if "draws" in s.parts}
+    assert len(rows) == 4
