@@ -151,7 +151,7 @@ SUBSTITUTIONS: dict[str, Sub] = {
     "results/citation_draws": Sub(
         "python benchmarks/citation.py --only draws --datasets CiteSeer --seeds 2 --steps 2 "
         "--workers 2 --out results/citation_draws",
-        "10 seeds of 200 epochs for two models (12 minutes on 2 cores): 2 seeds of 2 epochs",
+        "10 seeds of 200 epochs for four models (25 minutes on 2 cores): 2 seeds of 2 epochs",
     ),
     "python benchmarks/citation.py --only recipe --datasets CiteSeer --models GATConv "
     "'graphattn, out_projection=False' --seeds 30 --workers 2 --out results/citation_seeds30": Sub(
