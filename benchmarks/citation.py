@@ -133,6 +133,9 @@ def value_weight(conv: nn.Module) -> torch.Tensor:
     return conv.lin.weight if isinstance(conv, GATConv) else conv.lin_value.weight
 
 
+OTHER_DRAWS = 10_000  # the seed offset of a draws model's own (non-value) parameters
+
+
 def on_draws_of(
     donor: Callable[[int, int], nn.Module], build: Callable[[int, int], nn.Module]
 ) -> Callable[[int, int], nn.Module]:
@@ -156,9 +159,6 @@ def on_draws_of(
         return model
 
     return make
-
-
-OTHER_DRAWS = 10_000  # the seed offset of a draws model's own (non-value) parameters
 
 
 def gat(i: int, c: int) -> nn.Module:

@@ -209,26 +209,37 @@ def test_fill_value_gives_gatconvs_self_loop_features(engine):
         torch.testing.assert_close(conv(x, edge_index, attr), want, msg=f"fill_value={fill!r}")
 
 
+def _gat_beside_the_layer(engine: str, dropout: float = 0.0):
+    """GATConv (2 heads of 3 channels) and this layer without W_O on the same value weights."""
+    gat = GATConv(5, 3, heads=2, dropout=dropout).double()
+    ours = MultiHeadAttentionConv(5, 6, 2, dropout=dropout, out_projection=False, engine=engine)
+    ours = ours.double()
+    with torch.no_grad():
+        ours.lin_value.weight.copy_(gat.lin.weight)
+    return gat, ours
+
+
+def _without_attention(gat: GATConv, ours: MultiHeadAttentionConv) -> None:
+    with torch.no_grad():
+        gat.att_src.zero_(), gat.att_dst.zero_()
+        ours.lin_query.weight.zero_(), ours.lin_query.bias.zero_()
+
+
 @pytest.mark.parametrize("engine", ["scatter", "fused", "auto"])
 def test_without_attention_gatconv_and_the_layer_without_w_o_are_one_map(engine):
     """docs/real_data.md compares GATConv with zero attention vectors and this layer with zero
     queries: both then take each node's mean over itself and its in-neighbours of one linear
     map, concatenated over heads, plus a bias (here: including the self-loops a graph brings)."""
     torch.manual_seed(0)
-    n, heads, per_head = 9, 2, 3
-    x = torch.randn(n, 5, dtype=torch.float64)
-    edge_index = torch.cat([_with_loops(None, n, 4), torch.tensor([[0, 0], [6, 6]])], dim=1)
-    gat = GATConv(5, per_head, heads=heads).double()
-    ours = MultiHeadAttentionConv(5, heads * per_head, heads, out_projection=False, engine=engine)
-    ours = ours.double()
+    x = torch.randn(9, 5, dtype=torch.float64)
+    edge_index = torch.cat([_with_loops(None, 9, 4), torch.tensor([[0, 0], [6, 6]])], dim=1)
+    gat, ours = _gat_beside_the_layer(engine)
     with torch.no_grad():
         for p in (gat.att_src, gat.att_dst, gat.bias):
             p.normal_()
-        ours.lin_value.weight.copy_(gat.lin.weight)
         ours.lin_value.bias.copy_(gat.bias)
         assert not torch.allclose(gat(x, edge_index), ours(x, edge_index))  # GAT attends
-        gat.att_src.zero_(), gat.att_dst.zero_()
-        ours.lin_query.weight.zero_(), ours.lin_query.bias.zero_()
+        _without_attention(gat, ours)
         torch.testing.assert_close(ours(x, edge_index), gat(x, edge_index))
 
 
@@ -238,18 +249,12 @@ def test_in_training_gatconv_and_the_layer_drop_the_same_attention_weights():
     engine, which ``auto`` takes on the CPU below ``fused.AUTO_MIN_EDGES`` (biases at zero, as
     initialised: GATConv adds its bias after aggregation, this layer inside the values)."""
     torch.manual_seed(0)
-    n, heads, per_head = 9, 2, 3
-    x = torch.randn(n, 5, dtype=torch.float64)
+    x = torch.randn(9, 5, dtype=torch.float64)
     # no self-loops of its own, as in Planetoid: both keep the edge order, add loops after it
-    edge_index = remove_self_loops(graph(n, n, 3 * n, seed=4))[0]
-    gat = GATConv(5, per_head, heads=heads, dropout=0.6).double()
-    ours = MultiHeadAttentionConv(
-        5, heads * per_head, heads, dropout=0.6, out_projection=False, engine="scatter"
-    ).double()
+    edge_index = remove_self_loops(graph(9, 9, 27, seed=4))[0]
+    gat, ours = _gat_beside_the_layer("scatter", dropout=0.6)
+    _without_attention(gat, ours)
     with torch.no_grad():
-        ours.lin_value.weight.copy_(gat.lin.weight)
-        gat.att_src.zero_(), gat.att_dst.zero_()
-        ours.lin_query.weight.zero_(), ours.lin_query.bias.zero_()
         outputs = []
         for conv in (gat, ours):
             torch.manual_seed(1)
