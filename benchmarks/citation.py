@@ -17,7 +17,9 @@ validation epoch; one run per seed. Parts (``--only``):
   queries frozen at zero, and this layer without weight decay on its queries and keys;
 - ``draws``: each of GATConv and this layer on the other's random draws for the seed (its
   value weights and the dropout masks of training), and on its own kind's, as a control: what
-  a seed's draws are worth beside the layer.
+  a seed's draws are worth beside the layer;
+- ``scores``: additive scores: PyG's GATv2Conv, and this layer's queries, keys and values
+  scored additively as GATv2 scores (``AdditiveScore``) in place of scaled dot products.
 
 ``--models`` picks some of the parts' models.
 
@@ -39,7 +41,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn import GATConv, TransformerConv
+from torch_geometric.nn import GATConv, GATv2Conv, MessagePassing, TransformerConv
+from torch_geometric.nn.inits import glorot
+from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
 from graphattn import MultiHeadAttentionConv
 from graphattn.analysis import attention_entropy
@@ -95,6 +99,33 @@ def ours(first: dict | None = None, last: dict | None = None) -> Callable:
     return lambda i, o, h, is_last: MultiHeadAttentionConv(
         i, o, h, dropout=DROPOUT, **((last if is_last else first) or {})
     )
+
+
+class AdditiveScore(MessagePassing):
+    """This layer's Q, K, V (``out_projection=False``) with GATv2's additive logit
+    ``a . LeakyReLU(q_i + k_j)`` per head in place of ``q_i . k_j / sqrt(d)``: a probe of the
+    score alone, not a graphattn engine (the scatter form, as PyG's layers compute it). Its
+    self-loops as the layer's: existing ones removed, one per node appended."""
+
+    def __init__(self, in_channels: int, out_channels: int, heads: int, last: bool = False):
+        super().__init__(aggr="add", node_dim=0)
+        self.heads, self.head_dim = heads, out_channels // heads
+        ours = MultiHeadAttentionConv(in_channels, out_channels, heads, out_projection=False)
+        self.lin_query, self.lin_key, self.lin_value = ours.lin_query, ours.lin_key, ours.lin_value
+        self.att = nn.Parameter(torch.empty(1, heads, self.head_dim))
+        glorot(self.att)
+
+    def forward(self, x, edge_index, return_attention_weights: bool = False):
+        edge_index, _ = add_self_loops(remove_self_loops(edge_index)[0], num_nodes=x.size(0))
+        q, k, v = (lin(x).view(-1, self.heads, self.head_dim)
+                   for lin in (self.lin_query, self.lin_key, self.lin_value))  # fmt: skip
+        out = self.propagate(edge_index, q=q, k=k, v=v).flatten(1)
+        return (out, (edge_index, self._alpha)) if return_attention_weights else out
+
+    def message(self, q_i, k_j, v_j, index, ptr, size_i):
+        logits = (F.leaky_relu(q_i + k_j, 0.2) * self.att).sum(-1)
+        self._alpha = softmax(logits, index, ptr, size_i)
+        return v_j * F.dropout(self._alpha, DROPOUT, self.training).unsqueeze(-1)
 
 
 def identity_out(model: nn.Module) -> None:
@@ -169,7 +200,7 @@ def ours_pyg(i: int, c: int) -> nn.Module:
     return GATRecipe(ours(NO_WO, NO_WO), i, c)
 
 
-PARTS = ("recipe", "minibatch", "ablation", "attention", "draws")
+PARTS = ("recipe", "minibatch", "ablation", "attention", "draws", "scores")
 
 
 class Model(NamedTuple):
@@ -216,6 +247,10 @@ MODELS = {
     "graphattn, out_projection=False, on graphattn's draws": Model(
         ("draws",), on_draws_of(ours_pyg, ours_pyg)
     ),
+    "GATv2Conv": Model(("scores",), lambda i, c: GATRecipe(pyg(GATv2Conv), i, c)),
+    "graphattn's Q, K, V, GATv2's additive score": Model(
+        ("scores",), lambda i, c: GATRecipe(AdditiveScore, i, c)
+    ),
 }
 MINIBATCH = "graphattn, out_projection=False"  # the model trained on mini-batches too
 
@@ -225,7 +260,9 @@ def attention_stats(model: nn.Module, data) -> dict:
     in-degree, on nodes of in-degree > 1: 1 means uniform) and, for graphattn, the norm of
     its query weights."""
     conv = getattr(model, "conv1", None)
-    if not isinstance(conv, (MultiHeadAttentionConv, GATConv, TransformerConv)):
+    if not isinstance(
+        conv, (MultiHeadAttentionConv, GATConv, GATv2Conv, TransformerConv, AdditiveScore)
+    ):
         return {"query_norm": float("nan"), "entropy_ratio": float("nan")}
     model.eval()
     with torch.no_grad():

@@ -79,3 +79,32 @@ def test_draws_part_runs(tmp_path):
     rows = script.main(["--quick", "--only", "draws", "--out", str(tmp_path)])
     assert {r["model"] for r in rows} == {m for m, s in script.MODELS.items() if "draws" in s.parts}
     assert len(rows) == 4
+
+
+def test_additive_score_probe_is_the_layer_but_for_its_score():
+    script = load_script("citation")
+    torch.manual_seed(0)
+    probe = script.AdditiveScore(5, 8, 2).eval()
+    layer = script.MultiHeadAttentionConv(5, 8, 2, out_projection=False).eval()
+    for name in ("lin_query", "lin_key", "lin_value"):
+        getattr(layer, name).load_state_dict(getattr(probe, name).state_dict())
+    x = torch.randn(6, 5)
+    edge_index = torch.tensor([[0, 1, 1, 2, 3, 3, 5], [1, 0, 2, 2, 4, 4, 0]])  # a loop, a pair
+    out, (loops, alpha) = probe(x, edge_index, return_attention_weights=True)
+    assert loops.size(1) == 6 + 6 and alpha.shape == (12, 2)  # 6 non-loop edges and 6 loops
+    assert not torch.allclose(out, layer(x, edge_index), atol=1e-4)  # the scores differ
+    with torch.no_grad():  # zero logits in both: each node's mean of W_V x over its in-edges
+        probe.att.zero_()
+        layer.lin_query.weight.zero_()
+        layer.lin_query.bias.zero_()
+    torch.testing.assert_close(probe(x, edge_index), layer(x, edge_index))
+
+
+def test_scores_part_runs(tmp_path):
+    script = load_script("citation")
+    rows = script.main(["--quick", "--only", "scores", "--out", str(tmp_path)])
+    assert {r["model"] for r in rows} == {
+        "GATv2Conv",
+        "graphattn's Q, K, V, GATv2's additive score",
+    }
+    assert all(0.0 < r["entropy_ratio"] <= 1.0 for r in rows)
