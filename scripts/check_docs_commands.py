@@ -153,6 +153,12 @@ SUBSTITUTIONS: dict[str, Sub] = {
         "--workers 2 --out results/citation_draws",
         "10 seeds of 200 epochs for four models (25 minutes on 2 cores): 2 seeds of 2 epochs",
     ),
+    "python benchmarks/citation.py --only scores --datasets CiteSeer --workers 2 --out "
+    "results/citation_scores": Sub(
+        "python benchmarks/citation.py --only scores --datasets CiteSeer --seeds 2 --steps 2 "
+        "--workers 2 --out results/citation_scores",
+        "10 seeds of 200 epochs for two models (13 minutes on 2 cores): 2 seeds of 2 epochs",
+    ),
     "python benchmarks/citation.py --only recipe --datasets CiteSeer --models GATConv "
     "'graphattn, out_projection=False' --seeds 30 --workers 2 --out results/citation_seeds30": Sub(
         "python benchmarks/citation.py --only recipe --datasets CiteSeer --models GATConv "
