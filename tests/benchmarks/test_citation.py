@@ -108,3 +108,13 @@ def test_scores_part_runs(tmp_path):
         "graphattn's Q, K, V, GATv2's additive score",
     }
     assert all(0.0 < r["entropy_ratio"] <= 1.0 for r in rows)
+
+
+def test_additive_score_probe_draws_the_first_layers_weights_as_the_layers_own_run():
+    script = load_script("citation")
+    torch.manual_seed(5)
+    own = script.ours_pyg(12, 3).conv1
+    torch.manual_seed(5)
+    probe = script.GATRecipe(script.AdditiveScore, 12, 3).conv1
+    for name in ("lin_query", "lin_key", "lin_value"):
+        assert torch.equal(getattr(probe, name).weight, getattr(own, name).weight)
